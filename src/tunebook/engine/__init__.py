@@ -1,0 +1,13 @@
+"""Engines: train a group of TrialConfigs that share a shape; return one TrialResult each.
+
+``stacked`` (the default) trains the group as one batched model; ``reference`` trains
+one plain ``nn.Module`` at a time and is the correctness oracle.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import reference, stacked
+
+ENGINES: dict[str, Callable] = {"stacked": stacked.train_group, "reference": reference.train_group}

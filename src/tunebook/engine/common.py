@@ -1,0 +1,130 @@
+"""What both engines share: data on the device, epoch events, turning curves into results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from ..data import Dataset
+from ..model import param_count, train_flops
+from ..records import History, TrialResult, best_epoch
+from ..spec import TrialConfig
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceData:
+    """A dataset's arrays as tensors on one device, put there once per study."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+    device: torch.device
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset, device: torch.device | str) -> "DeviceData":
+        device = torch.device(device)
+        t = lambda a: torch.from_numpy(a.copy()).to(device)  # noqa: E731 (copy: arrays are read-only)
+        return cls(t(ds.x_train), t(ds.y_train), t(ds.x_val), t(ds.y_val), t(ds.x_test), t(ds.y_test),
+                   n_classes=ds.n_classes, device=device)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present. Asking for ``cuda`` without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{torch.get_num_threads()} threads"
+
+
+def diverged(train_loss: float, val_loss: float, n_classes: int) -> bool:
+    """A member has diverged when its epoch's mean loss is not finite, or is more than
+    100 times the chance-level loss ln(C): a ReLU net blown up by a huge learning rate
+    often stays finite (dead units, loss ~1e4) but its numbers no longer mean anything."""
+    limit = 100 * math.log(n_classes)
+    return not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > limit
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """Fired after every epoch of a group (progress bars and loggers attach here)."""
+
+    label: str
+    epoch: int
+    max_epochs: int
+    members: int
+    val_acc: list[float]
+    seconds: float
+
+
+@dataclass
+class MemberHistory:
+    """Curves of one training stream while it trains (mutable; results are frozen)."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    test: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (loss, acc)
+    diverged_epoch: int = 0
+
+    def add(self, train_loss: float, train_acc: float, val_loss: float, val_acc: float, seconds: float) -> None:
+        self.train_loss.append(train_loss)
+        self.train_acc.append(train_acc)
+        self.val_loss.append(val_loss)
+        self.val_acc.append(val_acc)
+        self.epoch_seconds.append(seconds)
+
+    def frozen(self) -> History:
+        return History(tuple(self.train_loss), tuple(self.train_acc), tuple(self.val_loss),
+                       tuple(self.val_acc), tuple(self.epoch_seconds))
+
+
+def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: DeviceData,
+                group_seconds: float, group_size: int, engine: str) -> list[TrialResult]:
+    """One result per config of a training stream, each read at its own epoch count."""
+    full = hist.frozen()
+    lead = max(configs, key=lambda c: c.epochs)
+    n_train = data.x_train.shape[0]
+    out = []
+    for c in configs:
+        common = dict(trial_id=c.trial_id, params=param_count(c.layers, data.n_features, data.n_classes),
+                      group_seconds=group_seconds, group_size=group_size, engine=engine,
+                      device=device_name(data.device),
+                      derived_from=lead.trial_id if c.epochs < lead.epochs else "")
+        if hist.diverged_epoch and hist.diverged_epoch <= c.epochs:
+            n = hist.diverged_epoch
+            h = full.head(n)
+            out.append(TrialResult(status="diverged", epochs_run=n, history=h, diverged_epoch=n,
+                                   train_seconds=sum(h.epoch_seconds),
+                                   flops=train_flops(c.layers, n_train, n, data.n_features, data.n_classes),
+                                   **common))
+            continue
+        h = full.head(c.epochs)
+        test_loss, test_acc = hist.test[c.epochs]
+        out.append(TrialResult(status="complete", epochs_run=c.epochs, history=h,
+                               train_seconds=sum(h.epoch_seconds),
+                               flops=train_flops(c.layers, n_train, c.epochs, data.n_features, data.n_classes),
+                               val_acc=h.val_acc[-1], val_loss=h.val_loss[-1],
+                               test_acc=test_acc, test_loss=test_loss, best_epoch=best_epoch(h.val_acc),
+                               **common))
+    return out
+

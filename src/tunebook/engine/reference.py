@@ -1,0 +1,116 @@
+"""The reference trainer: one plain ``nn.Module`` and ``torch.optim``, the oracle.
+
+It shares with the stacked engine only what makes them comparable — the initial
+weights (:func:`tunebook.model.init_params`), the data order and dropout masks
+(:mod:`tunebook.engine.rng`) — and nothing of the training step itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import init_params
+from ..records import TrialResult
+from ..spec import TrialConfig
+from . import rng
+from .common import DeviceData, EpochEvent, MemberHistory, diverged, results_for
+from .optim import hparams_of, torch_optimizer
+
+_ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+
+
+class HashDropout(nn.Module):
+    """Dropout whose mask comes from :func:`rng.keep_mask` (seed, step, layer)."""
+
+    def __init__(self, rate: float, seed: int, layer: int, clock: list[int]):
+        super().__init__()
+        self.rate, self.seed, self.layer, self.clock = rate, seed, layer, clock
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return x
+        rate = torch.tensor([[[self.rate]]], device=x.device)
+        keep = rng.keep_mask([self.seed], self.clock[0], self.layer, tuple(x.shape), rate, x.device)[0]
+        return x * keep.to(x.dtype) / (1 - self.rate)
+
+
+def build_mlp(cfg: TrialConfig, n_in: int, n_out: int, clock: list[int]) -> nn.Sequential:
+    dims = [n_in, *cfg.layers, n_out]
+    mods: list[nn.Module] = []
+    for l, (i, o) in enumerate(zip(dims[:-1], dims[1:])):
+        mods.append(nn.Linear(i, o))
+        if l < len(cfg.layers):
+            mods.append(_ACT[cfg.activation]())
+            if cfg.dropout > 0:
+                mods.append(HashDropout(cfg.dropout, cfg.seed, l, clock))
+    model = nn.Sequential(*mods)
+    with torch.no_grad():
+        linears = [m for m in model if isinstance(m, nn.Linear)]
+        init = init_params(cfg.seed, cfg.layers, n_in, n_out)
+        for lin, w, b in zip(linears, init[::2], init[1::2]):
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+    return model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10_000) -> tuple[float, float]:
+    model.eval()
+    loss, correct = 0.0, 0
+    for s in range(0, x.shape[0], chunk):
+        logits = model(x[s:s + chunk])
+        loss += F.cross_entropy(logits, y[s:s + chunk], reduction="sum").item()
+        correct += (logits.argmax(1) == y[s:s + chunk]).sum().item()
+    return loss / x.shape[0], correct / x.shape[0]
+
+
+def train_one(cfg: TrialConfig, data: DeviceData,
+              hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> TrialResult:
+    t_start = time.perf_counter()
+    clock = [0]
+    model = build_mlp(cfg, data.n_features, data.n_classes, clock).to(data.device)
+    opt = torch_optimizer(model.parameters(), hparams_of(cfg))
+    hist = MemberHistory()
+    n, bsz = data.x_train.shape[0], cfg.batch_size
+    steps = math.ceil(n / bsz)
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = rng.permutations([cfg.seed], epoch, n, data.device)[0]
+        loss_sum = torch.zeros((), device=data.device, dtype=torch.float64)
+        correct = torch.zeros((), device=data.device, dtype=torch.int64)
+        for s in range(steps):
+            clock[0] = (epoch - 1) * steps + s
+            idx = perm[s * bsz:(s + 1) * bsz]
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(1) == yb).sum()
+        val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
+        train_loss = loss_sum.item() / n
+        if diverged(train_loss, val_loss, data.n_classes):
+            hist.diverged_epoch = epoch
+        elif epoch == cfg.epochs:
+            hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
+        hist.add(train_loss, correct.item() / n, val_loss, val_acc, time.perf_counter() - t0)
+        for hook in hooks:
+            hook(EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1]))
+        if hist.diverged_epoch:
+            break
+    return results_for([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]
+
+
+def train_group(configs: Sequence[TrialConfig], data: DeviceData,
+                hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> list[TrialResult]:
+    """The reference engine trains a group one trial after another."""
+    return [train_one(c, data, hooks, label) for c in configs]

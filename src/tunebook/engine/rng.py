@@ -1,0 +1,64 @@
+"""Counter-based randomness for data order and dropout, identical on every device.
+
+A stream is addressed by integers (seed, epoch, step, layer...) and hashed with a
+32-bit integer mixer, so a member's shuffles and dropout masks do not depend on which
+group it trains in, on the device, or on how many members sit beside it. The reference
+trainer uses the same functions, which is what makes the two engines comparable.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+M32 = 0xFFFFFFFF
+_PERM, _DROP = 0x5045524D, 0x44524F50  # stream tags
+
+
+def _mix_int(x: int) -> int:
+    """lowbias32 (C. Wellons' hash-prospector constants) on a Python int."""
+    x &= M32
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & M32
+    return x ^ (x >> 16)
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """lowbias32 on an int64 tensor holding values in [0, 2^32). The products wrap
+    modulo 2^64 in int64; masking keeps the exact low 32 bits."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & M32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & M32
+    return x ^ (x >> 16)
+
+
+def key(*parts: int) -> int:
+    """A 32-bit stream key from any number of integers."""
+    h = 0x9E3779B9
+    for p in parts:
+        h = _mix_int(h ^ _mix_int(int(p) & M32) ^ ((int(p) >> 32) & M32))
+    return h
+
+
+def permutations(seeds: Sequence[int], epoch: int, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One permutation of ``range(n)`` per seed for this epoch: int64 ``[T, n]``."""
+    bases = torch.tensor([key(_PERM, s, epoch) for s in seeds], dtype=torch.int64, device=device)
+    i = torch.arange(n, dtype=torch.int64, device=device)
+    keys = mix32(mix32((i[None, :] + bases[:, None]) & M32) ^ bases[:, None])
+    return torch.argsort(keys, dim=1, stable=True)
+
+
+def keep_mask(seeds: Sequence[int], step: int, layer: int, shape: tuple[int, int],
+              rate: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Dropout keep-mask ``[T, B, W]``: element kept when its hash >= rate · 2^32.
+
+    ``rate`` is a float tensor ``[T, 1, 1]`` of per-member dropout rates.
+    """
+    bases = torch.tensor([key(_DROP, s, step, layer) for s in seeds], dtype=torch.int64, device=device)
+    i = torch.arange(shape[0] * shape[1], dtype=torch.int64, device=device).view(1, *shape)
+    u = mix32(mix32((i + bases.view(-1, 1, 1)) & M32) ^ bases.view(-1, 1, 1))
+    return u.to(torch.float64) >= rate.to(torch.float64) * float(1 << 32)

@@ -1,0 +1,244 @@
+"""The stacked engine: T trials of one shape trained as one batched model.
+
+Weights are ``[T, in, out]``, biases ``[T, 1, out]``; a layer is one ``baddbmm``. The
+forward and backward passes are written out by hand (an MLP's are short), so a step is
+a fixed list of batched kernels with no autograd graph, no ``.item()`` and no host sync;
+gradients land in preallocated buffers that the optimizer updates in place.
+
+Members never mix: each member's loss is its own batch mean and each gradient slice is
+computed from that member's slice alone. A member whose epoch loss is not finite is
+recorded ``diverged`` and removed from the stack at the epoch's end, like a member whose
+last epoch is done; the rest continue on a smaller stack. Trials that differ only in
+``epochs`` are one member: the shorter trials read its state at their epoch counts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..model import init_params
+from ..records import TrialResult
+from ..spec import TrialConfig
+from . import rng
+from .common import DeviceData, EpochEvent, MemberHistory, results_for
+from .common import diverged as is_diverged
+from .optim import StackedOptimizer, hparams_of
+
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+@dataclass
+class Member:
+    """One training stream: trials equal in all but ``epochs`` (same seed, same run)."""
+
+    configs: list[TrialConfig]
+    history: MemberHistory = field(default_factory=MemberHistory)
+
+    @property
+    def lead(self) -> TrialConfig:
+        return max(self.configs, key=lambda c: c.epochs)
+
+    @property
+    def checkpoints(self) -> set[int]:
+        return {c.epochs for c in self.configs}
+
+
+def plan_members(configs: Sequence[TrialConfig]) -> list[Member]:
+    """Merge configs into members and order them so equal optimizer settings are adjacent."""
+    streams: dict[tuple, list[TrialConfig]] = {}
+    for c in configs:
+        streams.setdefault(c.stream_key, []).append(c)
+    members = [Member(sorted(cs, key=lambda c: c.epochs)) for cs in streams.values()]
+    members.sort(key=lambda m: (hparams_of(m.lead).__repr__(), m.lead.dropout, m.lead.seed))
+    return members
+
+
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+            "gelu": F.gelu}[name]
+
+
+def activation_grad(name: str, dh: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+    """dL/dz from dL/da, given a = act(z). ``dh`` is a fresh buffer and may be overwritten."""
+    if name == "relu":
+        return dh.masked_fill_(a <= 0, 0.0)
+    if name == "tanh":
+        return dh.mul_(1 - a * a)
+    if name == "sigmoid":
+        return dh.mul_(a * (1 - a))
+    cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+    return dh.mul_(cdf + z * torch.exp(-0.5 * z * z) / _SQRT_2PI)
+
+
+class StackedMLP:
+    """Parameters, gradient buffers and the hand-written passes of a stacked MLP."""
+
+    def __init__(self, members: Sequence[Member], n_in: int, n_out: int, device: torch.device):
+        lead = members[0].lead
+        self.act_name = lead.activation
+        self.act = activation(lead.activation)
+        self.device = device
+        per_member = [init_params(m.lead.seed, lead.layers, n_in, n_out) for m in members]
+        self.params: list[torch.Tensor] = []
+        for i in range(0, len(per_member[0]), 2):
+            self.params.append(torch.stack([p[i].t() for p in per_member]).contiguous().to(device))
+            self.params.append(torch.stack([p[i + 1][None, :] for p in per_member]).to(device))
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        self.rates = torch.tensor([m.lead.dropout for m in members], device=device).view(-1, 1, 1)
+        self.dropout = bool((self.rates > 0).any())
+        self.seeds = [m.lead.seed for m in members]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.params) // 2
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.params = [p.index_select(0, keep) for p in self.params]
+        self.grads = [g.index_select(0, keep) for g in self.grads]
+        self.rates = self.rates.index_select(0, keep)
+        self.seeds = [self.seeds[i] for i in keep.tolist()]
+        self.dropout = bool((self.rates > 0).any())
+
+    def forward_train(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, list]:
+        """Logits ``[T, B, classes]`` and, per layer, (input, activation, pre-activation, mask)."""
+        cache = []
+        h = x
+        for l in range(self.n_layers):
+            z = torch.baddbmm(self.params[2 * l + 1], h, self.params[2 * l])
+            if l == self.n_layers - 1:
+                cache.append((h, None, None, None))
+                return z, cache
+            a = self.act(z)
+            mask = None
+            if self.dropout:
+                keep = rng.keep_mask(self.seeds, step, l, tuple(a.shape[1:]), self.rates, self.device)
+                mask = keep.to(a.dtype).div_(1 - self.rates)
+            cache.append((h, a, z if self.act_name == "gelu" else None, mask))
+            h = a * mask if mask is not None else a
+        raise AssertionError("an MLP has at least one layer")
+
+    def backward(self, cache: list, dlogits: torch.Tensor) -> None:
+        """Fill ``self.grads`` from dL/dlogits (no autograd; dW and db written in place)."""
+        dz = dlogits
+        for l in range(self.n_layers - 1, -1, -1):
+            torch.bmm(cache[l][0].transpose(1, 2), dz, out=self.grads[2 * l])
+            torch.sum(dz, dim=1, keepdim=True, out=self.grads[2 * l + 1])
+            if l == 0:
+                return
+            dh = torch.bmm(dz, self.params[2 * l].transpose(1, 2))
+            _, a, z, mask = cache[l - 1]
+            if mask is not None:
+                dh.mul_(mask)
+            dz = activation_grad(self.act_name, dh, a, z)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
+                 budget_bytes: int = 1 << 28) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss and accuracy of every member (or of ``rows``) on (x, y): ``[T]`` each."""
+        params = self.params if rows is None else [p.index_select(0, rows) for p in self.params]
+        t, n_in, w1 = params[0].shape
+        widest = max(p.shape[-1] for p in params[::2])
+        chunk = max(256, budget_bytes // (4 * t * widest * 2))
+        w_first = params[0].permute(1, 0, 2).reshape(n_in, t * w1)  # one wide GEMM for layer 1
+        loss = torch.zeros(t, device=x.device, dtype=torch.float64)
+        correct = torch.zeros(t, device=x.device, dtype=torch.int64)
+        for s in range(0, x.shape[0], chunk):
+            xc, yc = x[s:s + chunk], y[s:s + chunk]
+            h = (xc @ w_first).view(xc.shape[0], t, w1).transpose(0, 1) + params[1]
+            for l in range(1, len(params) // 2):
+                h = torch.baddbmm(params[2 * l + 1], self.act(h), params[2 * l])
+            logp = torch.log_softmax(h, dim=-1)
+            yy = yc.expand(t, -1)
+            loss += -logp.gather(-1, yy.unsqueeze(-1)).squeeze(-1).sum(1, dtype=torch.float64)
+            correct += (logp.argmax(-1) == yy).sum(1)
+        return loss / x.shape[0], correct.to(torch.float64) / x.shape[0]
+
+
+def loss_and_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-member summed cross-entropy, correct count, and dL/dlogits of the batch means."""
+    logp = torch.log_softmax(logits, dim=-1)
+    nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    correct = (logits.argmax(-1) == y).sum(1)
+    grad = logp.exp_()
+    grad.scatter_add_(-1, y.unsqueeze(-1), torch.full_like(nll, -1.0).unsqueeze(-1))
+    grad.div_(y.shape[1])
+    return nll.sum(1), correct, grad
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_group(configs: Sequence[TrialConfig], data: DeviceData,
+                hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> list[TrialResult]:
+    """Train configs that share layer shapes, activation, batch size and optimizer kind."""
+    members = plan_members(configs)
+    lead = members[0].lead
+    for m in members:
+        for key in ("layers", "activation", "batch_size", "optimizer"):
+            if getattr(m.lead, key) != getattr(lead, key):
+                raise ValueError(f"configs of one group must share {key}")
+    device = data.device
+    t_start = time.perf_counter()
+    model = StackedMLP(members, data.n_features, data.n_classes, device)
+    opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members])
+    rows = list(range(len(members)))  # member index of each stacked row
+    n, bsz = data.x_train.shape[0], lead.batch_size
+    steps = math.ceil(n / bsz)
+    for epoch in range(1, max(m.lead.epochs for m in members) + 1):
+        t0 = time.perf_counter()
+        perm = rng.permutations(model.seeds, epoch, n, device)
+        loss_sum = torch.zeros(len(rows), device=device, dtype=torch.float64)
+        correct = torch.zeros(len(rows), device=device, dtype=torch.int64)
+        for s in range(steps):
+            idx = perm[:, s * bsz:(s + 1) * bsz]
+            logits, cache = model.forward_train(data.x_train[idx], (epoch - 1) * steps + s)
+            batch_loss, batch_correct, dlogits = loss_and_grad(logits, data.y_train[idx])
+            model.backward(cache, dlogits)
+            opt.step()
+            loss_sum += batch_loss
+            correct += batch_correct
+        val_loss, val_acc = model.evaluate(data.x_val, data.y_val)
+        train_loss = (loss_sum / n).cpu().tolist()  # the epoch's one host sync
+        train_acc = (correct.to(torch.float64) / n).cpu().tolist()
+        val_loss, val_acc = val_loss.cpu().tolist(), val_acc.cpu().tolist()
+        want_test = [r for r, i in enumerate(rows) if epoch in members[i].checkpoints]
+        diverged = {r for r in range(len(rows)) if is_diverged(train_loss[r], val_loss[r], data.n_classes)}
+        live_test = [r for r in want_test if r not in diverged]
+        test = {}
+        if live_test:
+            tl, ta = model.evaluate(data.x_test, data.y_test, torch.tensor(live_test, device=device))
+            test = {r: (l, a) for r, l, a in zip(live_test, tl.cpu().tolist(), ta.cpu().tolist())}
+        _sync(device)
+        share = (time.perf_counter() - t0) / len(rows)
+        for r, i in enumerate(rows):
+            members[i].history.add(train_loss[r], train_acc[r], val_loss[r], val_acc[r], share)
+            if r in test:
+                members[i].history.test[epoch] = test[r]
+            if r in diverged:
+                members[i].history.diverged_epoch = epoch
+        for hook in hooks:
+            hook(EpochEvent(label=label, epoch=epoch, max_epochs=max(m.lead.epochs for m in members),
+                            members=len(rows), val_acc=[v for r, v in enumerate(val_acc) if r not in diverged],
+                            seconds=share * len(rows)))
+        keep = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs]
+        if len(keep) < len(rows):
+            if not keep:
+                break
+            keep_t = torch.tensor(keep, device=device)
+            model.select(keep_t)
+            opt.select(keep_t, model.params, model.grads)
+            rows = [rows[r] for r in keep]
+    group_seconds = time.perf_counter() - t_start
+    results: list[TrialResult] = []
+    for m in members:
+        results.extend(results_for(m.configs, m.history, data, group_seconds, len(members),
+                                   engine="stacked"))
+    return results

@@ -1,0 +1,53 @@
+"""The MLP: its parameter count, its exact training FLOPs, its initial weights.
+
+Both engines draw initial weights from :func:`init_params`, so a stacked member and the
+reference trainer with the same seed start from the same numbers (torch.nn.Linear's
+scheme: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn layer by layer).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+def layer_sizes(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of every Linear layer, output layer included."""
+    dims = [n_in, *layers, n_out]
+    return list(zip(dims[:-1], dims[1:]))
+
+
+def param_count(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
+    return sum(i * o + o for i, o in layer_sizes(layers, n_in, n_out))
+
+
+def flops_per_sample(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
+    """Training FLOPs for one sample: matmuls (2 per multiply-add) and bias adds.
+
+    Forward: 2·in·out + out per layer. Backward: the weight gradient (2·in·out) and bias
+    gradient (out) of every layer, and the input gradient (2·in·out) of every layer but
+    the first (the images need none). Activations, the loss and the optimizer are
+    elementwise work and not counted.
+    """
+    sizes = layer_sizes(layers, n_in, n_out)
+    fwd = sum(2 * i * o + o for i, o in sizes)
+    bwd = sum(2 * i * o + o for i, o in sizes) + sum(2 * i * o for i, o in sizes[1:])
+    return fwd + bwd
+
+
+def train_flops(layers: Sequence[int], samples_per_epoch: int, epochs: int,
+                n_in: int = 784, n_out: int = 10) -> int:
+    return flops_per_sample(layers, n_in, n_out) * samples_per_epoch * epochs
+
+
+def init_params(seed: int, layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> list[torch.Tensor]:
+    """[W1, b1, W2, b2, ...] on the CPU, W in nn.Linear's layout [out, in]."""
+    g = torch.Generator().manual_seed(int(seed))
+    out = []
+    for fan_in, fan_out in layer_sizes(layers, n_in, n_out):
+        bound = 1.0 / math.sqrt(fan_in)
+        out.append(torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g))
+        out.append(torch.empty(fan_out).uniform_(-bound, bound, generator=g))
+    return out

@@ -1,0 +1,115 @@
+"""Frozen, self-checking records of what a trial produced.
+
+A :class:`TrialResult` is what an engine returns and what ``result.toml`` holds. It
+validates itself on construction: a ``complete`` result has finite metrics in range and
+histories as long as ``epochs_run``; whatever is read back from disk passes through the
+same checks, so a malformed file can never become a record.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+STATUSES = ("complete", "diverged", "failed", "pruned")
+HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
+
+
+@dataclass(frozen=True)
+class History:
+    """Per-epoch curves, one entry per epoch run (epoch 1 first)."""
+
+    train_loss: tuple[float, ...] = ()
+    train_acc: tuple[float, ...] = ()
+    val_loss: tuple[float, ...] = ()
+    val_acc: tuple[float, ...] = ()
+    epoch_seconds: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        lengths = {len(getattr(self, k)) for k in HISTORY_KEYS}
+        if len(lengths) != 1:
+            raise ValueError(f"history arrays differ in length: { {k: len(getattr(self, k)) for k in HISTORY_KEYS} }")
+        for k in HISTORY_KEYS:
+            object.__setattr__(self, k, tuple(float(v) for v in getattr(self, k)))
+
+    def __len__(self) -> int:
+        return len(self.val_acc)
+
+    def head(self, n: int) -> "History":
+        return History(**{k: getattr(self, k)[:n] for k in HISTORY_KEYS})
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial produced. ``train_seconds`` is the trial's share of its group's time."""
+
+    trial_id: str
+    status: str
+    params: int
+    flops: int
+    epochs_run: int
+    train_seconds: float
+    val_acc: float = math.nan
+    val_loss: float = math.nan
+    test_acc: float = math.nan
+    test_loss: float = math.nan
+    best_epoch: int = 0
+    history: History = field(default_factory=History)
+    group_seconds: float = 0.0
+    group_size: int = 1
+    derived_from: str = ""     # trial id of the longer run this result was read from
+    diverged_epoch: int = 0    # first epoch whose training loss was not finite
+    error: str = ""            # a failed trial's error and traceback
+    engine: str = ""
+    device: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        if len(self.history) != self.epochs_run:
+            raise ValueError(f"history has {len(self.history)} epochs but epochs_run = {self.epochs_run}")
+        if self.params < 0 or self.flops < 0 or self.group_size < 1:
+            raise ValueError("params, flops must be >= 0 and group_size >= 1")
+        if self.status == "complete":
+            for k in ("val_acc", "val_loss", "test_acc", "test_loss", "train_seconds"):
+                v = getattr(self, k)
+                if not math.isfinite(v):
+                    raise ValueError(f"a complete result needs a finite {k}, got {v}")
+            for k in ("val_acc", "test_acc"):
+                if not 0.0 <= getattr(self, k) <= 1.0:
+                    raise ValueError(f"{k} must be in [0, 1], got {getattr(self, k)}")
+            if not 1 <= self.best_epoch <= self.epochs_run:
+                raise ValueError(f"best_epoch must be in 1..{self.epochs_run}, got {self.best_epoch}")
+        if self.status == "diverged" and self.diverged_epoch < 1:
+            raise ValueError("a diverged result needs diverged_epoch >= 1")
+        if self.status == "failed" and not self.error:
+            raise ValueError("a failed result needs its error")
+
+    @property
+    def done(self) -> bool:
+        """Finished for good: rerunning the same config would give the same record."""
+        return self.status in ("complete", "diverged")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["history"] = {k: list(getattr(self.history, k)) for k in HISTORY_KEYS}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrialResult":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        d = dict(d)
+        hist = d.pop("history", {})
+        if not isinstance(hist, Mapping):
+            raise ValueError("history must be a table")
+        return cls(history=History(**{k: tuple(hist.get(k, ())) for k in HISTORY_KEYS}), **d)
+
+
+def best_epoch(val_acc: tuple[float, ...]) -> int:
+    """1-based epoch of the highest validation accuracy (the first one on ties)."""
+    finite = [(v, -i) for i, v in enumerate(val_acc) if math.isfinite(v)]
+    return -max(finite)[1] + 1 if finite else 0

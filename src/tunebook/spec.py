@@ -1,0 +1,525 @@
+"""Study files: parse, validate, expand into trials.
+
+A study file is TOML with four parts: ``[study]`` (name, dataset, split, seeds, ...),
+``[defaults]`` (hyperparameters every trial starts from), ``[grid]`` (lists whose
+cartesian product gives the configurations) and ``[[hypothesis]]`` (claims to judge).
+
+Validation reports *every* problem at once, each as ``file: key.path: rule, got value``,
+and rejects unknown keys so that a typo never silently becomes a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+import tomllib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from .datasets import DATASETS, train_count
+from .errors import SpecError
+
+ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
+           "train_seconds", "params", "flops")
+NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_WIDTH = 1 << 16
+
+
+def _fmt(value: Any) -> str:
+    """A value as the user wrote it, TOML-ish (strings in double quotes)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return repr(value)
+
+
+# --- value rules: each returns (normalized value, None) or (None, "rule") -------------
+
+Rule = Callable[[Any], "tuple[Any, str | None]"]
+
+
+def _int(lo: int, hi: int | None = None, what: str = "an integer") -> Rule:
+    def check(v: Any) -> tuple[Any, str | None]:
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+            return None, f"must be {what}"
+        return v, None
+    return check
+
+
+def _float(ok: Callable[[float], bool], what: str) -> Rule:
+    def check(v: Any) -> tuple[Any, str | None]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+            return None, f"must be {what}"
+        return float(v), None
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> Rule:
+    def check(v: Any) -> tuple[Any, str | None]:
+        if v not in options:
+            return None, "must be one of " + ", ".join(_fmt(o) for o in options)
+        return v, None
+    return check
+
+
+def _layers(v: Any) -> tuple[Any, str | None]:
+    ok = (isinstance(v, list) and 0 < len(v) <= 16
+          and all(isinstance(u, int) and not isinstance(u, bool) and 0 < u <= MAX_WIDTH for u in v))
+    if not ok:
+        return None, f"must be a list of 1 to 16 positive integers (each at most {MAX_WIDTH})"
+    return tuple(v), None
+
+
+_POSITIVE_WIDTH = _int(1, MAX_WIDTH, f"a positive integer (at most {MAX_WIDTH})")
+
+#: Every hyperparameter a study may set in [defaults] or [grid], with its rule.
+HPARAM_RULES: dict[str, Rule] = {
+    "layers": _layers,
+    "units1": _POSITIVE_WIDTH,
+    "units2": _POSITIVE_WIDTH,
+    "units3": _POSITIVE_WIDTH,
+    "width": _POSITIVE_WIDTH,
+    "depth": _int(1, 16, "an integer from 1 to 16"),
+    "activation": _choice(ACTIVATIONS),
+    "dropout": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    "epochs": _int(1, 10_000, "a positive integer"),
+    "batch_size": _int(1, None, "a positive integer"),
+    "optimizer": _choice(OPTIMIZERS),
+    "lr": _float(lambda x: x > 0, "a positive number"),
+    "momentum": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    "beta1": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    "beta2": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    "alpha": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    "eps": _float(lambda x: x > 0, "a positive number"),
+    "weight_decay": _float(lambda x: x >= 0, "a non-negative number"),
+}
+_OPTIMIZER_KEYS = {  # which optimizer hyperparameters each optimizer reads
+    "sgd": {"momentum"}, "momentum": {"momentum"}, "nesterov": {"momentum"},
+    "adam": {"beta1", "beta2", "eps"}, "adamw": {"beta1", "beta2", "eps"},
+    "rmsprop": {"alpha", "eps", "momentum"},
+}
+_SHAPE_KEYS = ("layers", "width", "depth", "units1", "units2", "units3")
+
+#: The flat, commented block of defaults every trial starts from (nanoGPT habit).
+BASE_DEFAULTS: dict[str, Any] = {
+    "layers": (128, 128),   # hidden layer widths; the output layer (10 classes) is implied
+    "activation": "relu",
+    "dropout": 0.0,
+    "epochs": 3,
+    "batch_size": 64,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "beta1": 0.9,           # Adam/AdamW: torch.optim's defaults
+    "beta2": 0.999,
+    "alpha": 0.99,          # RMSprop's smoothing constant (torch.optim's default)
+    "eps": 1e-8,
+}
+_DEFAULT_MOMENTUM = {"momentum": 0.9, "nesterov": 0.9}
+_DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}  # torch.optim.AdamW's default
+
+
+# --- the records -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One fully resolved configuration, seed included. Its hash is the trial id."""
+
+    dataset: str
+    validation: float | str
+    split_seed: int
+    train_subset: int
+    layers: tuple[int, ...]
+    activation: str
+    dropout: float
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    momentum: float
+    beta1: float
+    beta2: float
+    alpha: float
+    eps: float
+    weight_decay: float
+    seed: int
+
+    @property
+    def trial_id(self) -> str:
+        """Stable 12-hex-digit hash of every field (same config, same id, any machine)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def stream_key(self) -> tuple:
+        """Everything but ``epochs``: trials equal here share one training run."""
+        d = self.to_dict()
+        d.pop("epochs")
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
+
+    @property
+    def label(self) -> str:
+        return "-".join(str(u) for u in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrialConfig":
+        d = dict(d)
+        d["layers"] = tuple(d["layers"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study file."""
+
+    name: str
+    title: str
+    dataset: str
+    validation: float | str
+    seeds: tuple[int, ...]
+    split_seed: int
+    train_subset: int
+    metric: str
+    alpha: float
+    defaults: tuple[tuple[str, Any], ...]
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]
+    hypotheses: tuple[Mapping[str, Any], ...] = ()
+    path: str = "<string>"
+    source: str = ""
+    description: str = ""
+
+    def points(self) -> list[dict[str, Any]]:
+        """Grid points (hyperparameters as written, before resolution), in file order."""
+        keys = [k for k, _ in self.grid]
+        values = [v for _, v in self.grid]
+        return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+    def configs(self) -> list[TrialConfig]:
+        """One TrialConfig per grid point and seed, duplicates removed, in a stable order."""
+        seen: dict[str, TrialConfig] = {}
+        for point in self.points():
+            merged, _ = _resolve(dict(self.defaults), point)
+            for seed in self.seeds:
+                cfg = _build(self, merged, seed)
+                seen.setdefault(cfg.trial_id, cfg)
+        return list(seen.values())
+
+    def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
+                       train_subset: int | None = None) -> "StudySpec":
+        """The same study with smoke-test overrides (fewer seeds/epochs, a data subset)."""
+        spec = self
+        if seeds is not None:
+            spec = replace(spec, seeds=spec.seeds[:seeds])
+        if epochs is not None:
+            grid = tuple((k, v) for k, v in spec.grid if k != "epochs")
+            defaults = tuple((k, v) for k, v in spec.defaults if k != "epochs") + (("epochs", epochs),)
+            spec = replace(spec, grid=grid, defaults=defaults)
+        if train_subset is not None:
+            spec = replace(spec, train_subset=train_subset)
+        if spec is not self:
+            p = _Problems(f"{self.path} (with overrides)")
+            _check_points(spec, p)
+            p.raise_if_any()
+        return spec
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+_STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
+               "split_seed", "train_subset", "metric", "alpha"}
+_TOP_KEYS = {"study", "defaults", "grid", "hypothesis"}
+
+
+class _Problems:
+    def __init__(self, where: str):
+        self.where = where
+        self.items: list[str] = []
+
+    def add(self, key: str, rule: str, value: Any = ...) -> None:
+        got = "" if value is ... else f", got {_fmt(value)}"
+        msg = f"{self.where}: {key}: {rule}{got}"
+        if msg not in self.items:
+            self.items.append(msg)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise SpecError(self.items)
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study file; raises :class:`SpecError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([f"{path}: cannot read: {exc}"]) from None
+    return parse_spec(text, where=str(path))
+
+
+def parse_spec(text: str, where: str = "<string>") -> StudySpec:
+    """Validate study TOML given as text (``where`` names it in messages)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"{where}: not valid TOML: {exc}"]) from None
+    p = _Problems(where)
+    for key in raw:
+        if key not in _TOP_KEYS:
+            p.add(key, "unknown section (expected study, defaults, grid, hypothesis)")
+    study = _table(raw, "study", p, required=True)
+    defaults_raw = _table(raw, "defaults", p)
+    grid_raw = _table(raw, "grid", p)
+
+    s = _parse_study(study, p)
+    defaults = _parse_defaults(defaults_raw, p)
+    grid = _parse_grid(grid_raw, p)
+    if "seed" in defaults_raw or "seed" in grid_raw:
+        key = "defaults.seed" if "seed" in defaults_raw else "grid.seed"
+        p.add(key, "seeds are set by study.seeds (a count or a list)")
+    p.raise_if_any()
+
+    spec = StudySpec(defaults=tuple(defaults.items()), grid=tuple(grid.items()), path=where,
+                     source=text, hypotheses=(), **s)
+    _check_points(spec, p)
+    p.raise_if_any()
+
+    from .analysis.hypotheses import parse_hypotheses  # late: analysis depends on spec
+    hyps = parse_hypotheses(raw.get("hypothesis", []), spec, p)
+    p.raise_if_any()
+    return replace(spec, hypotheses=tuple(hyps))
+
+
+def _table(raw: Mapping, key: str, p: _Problems, required: bool = False) -> dict:
+    if key not in raw:
+        if required:
+            p.add(f"[{key}]", "section is required")
+        return {}
+    value = raw[key]
+    if not isinstance(value, dict):
+        p.add(key, "must be a table", value)
+        return {}
+    return value
+
+
+def _parse_study(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
+    for key in t:
+        if key not in _STUDY_KEYS:
+            p.add(f"study.{key}", "unknown key (expected one of " + ", ".join(sorted(_STUDY_KEYS)) + ")")
+    name = t.get("name")
+    if name is None:
+        p.add("study.name", "is required")
+    elif not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+        p.add("study.name", "must match [a-z0-9][a-z0-9_-]* (at most 64 characters; it names a folder)", name)
+    dataset = t.get("dataset", "fashion-mnist")
+    if dataset not in DATASETS:
+        p.add("study.dataset", "must be one of " + ", ".join(_fmt(d) for d in DATASETS), dataset)
+        dataset = "fashion-mnist"
+    validation = t.get("validation", 0.1)
+    if validation != "test":
+        v, err = _float(lambda x: 0 < x <= 0.5, 'a fraction in (0, 0.5] or "test"')(validation)
+        if err:
+            p.add("study.validation", err, validation)
+            validation = 0.1
+        else:
+            validation = v
+    seeds_raw = t.get("seeds", 1)
+    seeds: tuple[int, ...] = (0,)
+    if isinstance(seeds_raw, list):
+        ok = seeds_raw and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**31 for x in seeds_raw)
+        if not ok or len(set(seeds_raw)) != len(seeds_raw):
+            p.add("study.seeds", "must be a list of distinct integers in [0, 2^31)", seeds_raw)
+        else:
+            seeds = tuple(seeds_raw)
+    else:
+        n, err = _int(1, 1000, "a count from 1 to 1000 or a list of seeds")(seeds_raw)
+        if err:
+            p.add("study.seeds", err, seeds_raw)
+        else:
+            seeds = tuple(range(n))
+    split_seed, err = _int(0, 2**31 - 1, "a non-negative integer")(t.get("split_seed", 0))
+    if err:
+        p.add("study.split_seed", err, t.get("split_seed"))
+    subset, err = _int(0, None, "a non-negative integer (0 = the whole training split)")(t.get("train_subset", 0))
+    if err:
+        p.add("study.train_subset", err, t.get("train_subset"))
+    metric = t.get("metric", "val_acc")
+    if metric not in METRICS:
+        p.add("study.metric", "must be one of " + ", ".join(_fmt(m) for m in METRICS), metric)
+    alpha, err = _float(lambda x: 0 < x < 0.5, "a number in (0, 0.5)")(t.get("alpha", 0.05))
+    if err:
+        p.add("study.alpha", err, t.get("alpha"))
+    for key in ("title", "description"):
+        if key in t and not isinstance(t[key], str):
+            p.add(f"study.{key}", "must be a string", t[key])
+    return {
+        "name": name if isinstance(name, str) else "",
+        "title": t.get("title") if isinstance(t.get("title"), str) else (name if isinstance(name, str) else ""),
+        "description": t.get("description") if isinstance(t.get("description"), str) else "",
+        "dataset": dataset, "validation": validation, "seeds": seeds,
+        "split_seed": split_seed or 0, "train_subset": subset or 0,
+        "metric": metric if metric in METRICS else "val_acc", "alpha": alpha or 0.05,
+    }
+
+
+def _unknown_hparam(section: str, key: str, p: _Problems) -> None:
+    hint = ""
+    close = [k for k in HPARAM_RULES if _similar(k, key)]
+    if close:
+        hint = f"; did you mean {_fmt(close[0])}?"
+    p.add(f"{section}.{key}", f"unknown hyperparameter{hint}")
+
+
+def _similar(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 2:
+        return False
+    common = sum(1 for x, y in zip(a, b) if x == y)
+    return common >= max(len(a), len(b)) - 2
+
+
+def _parse_defaults(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in t.items():
+        if key == "seed":
+            continue
+        rule = HPARAM_RULES.get(key)
+        if rule is None:
+            _unknown_hparam("defaults", key, p)
+            continue
+        v, err = rule(value)
+        if err:
+            p.add(f"defaults.{key}", err, value)
+        else:
+            out[key] = v
+    return out
+
+
+def _parse_grid(t: Mapping[str, Any], p: _Problems) -> dict[str, tuple[Any, ...]]:
+    out: dict[str, tuple[Any, ...]] = {}
+    for key, values in t.items():
+        if key == "seed":
+            continue
+        rule = HPARAM_RULES.get(key)
+        if rule is None:
+            _unknown_hparam("grid", key, p)
+            continue
+        if not isinstance(values, list) or not values:
+            p.add(f"grid.{key}", "must be a non-empty list of values", values)
+            continue
+        good = []
+        for i, value in enumerate(values):
+            v, err = rule(value)
+            if err:
+                p.add(f"grid.{key}[{i}]", err, value)
+            else:
+                good.append(v)
+        if len(set(good)) != len(good):
+            p.add(f"grid.{key}", "must not repeat a value", values)
+        out[key] = tuple(good)
+    return out
+
+
+def _resolve(defaults: Mapping[str, Any], point: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Merge defaults and one grid point; turn units*/width/depth into ``layers``.
+
+    Precedence: the grid point over [defaults] over BASE_DEFAULTS. ``width``/``depth``
+    rebuild the layer list; ``unitsK`` then sets hidden layer K (K = len + 1 appends).
+    Returns the merged hyperparameters and a list of (key, rule) problems.
+    """
+    merged = {**BASE_DEFAULTS, **defaults, **point}
+    problems: list[tuple[str, str]] = []
+    layers = list(point.get("layers", defaults.get("layers", BASE_DEFAULTS["layers"])))
+    if "width" in merged or "depth" in merged:
+        layers = [merged.get("width", layers[0])] * merged.get("depth", len(layers))
+    for k in (1, 2, 3):
+        unit = merged.get(f"units{k}")
+        if unit is None:
+            continue
+        if k - 1 < len(layers):
+            layers[k - 1] = unit
+        elif k - 1 == len(layers):
+            layers.append(unit)
+        else:
+            problems.append((f"units{k}", f"needs units{k - 1} (or a layers list of {k - 1} entries) first"))
+    for key in _SHAPE_KEYS:
+        merged.pop(key, None)
+    merged["layers"] = tuple(layers)
+    opt = merged["optimizer"]
+    mixed = "optimizer" in point  # [defaults] may hold keys for some of the grid's optimizers
+    for key in ("momentum", "beta1", "beta2", "alpha", "eps"):
+        if key in _OPTIMIZER_KEYS[opt]:
+            continue
+        if key in point or (key in defaults and not mixed):
+            problems.append((key, f"has no effect with optimizer {_fmt(opt)}"))
+    merged.setdefault("momentum", _DEFAULT_MOMENTUM.get(opt, 0.0))
+    if opt in ("momentum", "nesterov") and merged["momentum"] == 0:
+        problems.append(("momentum", f"must be positive with optimizer {_fmt(opt)}"))
+    merged.setdefault("weight_decay", _DEFAULT_WEIGHT_DECAY.get(opt, 0.0))
+    return merged, problems
+
+
+def _build(spec: StudySpec, merged: Mapping[str, Any], seed: int) -> TrialConfig:
+    return TrialConfig(
+        dataset=spec.dataset, validation=spec.validation, split_seed=spec.split_seed,
+        train_subset=spec.train_subset, seed=seed,
+        **{k: merged[k] for k in ("layers", "activation", "dropout", "epochs", "batch_size",
+                                  "optimizer", "lr", "momentum", "beta1", "beta2", "alpha",
+                                  "eps", "weight_decay")})
+
+
+def _source_key(key: str, defaults: Mapping, grid: Mapping, point: Mapping) -> str:
+    if key in point:
+        return f"grid.{key}[{list(grid[key]).index(point[key])}]"
+    if key in defaults:
+        return f"defaults.{key}"
+    return key
+
+
+def _check_points(spec: StudySpec, p: _Problems) -> None:
+    """Rules that need a whole resolved configuration (checked for every grid point)."""
+    defaults, grid = dict(spec.defaults), dict(spec.grid)
+    info = DATASETS[spec.dataset]
+    n_train = train_count(info, spec.validation, spec.train_subset)
+    if spec.train_subset and spec.train_subset < info.n_classes:
+        p.add("study.train_subset", f"must be 0 or at least {info.n_classes}", spec.train_subset)
+    for point in spec.points():
+        merged, problems = _resolve(defaults, point)
+        for key, rule in problems:
+            p.add(_source_key(key, defaults, grid, point), rule, {**defaults, **point}.get(key))
+        if merged["batch_size"] > n_train:
+            p.add(_source_key("batch_size", defaults, grid, point),
+                  f"must be at most the training split size {n_train}", merged["batch_size"])
+
+
+def expand(spec: StudySpec) -> list[TrialConfig]:
+    """All trials of a study (alias of ``spec.configs()``)."""
+    return spec.configs()
+
+
+def model_epochs(configs: Iterable[TrialConfig], shared: bool = True) -> int:
+    """Model-epochs the configs cost; with ``shared``, trials differing only in epochs
+    share one run of the largest budget (the stacked engine's epoch sharing)."""
+    if not shared:
+        return sum(c.epochs for c in configs)
+    longest: dict[tuple, int] = {}
+    for c in configs:
+        longest[c.stream_key] = max(longest.get(c.stream_key, 0), c.epochs)
+    return sum(longest.values())
+
+
+__all__ = ["StudySpec", "TrialConfig", "load_spec", "parse_spec", "expand", "model_epochs",
+           "HPARAM_RULES", "BASE_DEFAULTS", "ACTIVATIONS", "OPTIMIZERS", "METRICS"]

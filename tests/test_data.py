@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tunebook.data import fetch, load_dataset, locate, read_idx, split_indices
+from tunebook.datasets import FASHION_MNIST
+from tunebook.errors import DataError
+
+DEBIAN = Path(FASHION_MNIST.debian_dir)
+LABELS = FASHION_MNIST.files["train_labels"]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """FASHION_MNIST with no Debian folder and an empty user cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TUNEBOOK_DATA", raising=False)
+    return dataclasses.replace(FASHION_MNIST, debian_dir=str(tmp_path / "no-debian"))
+
+
+def test_real_files_load_with_expected_shapes():
+    ds = load_dataset()
+    assert ds.x_train.shape == (54_000, 784) and ds.x_val.shape == (6_000, 784)
+    assert ds.x_test.shape == (10_000, 784) and ds.x_train.dtype == np.float32
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    assert np.bincount(ds.y_val).tolist() == [600] * 10  # stratified
+
+
+def test_split_is_deterministic_stratified_and_disjoint():
+    y = load_dataset().y_test  # any labels will do
+    a_train, a_val = split_indices(y, 0.1, 7, 10)
+    b_train, b_val = split_indices(y, 0.1, 7, 10)
+    assert np.array_equal(a_val, b_val) and np.array_equal(a_train, b_train)
+    assert not set(a_train) & set(a_val) and len(a_train) + len(a_val) == len(y)
+    _, c_val = split_indices(y, 0.1, 8, 10)
+    assert not np.array_equal(a_val, c_val)
+
+
+def test_validation_test_reproduces_the_logs_habit():
+    ds = load_dataset(validation="test")
+    assert ds.val_is_test and ds.x_train.shape[0] == 60_000
+    assert np.array_equal(ds.x_val, ds.x_test)
+
+
+def test_subset_takes_n_training_samples():
+    assert load_dataset(train_subset=500).x_train.shape == (500, 784)
+
+
+def _write_gz(path: Path, raw: bytes) -> None:
+    with gzip.open(path, "wb") as fh:
+        fh.write(raw)
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path):
+    bad = tmp_path / LABELS.name
+    bad.write_bytes((DEBIAN / LABELS.name).read_bytes()[:2000])
+    with pytest.raises(DataError, match=rf"{LABELS.name}: not a complete gzip file"):
+        read_idx(bad, LABELS)
+
+
+def test_truncated_idx_payload_is_a_clear_error(tmp_path):
+    raw = gzip.decompress((DEBIAN / LABELS.name).read_bytes())
+    bad = tmp_path / LABELS.name
+    _write_gz(bad, raw[:-10])
+    with pytest.raises(DataError, match=r"truncated IDX file \(59990 data bytes, expected 60000\)"):
+        read_idx(bad, LABELS)
+
+
+def test_bad_magic_and_bad_label_are_clear_errors(tmp_path):
+    raw = bytearray(gzip.decompress((DEBIAN / LABELS.name).read_bytes()))
+    bad = tmp_path / LABELS.name
+    raw2 = bytes(raw)
+    raw[3] = 0x03
+    _write_gz(bad, bytes(raw))
+    with pytest.raises(DataError, match=r"bad IDX magic number 0x00000803, expected 0x00000801"):
+        read_idx(bad, LABELS)
+    corrupt = bytearray(raw2)
+    corrupt[100] = 42
+    _write_gz(bad, bytes(corrupt))
+    with pytest.raises(DataError, match=r"checksum mismatch"):
+        read_idx(bad, LABELS)
+    unchecked = dataclasses.replace(LABELS, sha256=__import__("hashlib").sha256(bytes(corrupt)).hexdigest())
+    with pytest.raises(DataError, match=r"label 42 out of range 0..9"):
+        read_idx(bad, unchecked, n_classes=10)
+
+
+def test_download_from_local_http_server(server, isolated):
+    root, url = server
+    for f in FASHION_MNIST.files.values():
+        shutil.copy(DEBIAN / f.name, root / f.name)
+    folder = locate(isolated, mirrors=(url,))
+    assert folder == Path(isolated.debian_dir).parent / "cache" / "tunebook" / "fashion-mnist"
+    for f in FASHION_MNIST.files.values():
+        assert (folder / f.name).read_bytes() == (DEBIAN / f.name).read_bytes()
+    assert read_idx(folder / LABELS.name, LABELS).shape == (60_000,)
+
+
+def test_download_checksum_mismatch_keeps_nothing(server, tmp_path):
+    root, url = server
+    raw = bytearray(gzip.decompress((DEBIAN / LABELS.name).read_bytes()))
+    raw[-1] = (raw[-1] + 1) % 10
+    _write_gz(root / LABELS.name, bytes(raw))
+    target = tmp_path / "dl"
+    only_labels = dataclasses.replace(FASHION_MNIST, files={"train_labels": LABELS})
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz: checksum mismatch .* the file was not kept"):
+        fetch(only_labels, target, (url,))
+    assert list(target.iterdir()) == []
+
+
+def test_offline_and_nothing_found_lists_where_it_looked(isolated):
+    with pytest.raises(DataError) as info:
+        locate(isolated, mirrors=("http://127.0.0.1:9/",))
+    text = str(info.value)
+    assert "dataset not found. Looked in:" in text and "no-debian" in text and "user cache" in text
+    assert "apt-get install dataset-fashion-mnist" in text and "TUNEBOOK_DATA" in text
+
+
+def test_explicit_data_dir_missing_files(tmp_path):
+    with pytest.raises(DataError, match=r"lacks train-images-idx3-ubyte.gz"):
+        locate(FASHION_MNIST, data_dir=tmp_path)

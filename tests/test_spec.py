@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import pytest
+
+from tunebook.errors import SpecError
+from tunebook.spec import load_spec, model_epochs, parse_spec
+
+BASE = """
+[study]
+name = "t"
+seeds = 2
+"""
+
+
+def spec(text: str = "", base: str = BASE):
+    return parse_spec(base + text, where="t.toml")
+
+
+def problems(text: str, base: str = BASE) -> str:
+    with pytest.raises(SpecError) as info:
+        spec(text, base)
+    return "\n".join(info.value.problems)
+
+
+def test_units_grid_expands_to_layers_times_seeds():
+    s = spec("[grid]\nunits1 = [32, 64]\nunits2 = [32, 64]\n")
+    cfgs = s.configs()
+    assert len(cfgs) == 8
+    assert {c.layers for c in cfgs} == {(32, 32), (32, 64), (64, 32), (64, 64)}
+    assert {c.seed for c in cfgs} == {0, 1}
+
+
+def test_units3_appends_a_layer_and_width_depth_build_layers():
+    s = spec("[grid]\nunits3 = [16]\n")
+    assert s.configs()[0].layers == (128, 128, 16)
+    s = spec("[grid]\nwidth = [8]\ndepth = [3]\n")
+    assert s.configs()[0].layers == (8, 8, 8)
+
+
+def test_trial_id_is_stable_and_content_addressed():
+    a = spec("[grid]\nlr = [0.001]\n").configs()[0]
+    b = spec("").configs()[0]
+    assert a.trial_id == b.trial_id and len(a.trial_id) == 12
+    assert spec("[defaults]\nlr = 0.01\n", base='[study]\nname = "t"\n').configs()[0].trial_id != b.trial_id
+
+
+def test_optimizer_defaults_are_resolved():
+    cfg = spec('[grid]\noptimizer = ["momentum", "adamw", "sgd"]\n').configs()
+    by = {c.optimizer: c for c in cfg}
+    assert by["momentum"].momentum == 0.9 and by["sgd"].momentum == 0.0
+    assert by["adamw"].weight_decay == 0.01 and by["sgd"].weight_decay == 0.0
+
+
+def test_model_epochs_counts_epoch_sharing():
+    s = spec("[grid]\nepochs = [3, 5, 10]\n")
+    assert model_epochs(s.configs(), shared=False) == 2 * 18
+    assert model_epochs(s.configs()) == 2 * 10
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[grid]\nunits1 = [32, -64]\n", r"t.toml: grid.units1\[1\]: must be a positive integer .*got -64"),
+    ("[grid]\nunits1 = []\n", r"t.toml: grid.units1: must be a non-empty list of values, got \[\]"),
+    ("[grid]\nunits1 = 32\n", r"grid.units1: must be a non-empty list of values, got 32"),
+    ("[grid]\nunits1 = [32, 32]\n", r"grid.units1: must not repeat a value"),
+    ("[defaults]\nlr = 0\n", r"t.toml: defaults.lr: must be a positive number, got 0"),
+    ("[defaults]\nlr = -1e-3\n", r"defaults.lr: must be a positive number, got -0.001"),
+    ("[defaults]\nlearning_rate = 0.1\n", r"defaults.learning_rate: unknown hyperparameter"),
+    ("[defaults]\nlayers = [128, 0]\n", r"defaults.layers: must be a list of 1 to 16 positive integers"),
+    ("[defaults]\nactivation = \"swish\"\n", r'defaults.activation: must be one of "relu", .*got "swish"'),
+    ("[defaults]\noptimizer = \"lion\"\n", r'defaults.optimizer: must be one of .*got "lion"'),
+    ("[defaults]\ndropout = 1.0\n", r"defaults.dropout: must be a number in \[0, 1\), got 1.0"),
+    ("[defaults]\nepochs = true\n", r"defaults.epochs: must be a positive integer, got true"),
+    ("[defaults]\nbatch_size = 100000\n", r"defaults.batch_size: must be at most the training split size 54000, got 100000"),
+    ("[grid]\nbatch_size = [64, 60000]\n", r"grid.batch_size\[1\]: must be at most the training split size 54000"),
+    ("[defaults]\nweight_decay = -1\n", r"defaults.weight_decay: must be a non-negative number, got -1"),
+    ("[defaults]\nmomentum = 0.9\n", r'defaults.momentum: has no effect with optimizer "adam"'),
+    ("[grid]\nunits3 = [8]\n[defaults2]\n", r"defaults2: unknown section"),
+    ("[defaults]\nseed = 3\n", r"defaults.seed: seeds are set by study.seeds"),
+    ("[defaults]\nlayers = [8]\nunits3 = 4\n", r"defaults.units3: needs units2"),
+])
+def test_each_rule_is_reported_with_file_key_and_value(text, message):
+    assert __import__("re").search(message, problems(text)), problems(text)
+
+
+@pytest.mark.parametrize("study, message", [
+    ('name = "a/b"', r'study.name: must match .*got "a/b"'),
+    ('name = ".."', r'study.name: must match .*got "\.\."'),
+    ('name = "ok"\nseeds = 0', r"study.seeds: must be a count from 1 to 1000 or a list of seeds, got 0"),
+    ('name = "ok"\nseeds = [1, 1]', r"study.seeds: must be a list of distinct integers"),
+    ('name = "ok"\nvalidation = 0.9', r'study.validation: must be a fraction in \(0, 0.5\] or "test", got 0.9'),
+    ('name = "ok"\ndataset = "mnist"', r'study.dataset: must be one of "fashion-mnist", got "mnist"'),
+    ('name = "ok"\nmetric = "f1"', r'study.metric: must be one of .*got "f1"'),
+    ('name = "ok"\nseedz = 3', r"study.seedz: unknown key"),
+    ('title = "no name"', r"study.name: is required"),
+])
+def test_study_section_rules(study, message):
+    import re
+    text = problems("", base=f"[study]\n{study}\n")
+    assert re.search(message, text), text
+
+
+def test_every_problem_is_reported_at_once():
+    text = problems("[defaults]\nlr = 0\nepochs = 0\n[grid]\nunits1 = [-1]\n")
+    assert "defaults.lr" in text and "defaults.epochs" in text and "grid.units1[0]" in text
+
+
+def test_missing_study_section_and_bad_toml():
+    with pytest.raises(SpecError, match=r"t.toml: \[study\]: section is required"):
+        parse_spec("[defaults]\nlr = 0.1\n", where="t.toml")
+    with pytest.raises(SpecError, match=r"t.toml: not valid TOML"):
+        parse_spec("[study\nname=", where="t.toml")
+
+
+def test_load_spec_missing_file(tmp_path):
+    with pytest.raises(SpecError, match=r"nope.toml: no such file"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_validation_test_and_subset_change_train_size():
+    s = spec("[defaults]\nbatch_size = 60000\n", base='[study]\nname = "t"\nvalidation = "test"\n')
+    assert s.configs()[0].validation == "test"
+    with pytest.raises(SpecError, match=r"must be at most the training split size 500"):
+        spec("[defaults]\nbatch_size = 1000\n", base='[study]\nname = "t"\ntrain_subset = 500\n')
+
+
+def test_overrides_are_revalidated():
+    s = spec("[defaults]\nbatch_size = 256\n")
+    assert s.with_overrides(seeds=1, epochs=1).configs()[0].epochs == 1
+    with pytest.raises(SpecError, match=r"\(with overrides\): defaults.batch_size: must be at most the training split size 100"):
+        s.with_overrides(train_subset=100)
