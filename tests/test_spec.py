@@ -85,7 +85,7 @@ def test_each_rule_is_reported_with_file_key_and_value(text, message):
 @pytest.mark.parametrize("study, message", [
     ('name = "a/b"', r'study.name: must match .*got "a/b"'),
     ('name = ".."', r'study.name: must match .*got "\.\."'),
-    ('name = "ok"\nseeds = 0', r"study.seeds: must be a count from 1 to 1000 or a list of seeds, got 0"),
+    ('name = "ok"\nseeds = 0', r"study.seeds: must be a count from 1 to 100000 or a list of seeds, got 0"),
     ('name = "ok"\nseeds = [1, 1]', r"study.seeds: must be a list of distinct integers"),
     ('name = "ok"\nvalidation = 0.9', r'study.validation: must be a fraction in \(0, 0.5\] or "test", got 0.9'),
     ('name = "ok"\ndataset = "mnist"', r'study.dataset: must be one of "fashion-mnist", got "mnist"'),

@@ -22,6 +22,10 @@ from .spec import StudySpec, TrialConfig, load_spec
 from .store import Run, RunStore
 
 CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
+# On the CPU, throughput per model stops growing past a few dozen members (the batch
+# gather falls out of cache; see docs/performance.md) while a bigger group delays the
+# first saved result, so CPU groups are capped by count as well.
+CPU_MAX_MEMBERS = 64
 
 
 class Reporter:
@@ -81,7 +85,15 @@ def group_budget(device) -> int:
     return min(CPU_GROUP_BYTES, avail // 3)
 
 
-def plan_groups(configs: Sequence[TrialConfig], budget_bytes: int, max_group: int | None = None) -> list[list[TrialConfig]]:
+def max_members(c: TrialConfig, device, max_group: int | None = None) -> int:
+    """The largest stacked group of ``c``'s shape that fits this device's budget."""
+    cap = max(1, group_budget(device) // member_bytes(c))
+    if device.type == "cpu":
+        cap = min(cap, CPU_MAX_MEMBERS)
+    return min(cap, max_group) if max_group else cap
+
+
+def plan_groups(configs: Sequence[TrialConfig], device, max_group: int | None = None) -> list[list[TrialConfig]]:
     """Split configs into stackable groups no larger than the memory budget allows.
 
     Trials that differ only in ``epochs`` count once (they are one member) and are
@@ -93,9 +105,7 @@ def plan_groups(configs: Sequence[TrialConfig], budget_bytes: int, max_group: in
     groups = []
     for streams in by_key.values():
         members = list(streams.values())
-        cap = max(1, budget_bytes // member_bytes(members[0][0]))
-        if max_group:
-            cap = min(cap, max_group)
+        cap = max_members(members[0][0], device, max_group)
         n_groups = -(-len(members) // cap)
         size = -(-len(members) // n_groups)  # even split: 10 members, cap 8 -> 5 + 5
         for i in range(0, len(members), size):
@@ -134,7 +144,7 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", *, device: str = "
         store.save_study(spec.source)
         done = store.completed(problems)
         todo = [c for c in configs if c.trial_id not in done]
-        groups = plan_groups(todo, group_budget(dev), max_group) if engine == "stacked" else [[c] for c in todo]
+        groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
         reporter.study_start(spec, len(todo), len(configs) - len(todo), len(groups))
         if todo:
             ds = load_dataset(spec.dataset, spec.validation, spec.split_seed, spec.train_subset, data_dir)

@@ -346,7 +346,7 @@ def _parse_study(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
         else:
             seeds = tuple(seeds_raw)
     else:
-        n, err = _int(1, 1000, "a count from 1 to 1000 or a list of seeds")(seeds_raw)
+        n, err = _int(1, 100_000, "a count from 1 to 100000 or a list of seeds")(seeds_raw)
         if err:
             p.add("study.seeds", err, seeds_raw)
         else:

@@ -71,7 +71,8 @@ class EpochEvent:
     max_epochs: int
     members: int
     val_acc: list[float]
-    seconds: float
+    seconds: float               # the whole epoch: training, evaluation, bookkeeping
+    train_seconds: float = 0.0   # the training steps alone (device synchronised)
 
 
 @dataclass

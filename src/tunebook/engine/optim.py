@@ -84,6 +84,24 @@ class StackedOptimizer:
                      for _ in self.params]
             self._runs.append((a, b, h, views, steps))
 
+    def snapshot(self) -> tuple:
+        """A copy of everything a step changes (parameters, state, step counters)."""
+        return (self.step_count, [p.clone() for p in self.params],
+                {k: [t.clone() for t in ts] for k, ts in self.state.items()},
+                [[st.clone() for st in run[4]] for run in self._runs])
+
+    def restore(self, snap: tuple) -> None:
+        """Undo the steps taken since ``snap``, in place (views stay valid)."""
+        self.step_count, params, state, steps = snap
+        for dst, src in zip(self.params, params):
+            dst.copy_(src)
+        for k, ts in state.items():
+            for dst, src in zip(self.state[k], ts):
+                dst.copy_(src)
+        for run, saved in zip(self._runs, steps):
+            for dst, src in zip(run[4], saved):
+                dst.copy_(src)
+
     def select(self, keep: torch.Tensor, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         """Keep only the members at indices ``keep`` (params, grads compacted by the caller)."""
         idx = keep.tolist()

@@ -88,7 +88,7 @@ def train_one(cfg: TrialConfig, data: DeviceData,
         for s in range(steps):
             clock[0] = (epoch - 1) * steps + s
             idx = perm[s * bsz:(s + 1) * bsz]
-            xb, yb = data.x_train[idx], data.y_train[idx]
+            xb, yb = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
@@ -96,15 +96,16 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             opt.step()
             loss_sum += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == yb).sum()
+        train_loss = loss_sum.item() / n  # syncs the device: the training steps are done
+        t_train = time.perf_counter() - t0
         val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
-        train_loss = loss_sum.item() / n
         if diverged(train_loss, val_loss, data.n_classes):
             hist.diverged_epoch = epoch
         elif epoch == cfg.epochs:
             hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
         hist.add(train_loss, correct.item() / n, val_loss, val_acc, time.perf_counter() - t0)
         for hook in hooks:
-            hook(EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1]))
+            hook(EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train))
         if hist.diverged_epoch:
             break
     return results_for([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]

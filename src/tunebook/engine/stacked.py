@@ -15,7 +15,9 @@ last epoch is done; the rest continue on a smaller stack. Trials that differ onl
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -67,7 +69,7 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 def activation_grad(name: str, dh: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
     """dL/dz from dL/da, given a = act(z). ``dh`` is a fresh buffer and may be overwritten."""
     if name == "relu":
-        return dh.masked_fill_(a <= 0, 0.0)
+        return torch.ops.aten.threshold_backward(dh, a, 0.0)  # one kernel: dh where a > 0
     if name == "tanh":
         return dh.mul_(1 - a * a)
     if name == "sigmoid":
@@ -176,6 +178,106 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class EpochLoop:
+    """Runs one epoch of training steps for a stacked model (eager kernels).
+
+    A step reads its batch rows from ``self.perm`` (one permutation per member), runs
+    forward, loss, backward and the optimizer, and adds the batch's summed loss and
+    correct count to per-member accumulators on the device: no host sync anywhere.
+    """
+
+    def __init__(self, model: StackedMLP, opt: StackedOptimizer, data: DeviceData, batch_size: int):
+        self.model, self.opt, self.data, self.bsz = model, opt, data, batch_size
+        self.n = data.x_train.shape[0]
+        self.steps = math.ceil(self.n / batch_size)
+
+    def step(self, perm: torch.Tensor, s: int, global_step: int,
+             loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
+        idx = perm[:, s * self.bsz:(s + 1) * self.bsz].reshape(-1)
+        t = perm.shape[0]
+        xb = self.data.x_train.index_select(0, idx).view(t, -1, self.data.n_features)
+        yb = self.data.y_train.index_select(0, idx).view(t, -1)
+        logits, cache = self.model.forward_train(xb, global_step)
+        batch_loss, batch_correct, dlogits = loss_and_grad(logits, yb)
+        self.model.backward(cache, dlogits)
+        self.opt.step()
+        loss_sum += batch_loss
+        correct += batch_correct
+
+    def run(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train one epoch; return per-member summed loss and correct count (on device)."""
+        t = len(self.model.seeds)
+        perm = rng.permutations(self.model.seeds, epoch, self.n, self.data.device)
+        loss_sum = torch.zeros(t, device=self.data.device, dtype=torch.float64)
+        correct = torch.zeros(t, device=self.data.device, dtype=torch.int64)
+        for s in range(self.steps):
+            self.step(perm, s, (epoch - 1) * self.steps + s, loss_sum, correct)
+        return loss_sum, correct
+
+    def reset(self) -> None:
+        """The stack changed shape (members left): forget anything sized to the old one."""
+
+
+class GraphedEpochLoop(EpochLoop):
+    """CUDA only: a whole epoch captured once as a CUDA graph and replayed.
+
+    A small group is bound by kernel-launch overhead (~40 launches a step); replaying a
+    captured epoch removes the CPU from the loop. The permutation and the accumulators
+    live in static buffers refilled before each replay. The graph is captured again
+    only when the stack changes shape. Used for Adam/AdamW without dropout (fused
+    kernels, no host-side randomness); anything else runs eagerly.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    @staticmethod
+    def applies(model: StackedMLP, opt: StackedOptimizer) -> bool:
+        return (model.device.type == "cuda" and not model.dropout and opt.kind in ("adam", "adamw")
+                and os.environ.get("TUNEBOOK_CUDA_GRAPHS", "1") != "0")
+
+    def reset(self) -> None:
+        self.graph = None
+
+    def _capture(self) -> None:
+        t = len(self.model.seeds)
+        dev = self.data.device
+        self.perm = torch.empty(t, self.n, dtype=torch.int64, device=dev)
+        self.perm.copy_(rng.permutations(self.model.seeds, 1, self.n, dev))
+        self.loss_sum = torch.zeros(t, device=dev, dtype=torch.float64)
+        self.correct = torch.zeros(t, device=dev, dtype=torch.int64)
+        # Warm up (cuBLAS handles, allocator) on a side stream, then undo its updates.
+        snap = self.opt.snapshot()
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for s in range(3):
+                self.step(self.perm, s, s, self.loss_sum, self.correct)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        self.opt.restore(snap)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for s in range(self.steps):
+                self.step(self.perm, s, s, self.loss_sum, self.correct)
+        self.graph = graph
+
+    def run(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.graph is None:
+            self._capture()
+        self.perm.copy_(rng.permutations(self.model.seeds, epoch, self.n, self.data.device))
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        self.graph.replay()
+        return self.loss_sum.clone(), self.correct.clone()
+
+
+def make_loop(model: StackedMLP, opt: StackedOptimizer, data: DeviceData, batch_size: int) -> EpochLoop:
+    if GraphedEpochLoop.applies(model, opt):
+        return GraphedEpochLoop(model, opt, data, batch_size)
+    return EpochLoop(model, opt, data, batch_size)
+
+
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> list[TrialResult]:
     """Train configs that share layer shapes, activation, batch size and optimizer kind."""
@@ -190,21 +292,23 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     model = StackedMLP(members, data.n_features, data.n_classes, device)
     opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members])
     rows = list(range(len(members)))  # member index of each stacked row
-    n, bsz = data.x_train.shape[0], lead.batch_size
-    steps = math.ceil(n / bsz)
+    loop = make_loop(model, opt, data, lead.batch_size)
+    n = data.x_train.shape[0]
     for epoch in range(1, max(m.lead.epochs for m in members) + 1):
         t0 = time.perf_counter()
-        perm = rng.permutations(model.seeds, epoch, n, device)
-        loss_sum = torch.zeros(len(rows), device=device, dtype=torch.float64)
-        correct = torch.zeros(len(rows), device=device, dtype=torch.int64)
-        for s in range(steps):
-            idx = perm[:, s * bsz:(s + 1) * bsz]
-            logits, cache = model.forward_train(data.x_train[idx], (epoch - 1) * steps + s)
-            batch_loss, batch_correct, dlogits = loss_and_grad(logits, data.y_train[idx])
-            model.backward(cache, dlogits)
-            opt.step()
-            loss_sum += batch_loss
-            correct += batch_correct
+        capturing = isinstance(loop, GraphedEpochLoop) and loop.graph is None
+        snap = opt.snapshot() if capturing else None
+        try:
+            loss_sum, correct = loop.run(epoch)
+        except RuntimeError as exc:
+            if snap is None:
+                raise
+            warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly")
+            opt.restore(snap)
+            loop = EpochLoop(model, opt, data, lead.batch_size)
+            loss_sum, correct = loop.run(epoch)
+        _sync(device)
+        t_train = time.perf_counter() - t0
         val_loss, val_acc = model.evaluate(data.x_val, data.y_val)
         train_loss = (loss_sum / n).cpu().tolist()  # the epoch's one host sync
         train_acc = (correct.to(torch.float64) / n).cpu().tolist()
@@ -227,7 +331,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         for hook in hooks:
             hook(EpochEvent(label=label, epoch=epoch, max_epochs=max(m.lead.epochs for m in members),
                             members=len(rows), val_acc=[v for r, v in enumerate(val_acc) if r not in diverged],
-                            seconds=share * len(rows)))
+                            seconds=share * len(rows), train_seconds=t_train))
         keep = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs]
         if len(keep) < len(rows):
             if not keep:
@@ -235,6 +339,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             keep_t = torch.tensor(keep, device=device)
             model.select(keep_t)
             opt.select(keep_t, model.params, model.grads)
+            loop.reset()
             rows = [rows[r] for r in keep]
     group_seconds = time.perf_counter() - t_start
     results: list[TrialResult] = []
