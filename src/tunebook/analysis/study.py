@@ -1,0 +1,49 @@
+"""Everything the report says about one study, computed from its stored runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..spec import StudySpec, load_spec
+from ..store import Run, RunStore
+from .aggregate import ConfigStats, aggregate, varying_params
+from .overfit import Overfit, overfitting
+from .verdicts import Verdict, judge_all
+from .winners import Winners, winners
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    spec: StudySpec
+    folder: Path
+    runs: tuple[Run, ...]
+    configs: tuple[ConfigStats, ...]
+    verdicts: tuple[Verdict, ...]
+    overfit: dict[str, Overfit]
+    winners: Winners | None
+    params: tuple[str, ...]          # hyperparameters that vary across configurations
+    problems: tuple[str, ...] = ()   # unreadable run folders (skipped)
+
+
+def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
+                 problems: Sequence[str] = ()) -> StudyAnalysis:
+    wanted = {c.trial_id for c in spec.configs()}
+    runs = [r for r in runs if r.trial_id in wanted]
+    configs = aggregate(runs)
+    return StudyAnalysis(
+        spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),
+        verdicts=tuple(judge_all(spec.hypotheses, configs, spec.alpha)),
+        overfit={c.key: overfitting(c) for c in configs},
+        winners=winners(configs, spec.metric, spec.alpha),
+        params=tuple(varying_params(configs)), problems=tuple(problems))
+
+
+def analyze(folder: str | Path) -> StudyAnalysis:
+    """Analyse a study folder (``modellogs/<study>``) as stored on disk."""
+    folder = Path(folder)
+    spec = load_spec(folder / "study.toml")
+    problems: list[str] = []
+    runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))
+    return analyze_runs(spec, runs, folder, problems)

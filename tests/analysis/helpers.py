@@ -1,0 +1,32 @@
+"""Synthetic ConfigStats (no training) for testing the statistics."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tunebook.analysis.aggregate import SUMMARISED, ConfigStats, config_key
+from tunebook.analysis.stats import summarize
+from tunebook.records import History
+from tunebook.spec import parse_spec
+
+
+def base_config(**kw):
+    c = parse_spec('[study]\nname = "s"\n').configs()[0]
+    return replace(c, **kw)
+
+
+def stats(values, params=100_000, seconds=1.0, **cfg) -> ConfigStats:
+    c = base_config(**cfg)
+    vals = {m: tuple(values) if m == "val_acc" else tuple(seconds for _ in values) if m == "train_seconds"
+            else tuple(0.5 for _ in values) for m in SUMMARISED}
+    hist = History((1.0,), (0.5,), (1.0,), (0.5,), (seconds,))
+    return ConfigStats(key=config_key(c), config=c, seeds=tuple(range(len(values))), n_complete=len(values),
+                       n_diverged=0, n_failed=0, params=params, flops=1, values=vals,
+                       stats={m: summarize(v) for m, v in vals.items()}, histories=(hist,) * len(values))
+
+
+def hypothesis(**kw):
+    from tunebook.analysis.hypotheses import Hypothesis
+    base = dict(id="H", says="claim", kind="compare", metric="val_acc")
+    base.update(kw)
+    return Hypothesis(**base)

@@ -1,0 +1,81 @@
+"""Verdicts on synthetic draws (no training): calibration and each kind's rules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunebook.analysis.verdicts import judge
+
+from .helpers import hypothesis, stats
+
+SEL_A, SEL_B = {"layers": [256, 256]}, {"layers": [128, 128]}
+
+
+def compare(xa, xb, expect="a > b", margin=0.0):
+    a = stats(xa, layers=(256, 256))
+    b = stats(xb, layers=(128, 128))
+    return judge(hypothesis(a=SEL_A, b=SEL_B, expect=expect, margin=margin), [a, b])
+
+
+def test_calibration_aa_is_inconclusive_at_least_94_percent():
+    rng = np.random.default_rng(12345)
+    verdicts = [compare(rng.normal(0.87, 0.003, 5), rng.normal(0.87, 0.003, 5)).verdict for _ in range(1000)]
+    share = verdicts.count("inconclusive") / 1000
+    assert share >= 0.94, share
+
+
+def test_calibration_two_sd_difference_with_10_seeds_is_supported_at_least_90_percent():
+    rng = np.random.default_rng(54321)
+    verdicts = [compare(rng.normal(0.876, 0.003, 10), rng.normal(0.870, 0.003, 10)).verdict for _ in range(1000)]
+    share = verdicts.count("supported") / 1000
+    assert share >= 0.90, share
+
+
+def test_compare_refuted_and_inconclusive_carry_numbers():
+    v = compare([0.86, 0.861, 0.859, 0.860], [0.87, 0.871, 0.869, 0.870])
+    assert v.verdict == "refuted" and v.effect < 0 and v.p < 0.05
+    v = compare([0.870, 0.874, 0.866, 0.871], [0.869, 0.873, 0.865, 0.872])
+    assert v.verdict == "inconclusive" and v.seeds_needed and v.seeds_needed > 4
+    assert "Welch p" in v.detail and "4 seeds" in v.detail
+
+
+def test_equivalence_by_tost():
+    rng = np.random.default_rng(1)
+    same = compare(rng.normal(0.87, 0.001, 8), rng.normal(0.87, 0.001, 8), "a ~ b", margin=0.005)
+    assert same.verdict == "supported"
+    apart = compare(rng.normal(0.88, 0.001, 8), rng.normal(0.87, 0.001, 8), "a ~ b", margin=0.005)
+    assert apart.verdict == "refuted"
+
+
+def trend_configs(means, sd=0.002, n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return [stats(rng.normal(m, sd, n), layers=(w, 64)) for w, m in zip((32, 64, 128, 256), means)]
+
+
+def test_trend_increasing_supported_and_refuted():
+    h = hypothesis(kind="trend", param="units1", expect="increasing")
+    assert judge(h, trend_configs([0.85, 0.86, 0.87, 0.88])).verdict == "supported"
+    assert judge(h, trend_configs([0.88, 0.87, 0.86, 0.85])).verdict == "refuted"
+    flat = judge(h, trend_configs([0.87, 0.87, 0.87, 0.87], sd=0.003))
+    assert flat.verdict == "inconclusive"
+
+
+def test_trend_peaks():
+    h = hypothesis(kind="trend", param="units1", expect="peaks")
+    assert judge(h, trend_configs([0.85, 0.88, 0.86, 0.84])).verdict == "supported"
+    assert judge(h, trend_configs([0.84, 0.85, 0.86, 0.88])).verdict == "refuted"
+
+
+def test_best_and_threshold():
+    cs = trend_configs([0.85, 0.86, 0.87, 0.89])
+    best = hypothesis(kind="best", select={"units1": 256})
+    assert judge(best, cs).verdict == "supported"
+    assert judge(hypothesis(kind="best", select={"units1": 32}), cs).verdict == "refuted"
+    thr = hypothesis(kind="threshold", select={"units1": 256}, at_least=0.88)
+    assert judge(thr, cs).verdict == "supported"
+    assert judge(hypothesis(kind="threshold", select={"units1": 32}, at_least=0.88), cs).verdict == "refuted"
+
+
+def test_one_seed_is_inconclusive_not_a_crash():
+    v = compare([0.87], [0.86])
+    assert v.verdict == "inconclusive" and "not enough complete runs" in v.detail
