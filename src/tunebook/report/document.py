@@ -99,9 +99,13 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
         blocks.append(("table", _headers(h.metric if h.metric in involved[0].stats else a.spec.metric),
                        config_rows(involved, a, h.metric if h.metric in involved[0].stats else a.spec.metric)))
     if h.kind == "compare" and involved:
-        ga = [x for c in involved if matches(h.a, c.config) for x in c.metric(h.metric)]
-        gb = [x for c in involved if matches(h.b, c.config) for x in c.metric(h.metric)]
-        blocks.append(fig(f"{h.id}-compare", lambda: figures.compare([("a", ga), ("b", gb)], h.metric),
+        side = {}
+        for name, sel in (("a", h.a), ("b", h.b)):
+            cs = [c for c in involved if matches(sel, c.config)]
+            labels = sorted({describe(c, a.params) for c in cs})
+            side[name] = (f"{name}: {labels[0]}" if len(labels) == 1 else f"{name}: {len(labels)} configs",
+                          [x for c in cs for x in c.metric(h.metric)])
+        blocks.append(fig(f"{h.id}-compare", lambda: figures.compare([side["a"], side["b"]], h.metric),
                           f"{h.id}: a = {_selector(h.a)}, b = {_selector(h.b)}"))
     elif h.kind == "trend" and involved:
         others = [p for p in a.params if p != h.param and p not in h.where]

@@ -1,0 +1,101 @@
+"""A tiny real study with two hypotheses, trained, judged and written up."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from conftest import tunebook_cmd
+from tunebook.analysis.study import analyze
+from tunebook.execute import run_study
+from tunebook.report import write_report
+from tunebook.spec import parse_spec
+
+STUDY = """
+[study]
+name = "tiny"
+title = "Tiny <script>alert('title')</script> study"
+seeds = 3
+train_subset = 1500
+[defaults]
+layers = [16, 16]
+epochs = 3
+[grid]
+units1 = [4, 64]
+[[hypothesis]]
+id = "H1"
+says = "Wider first layer is better <script>alert('h1')</script>"
+kind = "compare"
+a = { units1 = 64 }
+b = { units1 = 4 }
+expect = "a > b"
+[[hypothesis]]
+id = "H2"
+says = "The 4-unit network reaches 99 % accuracy"
+kind = "threshold"
+select = { units1 = 4 }
+at_least = 0.99
+"""
+
+
+@pytest.fixture(scope="module")
+def study_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("logs")
+    spec = parse_spec(STUDY, where="tiny.toml")
+    outcome = run_study(spec, out, device="cpu")
+    assert len(outcome.runs) == 6 and not outcome.failed
+    return outcome.folder
+
+
+def test_verdicts_tables_and_figures(study_folder):
+    a = analyze(study_folder)
+    v = {x.hypothesis.id: x for x in a.verdicts}
+    # 64 hidden units vs 4 after 3 epochs: a gap of several points over 3 seeds.
+    assert v["H1"].verdict == "supported" and v["H1"].effect > 0.02 and v["H1"].p < 0.05
+    assert v["H2"].verdict == "refuted"
+    md, html = write_report(study_folder)
+    text = md.read_text()
+    assert "**Verdict: SUPPORTED**" in text and "**Verdict: REFUTED**" in text
+    assert re.search(r"\| 64-16 \| 3 \| \d+\.\d+ ± \d+\.\d+ % \|", text)
+    figs = sorted(p.name for p in (study_folder / "report" / "figures").iterdir())
+    assert {"H1-compare.png", "pareto.png", "curves-loss.png", "vs-units1.png"} <= set(figs)
+    for f in figs:
+        assert (study_folder / "report" / "figures" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Final summary" in text and "Recommended configuration" in text
+
+
+def test_user_strings_are_escaped(study_folder):
+    _, html = write_report(study_folder)
+    page = html.read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(&#39;h1&#39;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;title&#39;)" in page
+    assert "src=\"data:image/png;base64," in page and "http://" not in page and "https://" not in page
+    md = (study_folder / "report" / "report.md").read_text()
+    assert "<script>" not in md
+
+
+def test_report_command(study_folder, cli_env):
+    p = subprocess.run(tunebook_cmd("report", str(study_folder)), env=cli_env, capture_output=True, text=True)
+    assert p.returncode == 0 and "report.html" in p.stdout
+    bad = subprocess.run(tunebook_cmd("report", str(study_folder / "runs")), env=cli_env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a study folder (no study.toml)" in bad.stderr
+
+
+def test_selector_matching_nothing_is_a_spec_error():
+    from tunebook.errors import SpecError
+    text = STUDY.replace("b = { units1 = 4 }", "b = { units1 = 512 }")
+    with pytest.raises(SpecError, match=r"hypothesis\[0\] \(H1\).b: matches no configuration of the study"):
+        parse_spec(text, where="tiny.toml")
+    with pytest.raises(SpecError, match=r'hypothesis\[1\] \(H2\).metric: must be one of .*got "f1"'):
+        parse_spec(STUDY.replace('at_least = 0.99', 'at_least = 0.99\nmetric = "f1"'), where="tiny.toml")
+    with pytest.raises(SpecError, match=r"hypothesis\[0\] \(H1\).a.unitz: unknown hyperparameter in selector"):
+        parse_spec(STUDY.replace("a = { units1 = 64 }", "a = { unitz = 64 }"), where="tiny.toml")
+    with pytest.raises(SpecError, match=r'hypothesis\[0\] \(H1\).expect: must be one of "a > b", "a < b", "a ~ b"'):
+        parse_spec(STUDY.replace('expect = "a > b"', 'expect = "bigger"'), where="tiny.toml")
+    with pytest.raises(SpecError, match=r"hypothesis\[1\] \(H2\): needs at_least or at_most"):
+        parse_spec(STUDY.replace("at_least = 0.99", ""), where="tiny.toml")
+    with pytest.raises(SpecError, match=r"must take at least 3 values"):
+        parse_spec(STUDY + '[[hypothesis]]\nid = "H3"\nsays = "x"\nkind = "trend"\nparam = "units1"\nexpect = "increasing"\n',
+                   where="tiny.toml")
