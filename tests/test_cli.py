@@ -116,14 +116,18 @@ def test_sigkill_mid_study_then_resume_finds_each_trial_once(tmp_path, cli_env):
 
 def test_sigint_exits_130_and_keeps_finished_trials(tmp_path, cli_env):
     study = tmp_path / "int.toml"
-    study.write_text(STUDY.replace('name = "e2e"', 'name = "int"').replace("seeds = 2", "seeds = 4"))
+    study.write_text(STUDY.replace('name = "e2e"', 'name = "int"').replace("seeds = 2", "seeds = 4")
+                     .replace("epochs = 2", "epochs = 4"))
     out = tmp_path / "logs"
+    # A background job (as CI may be) inherits SIGINT ignored; a user at a terminal does not.
     proc = subprocess.Popen(tunebook_cmd("run", str(study), "--out", str(out), "--no-report", "--quiet", "--max-group", "1"),
-                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = out / "int" / "runs"
     deadline = time.time() + 240
     while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
         time.sleep(0.05)
+    assert proc.poll() is None, "the study finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

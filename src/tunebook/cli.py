@@ -100,34 +100,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .execute import load_specs
     from .spec import model_epochs
 
-    for spec in load_specs(args.path):
+    specs = load_specs(args.path)
+    for spec in specs:
         configs = spec.configs()
         out.print(f"{spec.path}: ok — study {spec.name!r}: {len(configs)} trials "
                   f"({len(configs) // max(len(spec.seeds), 1)} configurations × {len(spec.seeds)} seeds), "
                   f"{model_epochs(configs, shared=False)} model-epochs "
                   f"({model_epochs(configs)} with epoch sharing), {len(spec.hypotheses)} hypotheses")
+    if len(specs) > 1:
+        union = list({c.trial_id: c for s in specs for c in s.configs()}.values())
+        out.print(f"programme: {len(union)} distinct trials, {model_epochs(union)} model-epochs to train "
+                  "(trials shared between studies train once)")
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
-    from .execute import load_specs, run_study
+    from .execute import load_specs, run_studies
 
     specs = load_specs(path or args.path)
     overrides = {k: v for k, v in (("seeds", getattr(args, "seeds", None)),
                                    ("epochs", getattr(args, "epochs", None)),
                                    ("train_subset", getattr(args, "subset", None))) if v is not None}
     specs = [s.with_overrides(**overrides) for s in specs]
-    outcomes = []
-    for spec in specs:
-        reporter = _quiet_reporter() if args.quiet else _progress_reporter()
-        outcome = run_study(spec, args.out, device=args.device, engine=args.engine, max_group=args.max_group,
-                            fresh=args.fresh, data_dir=args.data_dir, reporter=reporter)
-        outcomes.append(outcome)
-        for problem in outcome.problems:
-            err.print(f"[yellow]warning:[/yellow] skipped unreadable run: {problem}", soft_wrap=True)
+    reporter = _quiet_reporter() if args.quiet else _progress_reporter()
+    outcomes = run_studies(specs, args.out, device=args.device, engine=args.engine, max_group=args.max_group,
+                           fresh=args.fresh, data_dir=args.data_dir, reporter=reporter)
+    for problem in sorted({p for o in outcomes for p in o.problems}):
+        err.print(f"[yellow]warning:[/yellow] skipped unreadable run: {problem}", soft_wrap=True)
+    for outcome in outcomes:
         _print_outcome(outcome)
         if not args.no_report:
             _write_report(outcome.folder)
+    if outcomes:
+        out.print(f"done in {outcomes[0].seconds:.1f} s (wall time, training and storing)")
     if len(outcomes) > 1 and not args.no_report:
         _write_combined(outcomes, Path(args.out))
     return EXIT_FAILED if any(o.failed for o in outcomes) else EXIT_OK
@@ -157,7 +162,7 @@ def _print_outcome(outcome) -> None:
     counts = Counter(r.result.status for r in outcome.runs)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     out.print(f"{outcome.spec.name}: {outcome.trained} trained, {outcome.skipped} already done "
-              f"({parts}) in {outcome.seconds:.1f} s → {outcome.folder}")
+              f"({parts}) → {outcome.folder}")
     for run in outcome.failed:
         err.print(f"[red]failed[/red] {run.path}: {run.result.error.splitlines()[0]}", soft_wrap=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,7 +32,7 @@ CPU_MAX_MEMBERS = 64
 class Reporter:
     """Progress callbacks; the default says nothing. The CLI draws progress bars."""
 
-    def study_start(self, spec: StudySpec, todo: int, done: int, groups: int) -> None: ...
+    def study_start(self, specs: Sequence[StudySpec], todo: int, done: int, groups: int) -> None: ...
     def group_start(self, label: str, trials: int, epochs: int) -> None: ...
     def epoch(self, event) -> None: ...
     def trial_saved(self, config: TrialConfig, result: TrialResult) -> None: ...
@@ -107,9 +108,12 @@ def plan_groups(configs: Sequence[TrialConfig], device, max_group: int | None = 
         members = list(streams.values())
         cap = max_members(members[0][0], device, max_group)
         n_groups = -(-len(members) // cap)
-        size = -(-len(members) // n_groups)  # even split: 10 members, cap 8 -> 5 + 5
-        for i in range(0, len(members), size):
-            groups.append([c for m in members[i:i + size] for c in m])
+        base, extra = divmod(len(members), n_groups)  # even split: 10 members, cap 4 -> 4 + 3 + 3
+        start = 0
+        for i in range(n_groups):
+            size = base + (1 if i < extra else 0)
+            groups.append([c for m in members[start:start + size] for c in m])
+            start += size
     return groups
 
 
@@ -118,13 +122,26 @@ def _group_label(group: Sequence[TrialConfig]) -> str:
     return f"{c.label} b{c.batch_size} {c.optimizer} ×{len({g.stream_key for g in group})}"
 
 
-def run_study(spec: StudySpec, out: str | Path = "modellogs", *, device: str = "auto",
-              engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
-              data_dir: str | Path | None = None, reporter: Reporter | None = None) -> StudyOutcome:
-    """Train every trial of ``spec`` that has no final result under ``out``; return all."""
-    from .data import load_dataset
+def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> StudyOutcome:
+    """Train every trial of ``spec`` that has no final result under ``out``; return all.
+
+    Options as for :func:`run_studies`.
+    """
+    return run_studies([spec], out, **kwargs)[0]
+
+
+def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, device: str = "auto",
+                engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
+                data_dir: str | Path | None = None, reporter: Reporter | None = None) -> list[StudyOutcome]:
+    """Run several studies as one programme.
+
+    A trial (the same resolved config, hence the same trial id) wanted by several
+    studies trains once and is stored in each; a trial already final in one study is
+    copied into the others instead of trained again; and trials of all studies that
+    can share a stacked group or an epoch stream do. Each study keeps its own folder.
+    """
     from .engine import ENGINES
-    from .engine.common import DeviceData, resolve_device
+    from .engine.common import resolve_device
 
     if engine not in ENGINES:
         raise SpecError([f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}"])
@@ -134,43 +151,81 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", *, device: str = "
         raise SpecError([str(exc)]) from None
     reporter = reporter or Reporter()
     t0 = time.perf_counter()
-    configs = spec.configs()
-    store = RunStore(out, spec.name)
-    if fresh and store.dir.exists():
-        store.dir.rename(store.dir.with_name(f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    stores = {s.name: RunStore(out, s.name) for s in specs}
+    if fresh:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for name, store in stores.items():
+            if store.dir.exists():
+                store.dir.rename(store.dir.with_name(f"{name}-{stamp}"))
+    wanted: dict[str, list[str]] = {}      # trial id -> studies that want it
+    configs: dict[str, TrialConfig] = {}
+    for s in specs:
+        for c in s.configs():
+            wanted.setdefault(c.trial_id, []).append(s.name)
+            configs[c.trial_id] = c
     problems: list[str] = []
-    trained = 0
-    with store:
-        store.save_study(spec.source)
-        done = store.completed(problems)
-        todo = [c for c in configs if c.trial_id not in done]
+    trained: dict[str, int] = {s.name: 0 for s in specs}
+    with ExitStack() as stack:
+        for s in specs:
+            stack.enter_context(stores[s.name]).save_study(s.source)
+        done = {name: store.completed(problems) for name, store in stores.items()}
+        anywhere = {tid: run for d in done.values() for tid, run in d.items()}
+        for tid, names in wanted.items():  # final elsewhere: copy, do not retrain
+            for name in names:
+                if tid not in done[name] and tid in anywhere:
+                    stores[name].save(anywhere[tid].config, anywhere[tid].result)
+        skipped = {s.name: sum(tid in done[s.name] for c in s.configs() for tid in [c.trial_id]) for s in specs}
+        todo = [configs[tid] for tid in wanted if tid not in anywhere]
+        val_is_test = {s.name: s.validation == "test" for s in specs}
         groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
-        reporter.study_start(spec, len(todo), len(configs) - len(todo), len(groups))
-        if todo:
-            ds = load_dataset(spec.dataset, spec.validation, spec.split_seed, spec.train_subset, data_dir)
-            data = DeviceData.from_dataset(ds, dev)
-            train = ENGINES[engine]
-            for group in groups:
-                label = _group_label(group)
-                reporter.group_start(label, len(group), max(c.epochs for c in group))
-                started = time.time()
-                try:
-                    results = train(group, data, hooks=[reporter.epoch], label=label)
-                except (KeyboardInterrupt, MemoryError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)
-                    err = TrialError(f"{type(exc).__name__}: {exc}")
-                    tb = "".join(traceback.format_exception(exc))
-                    results = [failed_result(c, f"{err}\n{tb}", engine) for c in group]
-                for c, r in zip(_by_id(group, results), results):
-                    store.save(c, r, started, val_is_test=spec.validation == "test")
-                    reporter.trial_saved(c, r)
-                    trained += 1
-        runs = _runs_of(store, configs, problems)
-    outcome = StudyOutcome(spec, store.dir, tuple(runs), trained, len(configs) - len(todo),
-                           time.perf_counter() - t0, tuple(problems))
-    reporter.study_end(outcome)
-    return outcome
+        reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
+        for group in groups:
+            results = _train_group(group, engine, dev, data_dir, reporter)
+            started = time.time()
+            for c, r in zip(_by_id(group, results), results):
+                for name in wanted[c.trial_id]:
+                    stores[name].save(c, r, started, val_is_test=val_is_test[name])
+                    trained[name] += 1
+                reporter.trial_saved(c, r)
+        outcomes = [StudyOutcome(s, stores[s.name].dir, tuple(_runs_of(stores[s.name], s.configs(), problems)),
+                                 trained[s.name], skipped[s.name], time.perf_counter() - t0, tuple(problems))
+                    for s in specs]
+    for o in outcomes:
+        reporter.study_end(o)
+    return outcomes
+
+
+_DATA_CACHE: dict[tuple, object] = {}
+
+
+def _device_data(c: TrialConfig, dev, data_dir):
+    """The dataset split a config trains on, on the device (one at a time is kept)."""
+    from .data import load_dataset
+    from .engine.common import DeviceData
+
+    key = (c.dataset, c.validation, c.split_seed, c.train_subset, str(dev), str(data_dir))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        ds = load_dataset(c.dataset, c.validation, c.split_seed, c.train_subset, data_dir)
+        _DATA_CACHE[key] = DeviceData.from_dataset(ds, dev)
+    return _DATA_CACHE[key]
+
+
+def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: Reporter) -> list[TrialResult]:
+    """Train one group; an exception becomes a failed result for each of its trials."""
+    from .engine import ENGINES
+
+    data = _device_data(group[0], dev, data_dir)
+    label = _group_label(group)
+    reporter.group_start(label, len(group), max(c.epochs for c in group))
+    try:
+        return ENGINES[engine](group, data, hooks=[reporter.epoch], label=label)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)
+        err = TrialError(f"{type(exc).__name__}: {exc}")
+        tb = "".join(traceback.format_exception(exc))
+        return [failed_result(c, f"{err}\n{tb}", engine) for c in group]
 
 
 def _by_id(group: Sequence[TrialConfig], results: Sequence[TrialResult]) -> list[TrialConfig]:
@@ -217,11 +272,12 @@ def load_specs(path: str | Path) -> list[StudySpec]:
     return specs
 
 
-def run_path(path: str | Path, **kwargs) -> list[StudyOutcome]:
-    """Run a study file or a folder of them (see :func:`run_study` for the options)."""
+def run_path(path: str | Path, out: str | Path = "modellogs", **kwargs) -> list[StudyOutcome]:
+    """Run a study file or a folder of them as one programme (options: :func:`run_studies`,
+    plus the smoke-test overrides ``seeds``, ``epochs``, ``train_subset``)."""
     overrides = {k: kwargs.pop(k) for k in ("seeds", "epochs", "train_subset") if k in kwargs}
     specs = [s.with_overrides(**overrides) for s in load_specs(path)]
-    return [run_study(s, **kwargs) for s in specs]
+    return run_studies(specs, out, **kwargs)
 
 
-__all__ = ["run_study", "run_path", "load_specs", "StudyOutcome", "Reporter", "plan_groups"]
+__all__ = ["run_study", "run_studies", "run_path", "load_specs", "StudyOutcome", "Reporter", "plan_groups"]

@@ -13,8 +13,9 @@ class RichReporter(Reporter):
         self.console = console
         self.progress: Progress | None = None
 
-    def study_start(self, spec, todo, done, groups):
-        self.console.print(f"[bold]{spec.name}[/bold]: {todo} trials to train in {groups} groups, {done} already done")
+    def study_start(self, specs, todo, done, groups):
+        names = ", ".join(s.name for s in specs)
+        self.console.print(f"[bold]{names}[/bold]: {todo} trials to train in {groups} groups, {done} already done")
         if not todo:
             return
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -219,20 +219,34 @@ class StudySpec:
 
     def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
                        train_subset: int | None = None) -> "StudySpec":
-        """The same study with smoke-test overrides (fewer seeds/epochs, a data subset)."""
-        spec = self
+        """The same study with smoke-test overrides (fewer seeds/epochs, a data subset).
+
+        Its ``source`` (what is stored as study.toml) says what was overridden."""
+        import tomli_w
+
+        spec, raw, said = self, tomllib.loads(self.source) if self.source else {}, []
+        raw.setdefault("study", {})
         if seeds is not None:
             spec = replace(spec, seeds=spec.seeds[:seeds])
+            raw["study"]["seeds"] = list(spec.seeds)
+            said.append(f"--seeds {seeds}")
         if epochs is not None:
             grid = tuple((k, v) for k, v in spec.grid if k != "epochs")
             defaults = tuple((k, v) for k, v in spec.defaults if k != "epochs") + (("epochs", epochs),)
             spec = replace(spec, grid=grid, defaults=defaults)
+            raw.get("grid", {}).pop("epochs", None)
+            raw.setdefault("defaults", {})["epochs"] = epochs
+            said.append(f"--epochs {epochs}")
         if train_subset is not None:
             spec = replace(spec, train_subset=train_subset)
+            raw["study"]["train_subset"] = train_subset
+            said.append(f"--subset {train_subset}")
         if spec is not self:
             p = _Problems(f"{self.path} (with overrides)")
             _check_points(spec, p)
             p.raise_if_any()
+            header = f"# {self.path} as run with the smoke-test overrides {' '.join(said)}\n"
+            spec = replace(spec, source=header + tomli_w.dumps(raw))
         return spec
 
 
@@ -259,7 +273,7 @@ class _Problems:
             raise SpecError(self.items)
 
 
-def load_spec(path: str | Path) -> StudySpec:
+def load_spec(path: str | Path, check_selectors: bool = True) -> StudySpec:
     """Read and validate a study file; raises :class:`SpecError` listing every problem."""
     path = Path(path)
     try:
@@ -268,11 +282,16 @@ def load_spec(path: str | Path) -> StudySpec:
         raise SpecError([f"{path}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"{path}: cannot read: {exc}"]) from None
-    return parse_spec(text, where=str(path))
+    return parse_spec(text, where=str(path), check_selectors=check_selectors)
 
 
-def parse_spec(text: str, where: str = "<string>") -> StudySpec:
-    """Validate study TOML given as text (``where`` names it in messages)."""
+def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True) -> StudySpec:
+    """Validate study TOML given as text (``where`` names it in messages).
+
+    ``check_selectors=False`` accepts hypotheses whose selectors match no configuration
+    (used when re-reading a stored study that ran with smoke-test overrides; such a
+    hypothesis is then judged inconclusive for want of data).
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -299,7 +318,7 @@ def parse_spec(text: str, where: str = "<string>") -> StudySpec:
     p.raise_if_any()
 
     from .analysis.hypotheses import parse_hypotheses  # late: analysis depends on spec
-    hyps = parse_hypotheses(raw.get("hypothesis", []), spec, p)
+    hyps = parse_hypotheses(raw.get("hypothesis", []), spec, p, check_selectors)
     p.raise_if_any()
     return replace(spec, hypotheses=tuple(hyps))
 

@@ -7,10 +7,13 @@ A hypothesis is a claim in the person's words (``says``) plus a machine-checkabl
 - ``trend``: ``param``, ``expect = "increasing" | "decreasing" | "peaks"``, optional
   ``where`` selector;
 - ``best``: ``select`` should be the best configuration of the study;
+  (a selection of several configurations: the best is one of them);
 - ``threshold``: ``select`` and ``at_least`` and/or ``at_most``.
 
-A selector is a partial configuration (``{units1 = 256, epochs = 10}``); one that matches
-no configuration of the study is an error before any training.
+A selector is a partial configuration (``{units1 = 256, epochs = 10}``); besides the
+hyperparameters it may use ``units1..3``, ``width``, ``depth`` and ``balanced`` (all
+hidden layers equally wide). One that matches no configuration of the study is an
+error before any training.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ _KEYS = {
 _COMMON = {"id", "says", "kind", "metric"}
 _EXPECT = {"compare": ("a > b", "a < b", "a ~ b"), "trend": ("increasing", "decreasing", "peaks")}
 #: Parameters a selector or a trend may name, beyond TrialConfig's own fields.
-DERIVED_PARAMS = ("units1", "units2", "units3", "width", "depth")
+DERIVED_PARAMS = ("units1", "units2", "units3", "width", "depth", "balanced")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ def param_value(cfg: "TrialConfig", key: str) -> Any:
         return len(cfg.layers)
     if key == "width":
         return cfg.layers[0] if len(set(cfg.layers)) == 1 else None
+    if key == "balanced":  # every hidden layer equally wide (the log's "diagonal")
+        return len(set(cfg.layers)) == 1
     value = getattr(cfg, key)
     return list(value) if isinstance(value, tuple) else value
 
@@ -79,7 +84,7 @@ def selector_keys() -> set[str]:
     return set(TrialConfig.__dataclass_fields__) | set(DERIVED_PARAMS)
 
 
-def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems") -> list[Hypothesis]:
+def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems", check_selectors: bool = True) -> list[Hypothesis]:
     from ..spec import METRICS, _fmt
     if not isinstance(raw, list):
         p.add("hypothesis", "must be an array of tables ([[hypothesis]])", raw)
@@ -123,7 +128,7 @@ def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems") -> list[Hypoth
         for key in ("a", "b", "select", "where"):
             if key in _KEYS[kind]:
                 required = key != "where"
-                args[key] = _selector(h.get(key), f"{where}.{key}", required, configs, p)
+                args[key] = _selector(h.get(key), f"{where}.{key}", required, configs if check_selectors else None, p)
         if kind == "compare":
             margin = h.get("margin", 0.0)
             if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
@@ -138,7 +143,7 @@ def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems") -> list[Hypoth
             else:
                 pool = [c for c in configs if matches(args.get("where") or {}, c)]
                 values = {_hashable(param_value(c, param)) for c in pool} - {None}
-                if len(values) < 3:
+                if len(values) < 3 and check_selectors:
                     p.add(f"{where}.param", "must take at least 3 values among the configurations it covers", param)
             args["param"] = param if isinstance(param, str) else ""
         if kind == "threshold":
@@ -158,7 +163,7 @@ def _hashable(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def _selector(raw: Any, where: str, required: bool, configs: list, p: "_Problems") -> dict[str, Any]:
+def _selector(raw: Any, where: str, required: bool, configs: list | None, p: "_Problems") -> dict[str, Any]:
     if raw is None:
         if required:
             p.add(where, "is required: a partial configuration such as {units1 = 256, units2 = 256}")
@@ -172,6 +177,6 @@ def _selector(raw: Any, where: str, required: bool, configs: list, p: "_Problems
         p.add(f"{where}.{k}", "unknown hyperparameter in selector")
     if bad:
         return {}
-    if not any(matches(raw, c) for c in configs):
+    if configs is not None and not any(matches(raw, c) for c in configs):
         p.add(where, "matches no configuration of the study", raw)
     return dict(raw)

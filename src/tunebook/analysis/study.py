@@ -43,7 +43,7 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
 def analyze(folder: str | Path) -> StudyAnalysis:
     """Analyse a study folder (``modellogs/<study>``) as stored on disk."""
     folder = Path(folder)
-    spec = load_spec(folder / "study.toml")
+    spec = load_spec(folder / "study.toml", check_selectors=False)
     problems: list[str] = []
     runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))
     return analyze_runs(spec, runs, folder, problems)

@@ -1,0 +1,37 @@
+"""The example studies cannot rot: they validate, and each runs with a tiny override."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from conftest import ROOT, tunebook_cmd
+
+EXAMPLES = ROOT / "examples" / "fashion-mnist"
+
+
+def test_examples_validate(cli_env):
+    p = subprocess.run(tunebook_cmd("validate", str(EXAMPLES)), env=cli_env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count(": ok — study") == 7 and "programme:" in p.stdout
+    q = subprocess.run(tunebook_cmd("validate", str(ROOT / "examples" / "quickstart.toml")), env=cli_env,
+                       capture_output=True, text=True)
+    assert q.returncode == 0, q.stderr
+
+
+def test_every_example_runs_with_a_tiny_override(tmp_path, cli_env):
+    """1 seed, 1 epoch, 512 training images: the whole folder, reports included."""
+    out = tmp_path / "logs"
+    p = subprocess.run(tunebook_cmd("run", str(EXAMPLES), "--out", str(out), "--quiet", "--seeds", "1",
+                                    "--epochs", "1", "--subset", "512"),
+                       env=cli_env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout + p.stderr
+    names = sorted(f.stem for f in EXAMPLES.glob("*.toml"))
+    for name in names:
+        runs = list((out / name / "runs").glob("[0-9]*"))
+        assert runs and all((r / "result.toml").is_file() for r in runs), name
+        assert (out / name / "report" / "report.html").is_file(), name
+    combined = (out / "report" / "report.md").read_text()
+    assert "Final summary" in combined and "Documented optimal configuration" in combined
+    for name in names:
+        assert name in combined
