@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run")
     s.add_argument("--out", default="modellogs")
 
-    rep = sub.add_parser("report", help="write report.md and report.html for a study folder")
+    rep = sub.add_parser("report", help="write report.md and report.html for a study folder "
+                                        "(or for each study of a folder, plus a combined one)")
     rep.add_argument("study")
 
     d = sub.add_parser("demo", help="a small real study on the full dataset (about a minute on 2 cores)")
@@ -231,13 +232,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import write_combined_report, write_report
+    from .store import find_studies
 
     folder = Path(args.study)
-    if not (folder / "study.toml").is_file():
-        raise SpecError([f"{folder}: not a study folder (no study.toml)"])
-    for p in write_report(folder):
-        out.print(str(p))
+    studies = find_studies(folder)
+    if not studies:
+        raise SpecError([f"{folder}: not a study folder (no study.toml), nor a folder of studies"])
+    for study in studies:
+        for p in write_report(study):
+            out.print(str(p))
+    if len(studies) > 1:
+        for p in write_combined_report(studies, folder):
+            out.print(str(p))
     return EXIT_OK
 
 

@@ -1,12 +1,14 @@
 """CUDA paths (run on a GPU machine; skipped elsewhere): device-independent randomness,
 the stacked engine against the reference trainer on the GPU, CUDA graphs against eager.
 
-Tolerance on CUDA is wider than on the CPU: cuBLAS chooses different kernels (and
-split reductions) for a batched ``bmm`` than for ``nn.Linear``'s GEMM. With SGD the
-~1e-7 differences stay small; Adam divides by sqrt(v), so a parameter whose gradient
-is ~0 gets a full ±lr step from rounding noise alone, and the two runs drift apart
-faster. Seen on an H200 after two Adam epochs on 3 000 samples: 2.4e-4 in training
-loss, 2.0e-3 in validation loss.
+Tolerance on CUDA is wider than on the CPU. On an H200, a single member and the
+reference agree to 1e-8 in training loss after one epoch (forward logits within 6e-8),
+but cuBLAS picks different kernels for a 2-member batched ``bmm`` than for
+``nn.Linear``'s GEMM, and training amplifies those ~1e-7 differences: after the second
+epoch on 3 000 samples the losses differed by 1.0e-3 with SGD (lr 0.05, still in its
+steep descent) and by 2.0e-3 (validation loss) with Adam, whose division by sqrt(v)
+turns rounding noise on near-zero gradients into full ±lr steps. Hence 5e-3 here, and
+accuracies within 30 samples of 6 000.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def test_permutations_and_masks_are_the_same_on_cpu_and_cuda():
 
 @cuda
 @pytest.mark.parametrize("defaults, loss_tol, samples", [
-    ('layers = [64, 32]\nepochs = 2\noptimizer = "sgd"\nlr = 0.05', 1e-4, 3),
+    ('layers = [64, 32]\nepochs = 2\noptimizer = "sgd"\nlr = 0.05', 5e-3, 30),
     ('layers = [64, 32]\nepochs = 2\noptimizer = "adam"', 5e-3, 30),
 ])
 def test_stacked_on_cuda_matches_the_reference_on_cuda(gpu_data, defaults, loss_tol, samples):

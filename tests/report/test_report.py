@@ -80,7 +80,7 @@ def test_report_command(study_folder, cli_env):
     p = subprocess.run(tunebook_cmd("report", str(study_folder)), env=cli_env, capture_output=True, text=True)
     assert p.returncode == 0 and "report.html" in p.stdout
     bad = subprocess.run(tunebook_cmd("report", str(study_folder / "runs")), env=cli_env, capture_output=True, text=True)
-    assert bad.returncode == 2 and "not a study folder (no study.toml)" in bad.stderr
+    assert bad.returncode == 2 and "not a study folder (no study.toml), nor a folder of studies" in bad.stderr
 
 
 def test_selector_matching_nothing_is_a_spec_error():

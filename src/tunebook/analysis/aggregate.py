@@ -95,6 +95,13 @@ def varying_params(configs: Sequence[ConfigStats]) -> list[str]:
         vals = {_h(c.value(k)) for c in configs}
         if len(vals) > 1:
             out.append(k)
+    if "optimizer" in out:  # momentum / weight decay that only follow the optimizer's defaults
+        for k in ("momentum", "weight_decay"):
+            per_opt = {}
+            for c in configs:
+                per_opt.setdefault(c.config.optimizer, set()).add(c.value(k))
+            if k in out and all(len(v) == 1 for v in per_opt.values()):
+                out.remove(k)
     return out
 
 

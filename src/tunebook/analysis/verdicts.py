@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .aggregate import HIGHER_IS_BETTER, ConfigStats
+from .aggregate import HIGHER_IS_BETTER, ConfigStats, describe, varying_params
 from .hypotheses import Hypothesis, matches
 from .stats import bootstrap_means, one_sample, seeds_needed, spearman, summarize, tost, welch
 
@@ -70,15 +70,16 @@ def _pct(metric: str, x: float) -> str:
     return f"{100 * x:+.2f} %" if metric.endswith("acc") else f"{x:+.4g}"
 
 
-def _names(cs: Sequence[ConfigStats]) -> str:
-    return ", ".join(sorted({c.label for c in cs}))
+def _names(cs: Sequence[ConfigStats], params: Sequence[str]) -> str:
+    """Configurations named by the hyperparameters that vary in the study."""
+    return ", ".join(sorted({describe(c, params) for c in cs}))
 
 
 def judge(h: Hypothesis, configs: Sequence[ConfigStats], alpha: float = 0.05, seed: int = 0) -> Verdict:
     fn = {"compare": _compare, "trend": _trend, "best": _best, "threshold": _threshold}[h.kind]
     rng = np.random.default_rng(seed)
     try:
-        return fn(h, configs, alpha, rng)
+        return fn(h, configs, alpha, rng, varying_params(configs))
     except _NoData as exc:
         return Verdict(h, "inconclusive", "none", math.nan, math.nan, math.nan, math.nan, 0, None, str(exc))
 
@@ -93,7 +94,7 @@ def _need(cs: Sequence[ConfigStats], what: str, at_least: int = 2) -> None:
         raise _NoData(f"not enough complete runs for {what} (need {at_least} seeds per configuration)")
 
 
-def _compare(h, configs, alpha, rng) -> Verdict:
+def _compare(h, configs, alpha, rng, params) -> Verdict:
     a, b = _select(configs, h.a), _select(configs, h.b)
     _need(a, "a")
     _need(b, "b")
@@ -112,8 +113,8 @@ def _compare(h, configs, alpha, rng) -> Verdict:
         need = None
         if verdict == "inconclusive":
             sd = math.sqrt((np.var(xa, ddof=1) + np.var(xb, ddof=1)) / 2)
-            need = seeds_needed(h.margin - abs(d.diff) if abs(d.diff) < h.margin else d.diff, sd, alpha)
-        detail = (f"{_names(a)} vs {_names(b)}: Δ {h.metric} = {_pct(h.metric, d.diff)} "
+            need = seeds_needed(abs(abs(d.diff) - h.margin), sd, alpha)  # to put |Δ| clearly on one side
+        detail = (f"{_names(a, params)} vs {_names(b, params)}: Δ {h.metric} = {_pct(h.metric, d.diff)} "
                   f"[{_pct(h.metric, d.lo)}, {_pct(h.metric, d.hi)}] ({100 * (1 - 2 * alpha):.0f} % CI), "
                   f"margin ±{_pct(h.metric, h.margin)[1:]}, TOST p = {p:.3g}, {n} seeds")
         return Verdict(h, verdict, "two one-sided t-tests (TOST)", d.diff, d.lo, d.hi, p, n, need, detail, keys)
@@ -127,7 +128,7 @@ def _compare(h, configs, alpha, rng) -> Verdict:
         verdict = "inconclusive"
     sd = math.sqrt((np.var(xa, ddof=1) + np.var(xb, ddof=1)) / 2)
     need = seeds_needed(d.diff, sd, alpha) if verdict == "inconclusive" else None
-    detail = (f"{_names(a)} − {_names(b)}: Δ {h.metric} = {_pct(h.metric, d.diff)} "
+    detail = (f"{_names(a, params)} − {_names(b, params)}: Δ {h.metric} = {_pct(h.metric, d.diff)} "
               f"[{_pct(h.metric, d.lo)}, {_pct(h.metric, d.hi)}], Welch p = {d.p:.3g}, {n} seeds")
     return Verdict(h, verdict, "Welch's t-test (two-sided)", d.diff, d.lo, d.hi, d.p, n, need, detail, keys)
 
@@ -143,7 +144,7 @@ def _trend_groups(h, configs):
     return pool, xs, by_value
 
 
-def _trend(h, configs, alpha, rng) -> Verdict:
+def _trend(h, configs, alpha, rng, params) -> Verdict:
     pool, xs, by_value = _trend_groups(h, configs)
     _need(pool, "the trend")
     groups = [_pooled(by_value[x], h.metric) for x in xs]
@@ -196,7 +197,7 @@ def _trend(h, configs, alpha, rng) -> Verdict:
                    p, n, need, detail, keys)
 
 
-def _best(h, configs, alpha, rng) -> Verdict:
+def _best(h, configs, alpha, rng, params) -> Verdict:
     pool = [c for c in configs if c.n_complete]
     sel = [i for i, c in enumerate(pool) if matches(h.select, c.config)]
     _need(pool, "ranking")
@@ -226,8 +227,8 @@ def _best(h, configs, alpha, rng) -> Verdict:
             verdict = "refuted"
         else:
             verdict = "inconclusive"
-        detail = (f"P({_names([pool[i] for i in sel])} best) = {prob:.2f} by bootstrap over seeds; "
-                  f"against the best other, {pool[best_other].label}: Δ = {_pct(h.metric, d.diff)} "
+        detail = (f"P({_names([pool[i] for i in sel], params)} best) = {prob:.2f} by bootstrap over seeds; "
+                  f"against the best other, {_names([pool[best_other]], params)}: Δ = {_pct(h.metric, d.diff)} "
                   f"[{_pct(h.metric, d.lo)}, {_pct(h.metric, d.hi)}], Welch p = {d.p:.3g}; {n} seeds")
         if verdict == "inconclusive":
             sd = math.sqrt((np.var(groups[best_sel], ddof=1) + np.var(groups[best_other], ddof=1)) / 2)
@@ -237,7 +238,7 @@ def _best(h, configs, alpha, rng) -> Verdict:
                    tuple(pool[i].key for i in sel))
 
 
-def _threshold(h, configs, alpha, rng) -> Verdict:
+def _threshold(h, configs, alpha, rng, params) -> Verdict:
     sel = _select(configs, h.select)
     _need(sel, "the selection")
     x = _pooled(sel, h.metric)
@@ -254,7 +255,7 @@ def _threshold(h, configs, alpha, rng) -> Verdict:
     n = min(c.n_complete for c in sel)
     need = seeds_needed(s.mean - bound, s.std, alpha, two_sample=False) if verdict == "inconclusive" else None
     bounds = " and ".join(f"{k} {_pct(h.metric, v)[1:]}" for k, v in (("≥", h.at_least), ("≤", h.at_most)) if v is not None)
-    detail = (f"{_names(sel)}: mean {h.metric} = {_pct(h.metric, s.mean)[1:]} "
+    detail = (f"{_names(sel, params)}: mean {h.metric} = {_pct(h.metric, s.mean)[1:]} "
               f"[{_pct(h.metric, s.lo)[1:]}, {_pct(h.metric, s.hi)[1:]}] ({100 * (1 - alpha):.0f} % CI), "
               f"claim {bounds}, t-test p = {max(ps):.3g}; {n} seeds")
     return Verdict(h, verdict, "one-sample t-interval", s.mean, s.lo, s.hi, max(ps), n, need, detail,

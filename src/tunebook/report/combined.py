@@ -28,7 +28,7 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig) -> list[tuple]:
         n = len({r.trial_id for r in a.runs})
         blocks += [("h", 2, a.spec.title or a.spec.name),
                    ("p", f"{a.spec.description} — {n} trials, {len(a.configs)} configurations × "
-                         f"{len(a.spec.seeds)} seeds. Full page: {a.folder}/report/report.md")]
+                         f"{len(a.spec.seeds)} seeds. Full page: ../{a.folder.name}/report/report.md")]
         ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
         blocks.append(("table", ["configuration", metric, "test_acc", "train s", "params"],
                        [[describe(c, a.params), pm(c, metric), pm(c, "test_acc"),
