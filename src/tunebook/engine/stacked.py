@@ -6,9 +6,10 @@ a fixed list of batched kernels with no autograd graph, no ``.item()`` and no ho
 gradients land in preallocated buffers that the optimizer updates in place.
 
 Members never mix: each member's loss is its own batch mean and each gradient slice is
-computed from that member's slice alone. A member whose epoch loss is not finite is
-recorded ``diverged`` and removed from the stack at the epoch's end, like a member whose
-last epoch is done; the rest continue on a smaller stack. Trials that differ only in
+computed from that member's slice alone. A member that diverged (``common.diverged``:
+a non-finite or exploded epoch loss) is recorded ``diverged`` and removed from the stack
+at the epoch's end, like a member whose last epoch is done; the rest continue on a
+smaller stack. Trials that differ only in
 ``epochs`` are one member: the shorter trials read its state at their epoch counts.
 """
 
@@ -18,7 +19,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -57,7 +58,7 @@ def plan_members(configs: Sequence[TrialConfig]) -> list[Member]:
     for c in configs:
         streams.setdefault(c.stream_key, []).append(c)
     members = [Member(sorted(cs, key=lambda c: c.epochs)) for cs in streams.values()]
-    members.sort(key=lambda m: (hparams_of(m.lead).__repr__(), m.lead.dropout, m.lead.seed))
+    members.sort(key=lambda m: (astuple(hparams_of(m.lead)), m.lead.dropout, m.lead.seed))
     return members
 
 
@@ -278,6 +279,21 @@ def make_loop(model: StackedMLP, opt: StackedOptimizer, data: DeviceData, batch_
     return EpochLoop(model, opt, data, batch_size)
 
 
+def _run_epoch(loop: EpochLoop, epoch: int) -> tuple[EpochLoop, torch.Tensor, torch.Tensor]:
+    """One epoch of training; if capturing a CUDA graph fails, undo and train eagerly."""
+    capturing = isinstance(loop, GraphedEpochLoop) and loop.graph is None
+    snap = loop.opt.snapshot() if capturing else None
+    try:
+        return (loop, *loop.run(epoch))
+    except RuntimeError as exc:
+        if snap is None:
+            raise
+        warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly")
+        loop.opt.restore(snap)
+        loop = EpochLoop(loop.model, loop.opt, loop.data, loop.bsz)
+        return (loop, *loop.run(epoch))
+
+
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> list[TrialResult]:
     """Train configs that share layer shapes, activation, batch size and optimizer kind."""
@@ -294,32 +310,18 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     rows = list(range(len(members)))  # member index of each stacked row
     loop = make_loop(model, opt, data, lead.batch_size)
     n = data.x_train.shape[0]
-    for epoch in range(1, max(m.lead.epochs for m in members) + 1):
+    max_epochs = max(m.lead.epochs for m in members)
+    for epoch in range(1, max_epochs + 1):
         t0 = time.perf_counter()
-        capturing = isinstance(loop, GraphedEpochLoop) and loop.graph is None
-        snap = opt.snapshot() if capturing else None
-        try:
-            loss_sum, correct = loop.run(epoch)
-        except RuntimeError as exc:
-            if snap is None:
-                raise
-            warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly")
-            opt.restore(snap)
-            loop = EpochLoop(model, opt, data, lead.batch_size)
-            loss_sum, correct = loop.run(epoch)
+        loop, loss_sum, correct = _run_epoch(loop, epoch)
         _sync(device)
         t_train = time.perf_counter() - t0
-        val_loss, val_acc = model.evaluate(data.x_val, data.y_val)
+        val_loss, val_acc = (v.cpu().tolist() for v in model.evaluate(data.x_val, data.y_val))
         train_loss = (loss_sum / n).cpu().tolist()  # the epoch's one host sync
         train_acc = (correct.to(torch.float64) / n).cpu().tolist()
-        val_loss, val_acc = val_loss.cpu().tolist(), val_acc.cpu().tolist()
-        want_test = [r for r, i in enumerate(rows) if epoch in members[i].checkpoints]
         diverged = {r for r in range(len(rows)) if is_diverged(train_loss[r], val_loss[r], data.n_classes)}
-        live_test = [r for r in want_test if r not in diverged]
-        test = {}
-        if live_test:
-            tl, ta = model.evaluate(data.x_test, data.y_test, torch.tensor(live_test, device=device))
-            test = {r: (l, a) for r, l, a in zip(live_test, tl.cpu().tolist(), ta.cpu().tolist())}
+        test = _test_at_checkpoints(model, data, [r for r, i in enumerate(rows)
+                                                  if epoch in members[i].checkpoints and r not in diverged])
         _sync(device)
         share = (time.perf_counter() - t0) / len(rows)
         for r, i in enumerate(rows):
@@ -328,22 +330,28 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 members[i].history.test[epoch] = test[r]
             if r in diverged:
                 members[i].history.diverged_epoch = epoch
+        event = EpochEvent(label=label, epoch=epoch, max_epochs=max_epochs, members=len(rows),
+                           val_acc=[v for r, v in enumerate(val_acc) if r not in diverged],
+                           seconds=share * len(rows), train_seconds=t_train)
         for hook in hooks:
-            hook(EpochEvent(label=label, epoch=epoch, max_epochs=max(m.lead.epochs for m in members),
-                            members=len(rows), val_acc=[v for r, v in enumerate(val_acc) if r not in diverged],
-                            seconds=share * len(rows), train_seconds=t_train))
+            hook(event)
         keep = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs]
-        if len(keep) < len(rows):
-            if not keep:
-                break
+        if not keep:
+            break
+        if len(keep) < len(rows):  # members that are done or diverged leave the stack
             keep_t = torch.tensor(keep, device=device)
             model.select(keep_t)
             opt.select(keep_t, model.params, model.grads)
             loop.reset()
             rows = [rows[r] for r in keep]
     group_seconds = time.perf_counter() - t_start
-    results: list[TrialResult] = []
-    for m in members:
-        results.extend(results_for(m.configs, m.history, data, group_seconds, len(members),
-                                   engine="stacked"))
-    return results
+    return [r for m in members
+            for r in results_for(m.configs, m.history, data, group_seconds, len(members), engine="stacked")]
+
+
+def _test_at_checkpoints(model: StackedMLP, data: DeviceData, rows: list[int]) -> dict[int, tuple[float, float]]:
+    """Test loss and accuracy of the given stack rows (members at one of their epoch counts)."""
+    if not rows:
+        return {}
+    loss, acc = model.evaluate(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
+    return {r: (lo, a) for r, lo, a in zip(rows, loss.cpu().tolist(), acc.cpu().tolist())}
