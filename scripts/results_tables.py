@@ -45,6 +45,14 @@ LOG = {
         ("04-extended-width", {"layers": [512, 512]}, "512-512", 87.94, 28.9),
         ("04-extended-width", {"layers": [1024, 1024]}, "1024-1024", 88.35, 63.2),
     ],
+    "Final summary of all experiments: the log's accuracy rankings (5 epochs)": [
+        ("04-extended-width", {"layers": [1024, 1024]}, "1. 1024-1024", 88.35, 63.2),
+        ("04-extended-width", {"layers": [256, 256]}, "2. 256-256", 88.03, 22.1),
+        ("05-batch-size", {"batch_size": 32}, "3. 256-256 + batch 32", 87.95, 27.6),
+        ("03-depth", {"layers": [256, 256, 256]}, "4. 256-256-256", 87.90, 21.3),
+        ("03-depth", {"layers": [128, 128, 128]}, "5. 128-128-128", 87.79, 15.6),
+        ("03-depth", {"layers": [128, 128]}, "6. 128-128", 87.67, 13.4),
+    ],
     "Experiment 5: batch size, 256-256, 5 epochs": [
         ("05-batch-size", {"batch_size": b}, f"batch {b}", acc, sec)
         for b, acc, sec in ((16, 87.12, 53.4), (32, 87.95, 27.6), (64, 87.75, 19.0), (128, 87.60, 14.8))
