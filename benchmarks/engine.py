@@ -183,7 +183,7 @@ def big_for(layers: str, big: str | None) -> int | None:
     return int(sizes[layers]) if layers in sizes else None
 
 
-def run_row(key: str, layers: str, args, tf32: bool = False) -> dict:
+def run_row(key: str, layers: str, args, tf32: bool = False, eager: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--child", key, "--child-layers", layers, "--device", args.device,
            "--cpu-big-steps", str(args.cpu_big_steps)]
     big = big_for(layers, args.big)
@@ -191,7 +191,10 @@ def run_row(key: str, layers: str, args, tf32: bool = False) -> dict:
         cmd += ["--big", str(big)]
     if tf32:
         cmd += ["--tf32"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if eager:
+        env["TUNEBOOK_CUDA_GRAPHS"] = "0"
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -206,6 +209,8 @@ def main() -> None:
     ap.add_argument("--big", help="group size for row (d) instead of the runner's largest: N, or "
                     "per shape as 256-256=2048,1024-1024=256")
     ap.add_argument("--tf32", action="store_true", help="CUDA: also time row (d) with TF32 matmuls")
+    ap.add_argument("--eager", action="store_true",
+                    help="CUDA: also time rows (c) and (d) without CUDA graphs (TUNEBOOK_CUDA_GRAPHS=0)")
     ap.add_argument("--cpu-big-steps", type=int, default=40)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-layers", help=argparse.SUPPRESS)
@@ -236,11 +241,16 @@ def main() -> None:
             note = f"  (timed over {r['steps_timed']} steps)" if "steps_timed" in r else ""
             print(f"{layers:>10} {ROW_NAMES[key]:>10} {r['T']:>5} {r['seconds']:>14.4f} {speedup:>8} "
                   f"{r['seconds'] / limit:>8.2f}× {r['peak_mb']:>9.0f}{note}", flush=True)
+            if key in ("c", "d") and args.eager and args.device == "cuda":
+                r = run_row(key, layers, args, eager=True)
+                speedup = f"{base / r['seconds']:.2f}×" if base else "—"
+                print(f"{layers:>10} {key + ' eager':>10} {r['T']:>5} {r['seconds']:>14.4f} {speedup:>8} "
+                      f"{r['seconds'] / limit:>8.2f}× {r['peak_mb']:>9.0f}", flush=True)
             if key == "d" and args.tf32 and args.device == "cuda":
                 r = run_row(key, layers, args, tf32=True)
-                print(f"{layers:>10} {'d + TF32':>10} {r['T']:>5} {r['seconds']:>14.4f} "
-                      f"{base / r['seconds'] if base else 0:>7.2f}× {r['seconds'] / limit:>8.2f}× "
-                      f"{r['peak_mb']:>9.0f}", flush=True)
+                speedup = f"{base / r['seconds']:.2f}×" if base else "—"
+                print(f"{layers:>10} {'d + TF32':>10} {r['T']:>5} {r['seconds']:>14.4f} {speedup:>8} "
+                      f"{r['seconds'] / limit:>8.2f}× {r['peak_mb']:>9.0f}", flush=True)
         print(f"{layers:>10} {'FLOP limit':>10} {'':>5} {limit:>14.4f}")
     print("\n'vs (a)' = (a)'s time ÷ the row's (higher is faster); 'vs limit' = the row's time ÷ the FLOP limit.")
 

@@ -233,9 +233,17 @@ class GraphedEpochLoop(EpochLoop):
         super().__init__(*args, **kwargs)
         self.graph: torch.cuda.CUDAGraph | None = None
 
+    #: Above this many stacked parameters a step is bound by memory traffic, not launches:
+    #: measured on an H200, graphs made a 5 × 128-128 group 3.2× faster (0.030 vs 0.096 s
+    #: per model-epoch) but gained nothing at 256 × 128-128 or 1024 × 256-256, while
+    #: their memory pool added 36–66 % (docs/performance.md).
+    MAX_PARAMS = 8_000_000
+
     @staticmethod
     def applies(model: StackedMLP, opt: StackedOptimizer) -> bool:
+        n_params = sum(p.numel() for p in model.params)
         return (model.device.type == "cuda" and not model.dropout and opt.kind in ("adam", "adamw")
+                and n_params <= GraphedEpochLoop.MAX_PARAMS
                 and os.environ.get("TUNEBOOK_CUDA_GRAPHS", "1") != "0")
 
     def reset(self) -> None:
