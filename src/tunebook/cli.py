@@ -174,7 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from .results import load_runs, runs_table
+    from .results import COLUMNS, load_runs, runs_table
 
     problems: list[str] = []
     rows = runs_table(load_runs(args.dir, problems))
@@ -184,8 +184,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         out.print(f"no runs under {args.dir}")
         return EXIT_OK
     table = Table(box=None, header_style="bold")
-    cols = ("study", "trial", "layers", "epochs", "batch", "lr", "val_acc", "test_acc", "seconds", "params", "status")
-    for c in cols:
+    for c in COLUMNS:
         table.add_column(c, justify="right" if c not in ("study", "trial", "layers", "status") else "left")
     for r in sorted(rows, key=lambda r: (r["study"], r["layers"], r["epochs"], r["batch"], r["lr"], r["seed"])):
         table.add_row(r["study"], r["trial"], r["layers"], str(r["epochs"]), str(r["batch"]), f"{r['lr']:g}",

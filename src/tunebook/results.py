@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 from .store import Run, RunStore, find_studies
 
-COLUMNS = ("study", "trial", "layers", "epochs", "batch", "lr", "optimizer", "seed", "val_acc",
-           "test_acc", "seconds", "params", "status")
+#: The columns of `tunebook ls` (each row of runs_table has these and a few more).
+COLUMNS = ("study", "trial", "layers", "epochs", "batch", "lr", "val_acc", "test_acc", "seconds", "params", "status")
 
 
 def load_runs(path: str | Path = "modellogs", problems: list[str] | None = None) -> list[Run]:

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 
 from .test_report import study_folder  # noqa: F401  (the fixture)

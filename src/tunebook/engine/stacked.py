@@ -296,7 +296,7 @@ def _run_epoch(loop: EpochLoop, epoch: int) -> tuple[EpochLoop, torch.Tensor, to
     except RuntimeError as exc:
         if snap is None:
             raise
-        warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly")
+        warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly", stacklevel=2)
         loop.opt.restore(snap)
         loop = EpochLoop(loop.model, loop.opt, loop.data, loop.bsz)
         return (loop, *loop.run(epoch))

@@ -100,7 +100,7 @@ def learning_curves(configs: Sequence[ConfigStats], kind: str = "loss") -> Figur
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("accuracy (%)" if kind == "acc" else "cross-entropy loss")
-    ax.set_title(f"learning curves: train (dashed) vs validation, band = seeds' range")
+    ax.set_title("learning curves: train (dashed) vs validation, band = seeds' range")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -142,7 +142,7 @@ def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str) -> Figur
 
     s = _scale(metric)
     fig, ax = plt.subplots(figsize=(max(3.5, 1.4 * len(groups) + 1.5), 3.8))
-    for i, (name, values) in enumerate(groups):
+    for i, (_, values) in enumerate(groups):
         v = np.asarray(values) * s
         ax.plot(np.full(len(v), i) + np.linspace(-0.08, 0.08, len(v)), v, ".", color="0.5")
         st = summarize(values)
