@@ -32,9 +32,10 @@ def test_run_writes_toml_and_tensorboard_then_resumes(tmp_path, cli_env):
     study = tmp_path / "e2e.toml"
     study.write_text(STUDY)
     out = tmp_path / "logs"
-    p = run(["run", str(study), "--out", str(out), "--no-report", "--quiet"], cli_env)
+    p = run(["run", str(study), "--out", str(out), "--no-report"], cli_env)  # with the progress display
     assert p.returncode == 0, p.stderr
     assert "4 trained, 0 already done (4 complete)" in p.stdout
+    assert "e2e: 4 trials to train in 2 groups, 0 already done" in p.stderr
     runs = sorted((out / "e2e" / "runs").iterdir())
     assert len(runs) == 4 and (out / "e2e" / "study.toml").read_text() == STUDY
     for folder in runs:
@@ -77,6 +78,17 @@ def test_validate_reports_counts_and_errors(tmp_path, cli_env):
     assert f"{bad}: grid.units1[1]: must be a positive integer" in p.stderr
     assert f"{bad}: defaults.epochs: must be a positive integer, got 0" in p.stderr
     assert not out.exists()  # nothing written
+
+
+def test_cuda_without_a_gpu_is_exit_2(tmp_path, cli_env):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    study = tmp_path / "e2e.toml"
+    study.write_text(STUDY)
+    p = run(["run", str(study), "--out", str(tmp_path / "o"), "--device", "cuda", "--quiet"], cli_env)
+    assert p.returncode == 2 and "--device cuda: no CUDA device is available" in p.stderr
 
 
 def test_missing_dataset_is_exit_2(tmp_path, cli_env):

@@ -35,6 +35,6 @@ def runs_dataframe(runs: Sequence[Run]):
     """A pandas DataFrame of :func:`runs_table` (needs pandas, an optional dependency)."""
     try:
         import pandas as pd
-    except ImportError:  # pragma: no cover - depends on the environment
+    except ImportError:
         raise ImportError("runs_dataframe needs pandas: pip install pandas") from None
     return pd.DataFrame(runs_table(runs))
