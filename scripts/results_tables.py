@@ -100,6 +100,18 @@ def main(root: str) -> None:
         own = sum(r.result.train_seconds for r in a.runs if not r.result.derived_from)
         print(f"| {name} | {len(a.runs)} | {sum(r.result.train_seconds for r in a.runs):.1f} "
               f"(of which {own:.1f} in runs not read off a longer one) |")
+    print("\n### Stacked groups, by wall time\n")
+    groups: dict = {}
+    for a in analyses.values():
+        for r in a.runs:
+            c = r.config
+            key = (round(r.result.group_seconds, 3), r.result.group_size, c.label, c.batch_size, c.optimizer)
+            groups.setdefault(key, set()).add(c.epochs)
+    print("| group wall s | members | layers | batch | optimizer | epoch counts read |")
+    print("|---|---|---|---|---|---|")
+    for (secs, size, label, batch, opt), epochs in sorted(groups.items(), key=lambda kv: -kv[0][0]):
+        print(f"| {secs:.1f} | {size} | {label} | {batch} | {opt} | {', '.join(map(str, sorted(epochs)))} |")
+    print(f"\nSum of group wall times: {sum(k[0] for k in groups):.1f} s")
 
 
 if __name__ == "__main__":
