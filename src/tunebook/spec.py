@@ -13,118 +13,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .datasets import DATASETS, train_count
 from .errors import SpecError
+from .hparams import (ACTIVATIONS, BASE_DEFAULTS, HPARAM_RULES, OPTIMIZERS, float_rule, int_rule,  # noqa: F401
+                      resolve)
+from .hparams import fmt_value as _fmt
 
-ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
            "train_seconds", "params", "flops")
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-MAX_WIDTH = 1 << 16
-
-
-def _fmt(value: Any) -> str:
-    """A value as the user wrote it, TOML-ish (strings in double quotes)."""
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    return repr(value)
-
-
-# --- value rules: each returns (normalized value, None) or (None, "rule") -------------
-
-Rule = Callable[[Any], "tuple[Any, str | None]"]
-
-
-def _int(lo: int, hi: int | None = None, what: str = "an integer") -> Rule:
-    def check(v: Any) -> tuple[Any, str | None]:
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-            return None, f"must be {what}"
-        return v, None
-    return check
-
-
-def _float(ok: Callable[[float], bool], what: str) -> Rule:
-    def check(v: Any) -> tuple[Any, str | None]:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
-            return None, f"must be {what}"
-        return float(v), None
-    return check
-
-
-def _choice(options: tuple[str, ...]) -> Rule:
-    def check(v: Any) -> tuple[Any, str | None]:
-        if v not in options:
-            return None, "must be one of " + ", ".join(_fmt(o) for o in options)
-        return v, None
-    return check
-
-
-def _layers(v: Any) -> tuple[Any, str | None]:
-    ok = (isinstance(v, list) and 0 < len(v) <= 16
-          and all(isinstance(u, int) and not isinstance(u, bool) and 0 < u <= MAX_WIDTH for u in v))
-    if not ok:
-        return None, f"must be a list of 1 to 16 positive integers (each at most {MAX_WIDTH})"
-    return tuple(v), None
-
-
-_POSITIVE_WIDTH = _int(1, MAX_WIDTH, f"a positive integer (at most {MAX_WIDTH})")
-
-#: Every hyperparameter a study may set in [defaults] or [grid], with its rule.
-HPARAM_RULES: dict[str, Rule] = {
-    "layers": _layers,
-    "units1": _POSITIVE_WIDTH,
-    "units2": _POSITIVE_WIDTH,
-    "units3": _POSITIVE_WIDTH,
-    "width": _POSITIVE_WIDTH,
-    "depth": _int(1, 16, "an integer from 1 to 16"),
-    "activation": _choice(ACTIVATIONS),
-    "dropout": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
-    "epochs": _int(1, 10_000, "a positive integer"),
-    "batch_size": _int(1, None, "a positive integer"),
-    "optimizer": _choice(OPTIMIZERS),
-    "lr": _float(lambda x: x > 0, "a positive number"),
-    "momentum": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
-    "beta1": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
-    "beta2": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
-    "alpha": _float(lambda x: 0 <= x < 1, "a number in [0, 1)"),
-    "eps": _float(lambda x: x > 0, "a positive number"),
-    "weight_decay": _float(lambda x: x >= 0, "a non-negative number"),
-}
-_OPTIMIZER_KEYS = {  # which optimizer hyperparameters each optimizer reads
-    "sgd": {"momentum"}, "momentum": {"momentum"}, "nesterov": {"momentum"},
-    "adam": {"beta1", "beta2", "eps"}, "adamw": {"beta1", "beta2", "eps"},
-    "rmsprop": {"alpha", "eps", "momentum"},
-}
-_SHAPE_KEYS = ("layers", "width", "depth", "units1", "units2", "units3")
-
-#: The flat, commented block of defaults every trial starts from (nanoGPT habit).
-BASE_DEFAULTS: dict[str, Any] = {
-    "layers": (128, 128),   # hidden layer widths; the output layer (10 classes) is implied
-    "activation": "relu",
-    "dropout": 0.0,
-    "epochs": 3,
-    "batch_size": 64,
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "beta1": 0.9,           # Adam/AdamW: torch.optim's defaults
-    "beta2": 0.999,
-    "alpha": 0.99,          # RMSprop's smoothing constant (torch.optim's default)
-    "eps": 1e-8,
-}
-_DEFAULT_MOMENTUM = {"momentum": 0.9, "nesterov": 0.9}
-_DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}  # torch.optim.AdamW's default
 
 
 # --- the records -----------------------------------------------------------------------
@@ -211,7 +114,7 @@ class StudySpec:
         """One TrialConfig per grid point and seed, duplicates removed, in a stable order."""
         seen: dict[str, TrialConfig] = {}
         for point in self.points():
-            merged, _ = _resolve(dict(self.defaults), point)
+            merged, _ = resolve(dict(self.defaults), point)
             for seed in self.seeds:
                 cfg = _build(self, merged, seed)
                 seen.setdefault(cfg.trial_id, cfg)
@@ -350,7 +253,7 @@ def _parse_study(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
         dataset = "fashion-mnist"
     validation = t.get("validation", 0.1)
     if validation != "test":
-        v, err = _float(lambda x: 0 < x <= 0.5, 'a fraction in (0, 0.5] or "test"')(validation)
+        v, err = float_rule(lambda x: 0 < x <= 0.5, 'a fraction in (0, 0.5] or "test"')(validation)
         if err:
             p.add("study.validation", err, validation)
             validation = 0.1
@@ -365,21 +268,21 @@ def _parse_study(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
         else:
             seeds = tuple(seeds_raw)
     else:
-        n, err = _int(1, 100_000, "a count from 1 to 100000 or a list of seeds")(seeds_raw)
+        n, err = int_rule(1, 100_000, "a count from 1 to 100000 or a list of seeds")(seeds_raw)
         if err:
             p.add("study.seeds", err, seeds_raw)
         else:
             seeds = tuple(range(n))
-    split_seed, err = _int(0, 2**31 - 1, "a non-negative integer")(t.get("split_seed", 0))
+    split_seed, err = int_rule(0, 2**31 - 1, "a non-negative integer")(t.get("split_seed", 0))
     if err:
         p.add("study.split_seed", err, t.get("split_seed"))
-    subset, err = _int(0, None, "a non-negative integer (0 = the whole training split)")(t.get("train_subset", 0))
+    subset, err = int_rule(0, None, "a non-negative integer (0 = the whole training split)")(t.get("train_subset", 0))
     if err:
         p.add("study.train_subset", err, t.get("train_subset"))
     metric = t.get("metric", "val_acc")
     if metric not in METRICS:
         p.add("study.metric", "must be one of " + ", ".join(_fmt(m) for m in METRICS), metric)
-    alpha, err = _float(lambda x: 0 < x < 0.5, "a number in (0, 0.5)")(t.get("alpha", 0.05))
+    alpha, err = float_rule(lambda x: 0 < x < 0.5, "a number in (0, 0.5)")(t.get("alpha", 0.05))
     if err:
         p.add("study.alpha", err, t.get("alpha"))
     for key in ("title", "description"):
@@ -452,45 +355,6 @@ def _parse_grid(t: Mapping[str, Any], p: _Problems) -> dict[str, tuple[Any, ...]
     return out
 
 
-def _resolve(defaults: Mapping[str, Any], point: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Merge defaults and one grid point; turn units*/width/depth into ``layers``.
-
-    Precedence: the grid point over [defaults] over BASE_DEFAULTS. ``width``/``depth``
-    rebuild the layer list; ``unitsK`` then sets hidden layer K (K = len + 1 appends).
-    Returns the merged hyperparameters and a list of (key, rule) problems.
-    """
-    merged = {**BASE_DEFAULTS, **defaults, **point}
-    problems: list[tuple[str, str]] = []
-    layers = list(point.get("layers", defaults.get("layers", BASE_DEFAULTS["layers"])))
-    if "width" in merged or "depth" in merged:
-        layers = [merged.get("width", layers[0])] * merged.get("depth", len(layers))
-    for k in (1, 2, 3):
-        unit = merged.get(f"units{k}")
-        if unit is None:
-            continue
-        if k - 1 < len(layers):
-            layers[k - 1] = unit
-        elif k - 1 == len(layers):
-            layers.append(unit)
-        else:
-            problems.append((f"units{k}", f"needs units{k - 1} (or a layers list of {k - 1} entries) first"))
-    for key in _SHAPE_KEYS:
-        merged.pop(key, None)
-    merged["layers"] = tuple(layers)
-    opt = merged["optimizer"]
-    mixed = "optimizer" in point  # [defaults] may hold keys for some of the grid's optimizers
-    for key in ("momentum", "beta1", "beta2", "alpha", "eps"):
-        if key in _OPTIMIZER_KEYS[opt]:
-            continue
-        if key in point or (key in defaults and not mixed):
-            problems.append((key, f"has no effect with optimizer {_fmt(opt)}"))
-    merged.setdefault("momentum", _DEFAULT_MOMENTUM.get(opt, 0.0))
-    if opt in ("momentum", "nesterov") and merged["momentum"] == 0:
-        problems.append(("momentum", f"must be positive with optimizer {_fmt(opt)}"))
-    merged.setdefault("weight_decay", _DEFAULT_WEIGHT_DECAY.get(opt, 0.0))
-    return merged, problems
-
-
 def _build(spec: StudySpec, merged: Mapping[str, Any], seed: int) -> TrialConfig:
     return TrialConfig(
         dataset=spec.dataset, validation=spec.validation, split_seed=spec.split_seed,
@@ -516,7 +380,7 @@ def _check_points(spec: StudySpec, p: _Problems) -> None:
     if spec.train_subset and spec.train_subset < info.n_classes:
         p.add("study.train_subset", f"must be 0 or at least {info.n_classes}", spec.train_subset)
     for point in spec.points():
-        merged, problems = _resolve(defaults, point)
+        merged, problems = resolve(defaults, point)
         for key, rule in problems:
             p.add(_source_key(key, defaults, grid, point), rule, {**defaults, **point}.get(key))
         if merged["batch_size"] > n_train:
