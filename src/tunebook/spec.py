@@ -298,12 +298,15 @@ def _parse_study(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
     }
 
 
-def _unknown_hparam(section: str, key: str, p: _Problems) -> None:
-    hint = ""
-    close = [k for k in HPARAM_RULES if _similar(k, key)]
-    if close:
-        hint = f"; did you mean {_fmt(close[0])}?"
-    p.add(f"{section}.{key}", f"unknown hyperparameter{hint}")
+def _rule_for(section: str, key: str, p: _Problems):
+    """The rule of hyperparameter ``key``, or None after reporting it unknown ("seed" is
+    reported once by the caller)."""
+    rule = HPARAM_RULES.get(key)
+    if rule is None and key != "seed":
+        close = [k for k in HPARAM_RULES if _similar(k, key)]
+        hint = f"; did you mean {_fmt(close[0])}?" if close else ""
+        p.add(f"{section}.{key}", f"unknown hyperparameter{hint}")
+    return rule
 
 
 def _similar(a: str, b: str) -> bool:
@@ -313,42 +316,35 @@ def _similar(a: str, b: str) -> bool:
     return common >= max(len(a), len(b)) - 2
 
 
+def _checked(rule, value: Any, where: str, p: _Problems) -> tuple[bool, Any]:
+    v, err = rule(value)
+    if err:
+        p.add(where, err, value)
+    return err is None, v
+
+
 def _parse_defaults(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in t.items():
-        if key == "seed":
-            continue
-        rule = HPARAM_RULES.get(key)
-        if rule is None:
-            _unknown_hparam("defaults", key, p)
-            continue
-        v, err = rule(value)
-        if err:
-            p.add(f"defaults.{key}", err, value)
-        else:
-            out[key] = v
+        rule = _rule_for("defaults", key, p)
+        if rule is not None:
+            ok, v = _checked(rule, value, f"defaults.{key}", p)
+            if ok:
+                out[key] = v
     return out
 
 
 def _parse_grid(t: Mapping[str, Any], p: _Problems) -> dict[str, tuple[Any, ...]]:
     out: dict[str, tuple[Any, ...]] = {}
     for key, values in t.items():
-        if key == "seed":
-            continue
-        rule = HPARAM_RULES.get(key)
+        rule = _rule_for("grid", key, p)
         if rule is None:
-            _unknown_hparam("grid", key, p)
             continue
         if not isinstance(values, list) or not values:
             p.add(f"grid.{key}", "must be a non-empty list of values", values)
             continue
-        good = []
-        for i, value in enumerate(values):
-            v, err = rule(value)
-            if err:
-                p.add(f"grid.{key}[{i}]", err, value)
-            else:
-                good.append(v)
+        checked = [_checked(rule, value, f"grid.{key}[{i}]", p) for i, value in enumerate(values)]
+        good = [v for ok, v in checked if ok]
         if len(set(good)) != len(good):
             p.add(f"grid.{key}", "must not repeat a value", values)
         out[key] = tuple(good)
