@@ -13,8 +13,10 @@ from dataclasses import dataclass
 class IdxFile:
     """One gzipped IDX file of a dataset.
 
-    ``sha256`` is the digest of the *decompressed* IDX bytes: the official archives and
-    Debian's repacked ones differ in their gzip headers but hold the same data.
+    ``sha256`` is the digest of the *decompressed* IDX bytes, computed from Debian's
+    ``dataset-fashion-mnist``: two .gz archives of the same data can differ (gzip header,
+    compression level), and the official archives could not be fetched here to hash, so
+    the data itself is what is checked, whichever archive it came in.
     """
 
     name: str
