@@ -132,7 +132,8 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     if spec.description:
         blocks.append(("p", spec.description))
     # --- setup ---
-    grid = "; ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in spec.grid) or "none (one configuration)"
+    show = lambda v: str(list(v)) if isinstance(v, tuple) else str(v)  # noqa: E731
+    grid = "; ".join(f"{k} ∈ {{{', '.join(map(show, v))}}}" for k, v in spec.grid) or "none (one configuration)"
     defaults = ", ".join(f"{k} = {list(v) if isinstance(v, tuple) else v}" for k, v in spec.defaults) or "built-in"
     val = ("the official test set (the log's habit: validation and test are the same images)"
            if spec.validation == "test" else f"a stratified {pct(float(spec.validation), 0)} hold-out of the training set (split seed {spec.split_seed})")
