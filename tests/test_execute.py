@@ -51,4 +51,4 @@ def test_a_trial_shared_by_two_studies_trains_once(tmp_path):
     # a third study wanting a trial that is final elsewhere copies it instead of training
     c = spec("c", "units1 = [8]")
     (oc,) = run_studies([a, c], tmp_path, device="cpu")[1:]
-    assert oc.trained == 0 and len(oc.runs) == 2
+    assert oc.trained == 0 and oc.skipped == 2 and len(oc.runs) == 2

@@ -34,6 +34,18 @@ def test_save_and_read_back_round_trips(tmp_path):
     assert not (tmp_path / "s" / ".lock").exists()
 
 
+def test_config_toml_records_when_validation_is_the_test_set(tmp_path):
+    import tomllib
+    from dataclasses import replace
+
+    cfg = replace(_cfg(), validation="test")
+    with RunStore(tmp_path, "s") as store:
+        folder = store.save(cfg, _result(cfg))
+    data = tomllib.loads((folder / "config.toml").read_text())["data"]
+    assert data["validation"] == "test" and data["val_is_test"] is True
+    assert read_run(folder).config == cfg
+
+
 def test_malformed_result_is_reported_by_path_and_skipped(tmp_path):
     cfg = _cfg()
     with RunStore(tmp_path, "s") as store:

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(or for each study of a folder, plus a combined one)")
     rep.add_argument("study")
 
-    d = sub.add_parser("demo", help="a small real study on the full dataset (about a minute on 2 cores)")
+    d = sub.add_parser("demo", help="a small real study on the full dataset (under a minute on 2 cores)")
     run_options(d)
     return p
 
@@ -116,16 +116,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
-    from .execute import load_specs, run_studies
+    from .execute import run_path
 
-    specs = load_specs(path or args.path)
     overrides = {k: v for k, v in (("seeds", getattr(args, "seeds", None)),
                                    ("epochs", getattr(args, "epochs", None)),
                                    ("train_subset", getattr(args, "subset", None))) if v is not None}
-    specs = [s.with_overrides(**overrides) for s in specs]
     reporter = _quiet_reporter() if args.quiet else _progress_reporter()
-    outcomes = run_studies(specs, args.out, device=args.device, engine=args.engine, max_group=args.max_group,
-                           fresh=args.fresh, data_dir=args.data_dir, reporter=reporter)
+    outcomes = run_path(path or args.path, args.out, device=args.device, engine=args.engine,
+                        max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
+                        reporter=reporter, **overrides)
     for problem in sorted({p for o in outcomes for p in o.problems}):
         err.print(f"[yellow]warning:[/yellow] skipped unreadable run: {problem}", soft_wrap=True)
     for outcome in outcomes:
@@ -140,19 +139,15 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
 
 
 def _write_report(folder: Path) -> None:
-    try:
-        from .report import write_report
-    except ImportError:  # the report module arrives with the lab-notebook issue
-        return
+    from .report import write_report
+
     paths = write_report(folder)
     out.print(f"report: {paths[0]}")
 
 
 def _write_combined(outcomes, root: Path) -> None:
-    try:
-        from .report import write_combined_report
-    except ImportError:
-        return
+    from .report import write_combined_report
+
     paths = write_combined_report([o.folder for o in outcomes], root)
     out.print(f"combined report: {paths[0]}")
 

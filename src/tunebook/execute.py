@@ -47,7 +47,7 @@ class StudyOutcome:
     folder: Path
     runs: tuple[Run, ...]          # every stored run of this study's configs
     trained: int                   # trials trained by this call
-    skipped: int                   # trials already done before this call
+    skipped: int                   # trials already final before this call (here or in another study)
     seconds: float
     problems: tuple[str, ...] = () # unreadable run folders that were skipped
 
@@ -157,10 +157,11 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
         for name, store in stores.items():
             if store.dir.exists():
                 store.dir.rename(store.dir.with_name(f"{name}-{stamp}"))
+    study_configs = {s.name: s.configs() for s in specs}
     wanted: dict[str, list[str]] = {}      # trial id -> studies that want it
     configs: dict[str, TrialConfig] = {}
     for s in specs:
-        for c in s.configs():
+        for c in study_configs[s.name]:
             wanted.setdefault(c.trial_id, []).append(s.name)
             configs[c.trial_id] = c
     problems: list[str] = []
@@ -174,20 +175,19 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
             for name in names:
                 if tid not in done[name] and tid in anywhere:
                     stores[name].save(anywhere[tid].config, anywhere[tid].result)
-        skipped = {s.name: sum(tid in done[s.name] for c in s.configs() for tid in [c.trial_id]) for s in specs}
+        skipped = {s.name: sum(c.trial_id in anywhere for c in study_configs[s.name]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
-        val_is_test = {s.name: s.validation == "test" for s in specs}
         groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
         for group in groups:
+            started = time.time()  # names the run folders
             results = _train_group(group, engine, dev, data_dir, reporter)
-            started = time.time()
             for c, r in zip(_by_id(group, results), results):
                 for name in wanted[c.trial_id]:
-                    stores[name].save(c, r, started, val_is_test=val_is_test[name])
+                    stores[name].save(c, r, started)
                     trained[name] += 1
                 reporter.trial_saved(c, r)
-        outcomes = [StudyOutcome(s, stores[s.name].dir, tuple(_runs_of(stores[s.name], s.configs(), problems)),
+        outcomes = [StudyOutcome(s, stores[s.name].dir, tuple(_runs_of(stores[s.name], study_configs[s.name], problems)),
                                  trained[s.name], skipped[s.name], time.perf_counter() - t0, tuple(problems))
                     for s in specs]
     for o in outcomes:

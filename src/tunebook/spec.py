@@ -384,11 +384,6 @@ def _check_points(spec: StudySpec, p: _Problems) -> None:
                   f"must be at most the training split size {n_train}", merged["batch_size"])
 
 
-def expand(spec: StudySpec) -> list[TrialConfig]:
-    """All trials of a study (alias of ``spec.configs()``)."""
-    return spec.configs()
-
-
 def model_epochs(configs: Iterable[TrialConfig], shared: bool = True) -> int:
     """Model-epochs the configs cost; with ``shared``, trials differing only in epochs
     share one run of the largest budget (the stacked engine's epoch sharing)."""
@@ -400,5 +395,5 @@ def model_epochs(configs: Iterable[TrialConfig], shared: bool = True) -> int:
     return sum(longest.values())
 
 
-__all__ = ["StudySpec", "TrialConfig", "load_spec", "parse_spec", "expand", "model_epochs",
+__all__ = ["StudySpec", "TrialConfig", "load_spec", "parse_spec", "model_epochs",
            "HPARAM_RULES", "BASE_DEFAULTS", "ACTIVATIONS", "OPTIMIZERS", "METRICS"]

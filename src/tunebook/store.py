@@ -137,8 +137,7 @@ class RunStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.dir / "study.toml", source)
 
-    def save(self, config: TrialConfig, result: TrialResult, started: float | None = None,
-             val_is_test: bool = False) -> Path:
+    def save(self, config: TrialConfig, result: TrialResult, started: float | None = None) -> Path:
         """Write one run folder atomically; an earlier unfinished result for it is replaced."""
         from .tboard import write_events
 
@@ -151,7 +150,7 @@ class RunStore:
         cfg_doc = {
             "trial": {"id": config.trial_id, "study": self.study},
             "hparams": {k: v for k, v in hp.items() if k not in data_keys},
-            "data": {k: hp[k] for k in data_keys} | {"val_is_test": val_is_test},
+            "data": {k: hp[k] for k in data_keys} | {"val_is_test": config.validation == "test"},
             "env": env_info(result.device, result.engine),
         }
         write_atomic(staging / "config.toml", tomli_w.dumps(cfg_doc))

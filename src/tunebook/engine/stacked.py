@@ -256,19 +256,24 @@ class GraphedEpochLoop(EpochLoop):
         self.perm.copy_(rng.permutations(self.model.seeds, 1, self.n, dev))
         self.loss_sum = torch.zeros(t, device=dev, dtype=torch.float64)
         self.correct = torch.zeros(t, device=dev, dtype=torch.int64)
-        # Warm up (cuBLAS handles, allocator) on a side stream, then undo its updates.
+        # Warm up (cuBLAS handles, allocator) on a side stream, then undo its updates;
+        # the same snapshot undoes a capture that fails, so the caller can go eager.
         snap = self.opt.snapshot()
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            for s in range(3):
-                self.step(self.perm, s, s, self.loss_sum, self.correct)
-        torch.cuda.current_stream(dev).wait_stream(side)
-        self.opt.restore(snap)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            for s in range(self.steps):
-                self.step(self.perm, s, s, self.loss_sum, self.correct)
+        try:
+            side = torch.cuda.Stream(dev)
+            side.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(side):
+                for s in range(3):
+                    self.step(self.perm, s, s, self.loss_sum, self.correct)
+            torch.cuda.current_stream(dev).wait_stream(side)
+            self.opt.restore(snap)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                for s in range(self.steps):
+                    self.step(self.perm, s, s, self.loss_sum, self.correct)
+        except RuntimeError:
+            self.opt.restore(snap)
+            raise
         self.graph = graph
 
     def run(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,18 +293,15 @@ def make_loop(model: StackedMLP, opt: StackedOptimizer, data: DeviceData, batch_
 
 
 def _run_epoch(loop: EpochLoop, epoch: int) -> tuple[EpochLoop, torch.Tensor, torch.Tensor]:
-    """One epoch of training; if capturing a CUDA graph fails, undo and train eagerly."""
-    capturing = isinstance(loop, GraphedEpochLoop) and loop.graph is None
-    snap = loop.opt.snapshot() if capturing else None
-    try:
-        return (loop, *loop.run(epoch))
-    except RuntimeError as exc:
-        if snap is None:
-            raise
-        warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly", stacklevel=2)
-        loop.opt.restore(snap)
-        loop = EpochLoop(loop.model, loop.opt, loop.data, loop.bsz)
-        return (loop, *loop.run(epoch))
+    """One epoch of training; if capturing a CUDA graph fails (the capture has undone its
+    own steps), train this and later epochs eagerly."""
+    if isinstance(loop, GraphedEpochLoop) and loop.graph is None:
+        try:
+            loop._capture()
+        except RuntimeError as exc:
+            warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly", stacklevel=2)
+            loop = EpochLoop(loop.model, loop.opt, loop.data, loop.bsz)
+    return (loop, *loop.run(epoch))
 
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,

@@ -10,9 +10,6 @@ from ..analysis.winners import winners
 from . import figures
 from .document import pm, recommended_toml
 
-VERDICT = {"supported": "supported", "refuted": "refuted", "inconclusive": "inconclusive"}
-
-
 def combined_blocks(analyses: Sequence[StudyAnalysis], fig) -> list[tuple]:
     metric = analyses[0].spec.metric if analyses else "val_acc"
     blocks: list[tuple] = [("h", 1, "Experiment log, re-run with seeds and statistics"),
@@ -21,7 +18,7 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig) -> list[tuple]:
     rows = []
     for a in analyses:
         for v in a.verdicts:
-            rows.append([a.spec.name, v.hypothesis.id, v.hypothesis.says, VERDICT[v.verdict], v.detail])
+            rows.append([a.spec.name, v.hypothesis.id, v.hypothesis.says, v.verdict, v.detail])
     blocks += [("h", 2, "Verdicts"), ("table", ["study", "id", "hypothesis", "verdict", "numbers"], rows)]
     for a in analyses:
         n = len({r.trial_id for r in a.runs})
