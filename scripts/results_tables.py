@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tunebook.analysis.hypotheses import matches  # noqa: E402
+from tunebook.hypotheses import matches  # noqa: E402
 from tunebook.analysis.study import analyze  # noqa: E402
 
 # (study, selector, the log's label, the log's accuracy %, the log's seconds)

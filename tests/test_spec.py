@@ -128,3 +128,13 @@ def test_overrides_are_revalidated():
     assert s.with_overrides(seeds=1, epochs=1).configs()[0].epochs == 1
     with pytest.raises(SpecError, match=r"\(with overrides\): defaults.batch_size: must be at most the training split size 100"):
         s.with_overrides(train_subset=100)
+
+
+def test_the_spec_layer_does_not_import_analysis():
+    """Parsing a study file (hypotheses included) needs no analysis code: no import cycle."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tunebook.spec, tunebook.hypotheses; "
+            "assert not [m for m in sys.modules if m.startswith('tunebook.analysis')], sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,6 +11,9 @@ from typing import Any, Callable, Mapping
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 MAX_WIDTH = 1 << 16
+#: What a study or a hypothesis may judge by.
+METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
+           "train_seconds", "params", "flops")
 
 
 def fmt_value(value: Any) -> str:

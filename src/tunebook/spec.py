@@ -21,12 +21,12 @@ from typing import Any, Iterable, Mapping
 
 from .datasets import DATASETS, train_count
 from .errors import SpecError
-from .hparams import (ACTIVATIONS, BASE_DEFAULTS, HPARAM_RULES, OPTIMIZERS, float_rule, int_rule,  # noqa: F401
-                      resolve)
+from .hparams import (ACTIVATIONS, BASE_DEFAULTS, HPARAM_RULES, METRICS, OPTIMIZERS, float_rule,  # noqa: F401
+                      int_rule, resolve)
+from .hypotheses import Hypothesis, parse_hypotheses
+from .problems import Problems
 from .hparams import fmt_value as _fmt
 
-METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
-           "train_seconds", "params", "flops")
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
@@ -99,7 +99,7 @@ class StudySpec:
     alpha: float
     defaults: tuple[tuple[str, Any], ...]
     grid: tuple[tuple[str, tuple[Any, ...]], ...]
-    hypotheses: tuple[Mapping[str, Any], ...] = ()
+    hypotheses: tuple[Hypothesis, ...] = ()
     path: str = "<string>"
     source: str = ""
     description: str = ""
@@ -145,7 +145,7 @@ class StudySpec:
             raw["study"]["train_subset"] = train_subset
             said.append(f"--subset {train_subset}")
         if spec is not self:
-            p = _Problems(f"{self.path} (with overrides)")
+            p = Problems(f"{self.path} (with overrides)")
             _check_points(spec, p)
             p.raise_if_any()
             header = f"# {self.path} as run with the smoke-test overrides {' '.join(said)}\n"
@@ -158,22 +158,6 @@ class StudySpec:
 _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
                "split_seed", "train_subset", "metric", "alpha"}
 _TOP_KEYS = {"study", "defaults", "grid", "hypothesis"}
-
-
-class _Problems:
-    def __init__(self, where: str):
-        self.where = where
-        self.items: list[str] = []
-
-    def add(self, key: str, rule: str, value: Any = ...) -> None:
-        got = "" if value is ... else f", got {_fmt(value)}"
-        msg = f"{self.where}: {key}: {rule}{got}"
-        if msg not in self.items:
-            self.items.append(msg)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise SpecError(self.items)
 
 
 def load_spec(path: str | Path, check_selectors: bool = True) -> StudySpec:
@@ -199,7 +183,7 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"{where}: not valid TOML: {exc}"]) from None
-    p = _Problems(where)
+    p = Problems(where)
     for key in raw:
         if key not in _TOP_KEYS:
             p.add(key, "unknown section (expected study, defaults, grid, hypothesis)")
@@ -220,13 +204,13 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     _check_points(spec, p)
     p.raise_if_any()
 
-    from .analysis.hypotheses import parse_hypotheses  # late: analysis depends on spec
-    hyps = parse_hypotheses(raw.get("hypothesis", []), spec, p, check_selectors)
+    hyps = parse_hypotheses(raw.get("hypothesis", []), spec.configs(), spec.metric, p,
+                            TrialConfig.__dataclass_fields__, check_selectors)
     p.raise_if_any()
     return replace(spec, hypotheses=tuple(hyps))
 
 
-def _table(raw: Mapping, key: str, p: _Problems, required: bool = False) -> dict:
+def _table(raw: Mapping, key: str, p: Problems, required: bool = False) -> dict:
     if key not in raw:
         if required:
             p.add(f"[{key}]", "section is required")
@@ -238,7 +222,7 @@ def _table(raw: Mapping, key: str, p: _Problems, required: bool = False) -> dict
     return value
 
 
-def _parse_study(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
+def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     for key in t:
         if key not in _STUDY_KEYS:
             p.add(f"study.{key}", "unknown key (expected one of " + ", ".join(sorted(_STUDY_KEYS)) + ")")
@@ -298,7 +282,7 @@ def _parse_study(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
     }
 
 
-def _rule_for(section: str, key: str, p: _Problems):
+def _rule_for(section: str, key: str, p: Problems):
     """The rule of hyperparameter ``key``, or None after reporting it unknown ("seed" is
     reported once by the caller)."""
     rule = HPARAM_RULES.get(key)
@@ -316,14 +300,14 @@ def _similar(a: str, b: str) -> bool:
     return common >= max(len(a), len(b)) - 2
 
 
-def _checked(rule, value: Any, where: str, p: _Problems) -> tuple[bool, Any]:
+def _checked(rule, value: Any, where: str, p: Problems) -> tuple[bool, Any]:
     v, err = rule(value)
     if err:
         p.add(where, err, value)
     return err is None, v
 
 
-def _parse_defaults(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
+def _parse_defaults(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in t.items():
         rule = _rule_for("defaults", key, p)
@@ -334,7 +318,7 @@ def _parse_defaults(t: Mapping[str, Any], p: _Problems) -> dict[str, Any]:
     return out
 
 
-def _parse_grid(t: Mapping[str, Any], p: _Problems) -> dict[str, tuple[Any, ...]]:
+def _parse_grid(t: Mapping[str, Any], p: Problems) -> dict[str, tuple[Any, ...]]:
     out: dict[str, tuple[Any, ...]] = {}
     for key, values in t.items():
         rule = _rule_for("grid", key, p)
@@ -368,7 +352,7 @@ def _source_key(key: str, defaults: Mapping, grid: Mapping, point: Mapping) -> s
     return key
 
 
-def _check_points(spec: StudySpec, p: _Problems) -> None:
+def _check_points(spec: StudySpec, p: Problems) -> None:
     """Rules that need a whole resolved configuration (checked for every grid point)."""
     defaults, grid = dict(spec.defaults), dict(spec.grid)
     info = DATASETS[spec.dataset]

@@ -26,7 +26,7 @@ def stats(values, params=100_000, seconds=1.0, **cfg) -> ConfigStats:
 
 
 def hypothesis(**kw):
-    from tunebook.analysis.hypotheses import Hypothesis
+    from tunebook.hypotheses import Hypothesis
     base = dict(id="H", says="claim", kind="compare", metric="val_acc")
     base.update(kw)
     return Hypothesis(**base)

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 from ..spec import TrialConfig
 from ..store import Run
-from .hypotheses import param_value
+from ..hypotheses import param_value
 from .stats import Summary, summarize
 
 #: Metrics summarised per configuration, with the direction that counts as better.

@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from .aggregate import HIGHER_IS_BETTER, ConfigStats, describe, varying_params
-from .hypotheses import Hypothesis, matches
+from ..hypotheses import Hypothesis, matches
 from .stats import bootstrap_means, one_sample, seeds_needed, spearman, summarize, tost, welch
 
 BOOTSTRAP_REPS = 2000

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from ..analysis.aggregate import ConfigStats, describe
-from ..analysis.hypotheses import Hypothesis, matches
+from ..hypotheses import Hypothesis, matches
 from ..analysis.study import StudyAnalysis
 from ..analysis.verdicts import Verdict
 from . import figures

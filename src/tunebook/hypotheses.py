@@ -19,10 +19,14 @@ error before any training.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
-if TYPE_CHECKING:
-    from ..spec import StudySpec, TrialConfig, _Problems
+from .hparams import METRICS
+from .hparams import fmt_value as _fmt
+from .problems import Problems
+
+if TYPE_CHECKING:  # spec imports this module; this one never imports spec at run time
+    from .spec import TrialConfig
 
 KINDS = ("compare", "trend", "best", "threshold")
 _KEYS = {
@@ -79,17 +83,17 @@ def _equal(x: Any, y: Any) -> bool:
     return x == y
 
 
-def selector_keys() -> set[str]:
-    from ..spec import TrialConfig
-    return set(TrialConfig.__dataclass_fields__) | set(DERIVED_PARAMS)
+def selector_keys(config_fields: Collection[str]) -> set[str]:
+    return set(config_fields) | set(DERIVED_PARAMS)
 
 
-def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems", check_selectors: bool = True) -> list[Hypothesis]:
-    from ..spec import METRICS, _fmt
+def parse_hypotheses(raw: Any, configs: Sequence["TrialConfig"], default_metric: str, p: Problems,
+                     config_fields: Collection[str], check_selectors: bool = True) -> list[Hypothesis]:
+    """Every ``[[hypothesis]]`` table, checked against the study's ``configs``; problems go to ``p``."""
     if not isinstance(raw, list):
         p.add("hypothesis", "must be an array of tables ([[hypothesis]])", raw)
         return []
-    configs = spec.configs()
+    keys = selector_keys(config_fields)
     out: list[Hypothesis] = []
     seen: set[str] = set()
     for i, h in enumerate(raw):
@@ -116,7 +120,7 @@ def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems", check_selector
             if key not in _COMMON | _KEYS[kind]:
                 p.add(f"{where}.{key}", f"unknown key for kind {_fmt(kind)} (expected "
                       + ", ".join(sorted(_COMMON | _KEYS[kind])) + ")")
-        metric = h.get("metric", spec.metric)
+        metric = h.get("metric", default_metric)
         if metric not in METRICS:
             p.add(f"{where}.metric", "must be one of " + ", ".join(_fmt(m) for m in METRICS), metric)
         args: dict[str, Any] = {}
@@ -128,7 +132,7 @@ def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems", check_selector
         for key in ("a", "b", "select", "where"):
             if key in _KEYS[kind]:
                 required = key != "where"
-                args[key] = _selector(h.get(key), f"{where}.{key}", required, configs if check_selectors else None, p)
+                args[key] = _selector(h.get(key), f"{where}.{key}", required, configs if check_selectors else None, keys, p)
         if kind == "compare":
             margin = h.get("margin", 0.0)
             if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
@@ -138,7 +142,7 @@ def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems", check_selector
             args["margin"] = float(margin) if isinstance(margin, (int, float)) else 0.0
         if kind == "trend":
             param = h.get("param")
-            if param not in selector_keys() - {"dataset", "seed", "validation", "split_seed", "train_subset"}:
+            if param not in keys - {"dataset", "seed", "validation", "split_seed", "train_subset"}:
                 p.add(f"{where}.param", "must name a hyperparameter (e.g. \"units1\", \"epochs\", \"lr\")", param)
             else:
                 pool = [c for c in configs if matches(args.get("where") or {}, c)]
@@ -155,7 +159,7 @@ def parse_hypotheses(raw: Any, spec: "StudySpec", p: "_Problems", check_selector
             if args["at_least"] is None and args["at_most"] is None:
                 p.add(where, "needs at_least or at_most")
         out.append(Hypothesis(id=hid, says=says if isinstance(says, str) else "", kind=kind,
-                              metric=metric if metric in METRICS else spec.metric, **args))
+                              metric=metric if metric in METRICS else default_metric, **args))
     return out
 
 
@@ -163,7 +167,8 @@ def _hashable(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def _selector(raw: Any, where: str, required: bool, configs: list | None, p: "_Problems") -> dict[str, Any]:
+def _selector(raw: Any, where: str, required: bool, configs: Sequence["TrialConfig"] | None,
+              known: set[str], p: Problems) -> dict[str, Any]:
     if raw is None:
         if required:
             p.add(where, "is required: a partial configuration such as {units1 = 256, units2 = 256}")
@@ -171,7 +176,6 @@ def _selector(raw: Any, where: str, required: bool, configs: list | None, p: "_P
     if not isinstance(raw, dict) or (required and not raw):
         p.add(where, "must be a non-empty inline table of hyperparameters", raw)
         return {}
-    known = selector_keys()
     bad = [k for k in raw if k not in known]
     for k in bad:
         p.add(f"{where}.{k}", "unknown hyperparameter in selector")
