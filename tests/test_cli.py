@@ -42,10 +42,10 @@ def test_run_writes_toml_and_tensorboard_then_resumes(tmp_path, cli_env):
     for folder in runs:
         cfg = tomllib.loads((folder / "config.toml").read_text())
         res = tomllib.loads((folder / "result.toml").read_text())
-        assert cfg["trial"]["id"] == res["trial_id"] == folder.name.split("_")[1]
+        assert cfg["trial"]["id"] == res["trial_id"] == folder.name.split("_")[-1]
         assert set(res) >= {"status", "params", "epochs_run", "train_seconds", "flops", "val_acc", "val_loss",
                             "test_acc", "test_loss", "best_epoch", "history"}
-        assert set(res["history"]) == {"train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds"}
+        assert set(res["history"]) == {"train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "wall_time"}
         acc = EventAccumulator(str(folder))
         acc.Reload()
         scalars = acc.Tags()["scalars"]
@@ -53,13 +53,15 @@ def test_run_writes_toml_and_tensorboard_then_resumes(tmp_path, cli_env):
         vals = [e.value for e in acc.Scalars("accuracy/val")]
         assert [e.step for e in acc.Scalars("accuracy/val")] == [1, 2]
         assert all(abs(v - w) < 1e-6 for v, w in zip(vals, res["history"]["val_acc"]))
+        # each epoch's event carries the wall time at which that epoch ended
+        assert [e.wall_time for e in acc.Scalars("accuracy/val")] == pytest.approx(res["history"]["wall_time"])
         plugin = acc.PluginTagToContent("hparams")
         assert "_hparams_/experiment" in plugin and "_hparams_/session_start_info" in plugin
     again = run(["run", str(study), "--out", str(out), "--no-report", "--quiet"], cli_env)
     assert again.returncode == 0 and "0 trained, 4 already done" in again.stdout
     ls = run(["ls", str(out)], cli_env)
     assert ls.returncode == 0 and ls.stdout.count("complete") == 4 and "16-32" in ls.stdout
-    show = run(["show", runs[0].name.split("_")[1], "--out", str(out)], cli_env)
+    show = run(["show", runs[0].name.split("_")[-1], "--out", str(out)], cli_env)
     assert show.returncode == 0 and "val_acc" in show.stdout and "epoch" in show.stdout
     fresh = run(["run", str(study), "--out", str(out), "--no-report", "--quiet", "--fresh"], cli_env)
     assert fresh.returncode == 0 and "4 trained" in fresh.stdout
@@ -117,15 +119,17 @@ def test_sigkill_mid_study_then_resume_finds_each_trial_once(tmp_path, cli_env):
     p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     folders = list(runs.glob("[0-9]*"))
-    ids = [f.name.split("_")[1] for f in folders]
+    ids = [f.name.split("_")[-1] for f in folders]
     assert len(ids) == 12 and len(set(ids)) == 12
-    assert not list(runs.glob(".*")) and not (out / "kill" / ".lock").exists()
+    assert not list(runs.glob(".*"))
+    assert (out / "kill" / ".lock").read_text() == ""  # released: the lock file stays, empty
     for f in folders:
         assert sorted(x.name.split(".")[0] for x in f.iterdir()) == ["config", "events", "result"]
         tomllib.loads((f / "result.toml").read_text())
 
 
-def test_sigint_exits_130_and_keeps_finished_trials(tmp_path, cli_env):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_and_sigterm_exit_130_and_keep_finished_trials(tmp_path, cli_env, sig):
     study = tmp_path / "int.toml"
     study.write_text(STUDY.replace('name = "e2e"', 'name = "int"').replace("seeds = 2", "seeds = 4")
                      .replace("epochs = 2", "epochs = 4"))
@@ -139,8 +143,9 @@ def test_sigint_exits_130_and_keeps_finished_trials(tmp_path, cli_env):
     while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
         time.sleep(0.05)
     assert proc.poll() is None, "the study finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
-    assert len(list(runs.glob("[0-9]*"))) >= 2 and not (out / "int" / ".lock").exists()
+    assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
+    assert (out / "int" / ".lock").read_text() == ""  # released

@@ -26,10 +26,11 @@ def test_every_example_runs_with_a_tiny_override(tmp_path, cli_env):
                        env=cli_env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout + p.stderr
     names = sorted(f.stem for f in EXAMPLES.glob("*.toml"))
-    for name in names:
-        runs = list((out / name / "runs").glob("[0-9]*"))
+    for name in names:  # a smoke test lives apart from the full study, in <study>.smoke/
+        assert not (out / name).exists(), name
+        runs = list((out / f"{name}.smoke" / "runs").glob("[0-9]*"))
         assert runs and all((r / "result.toml").is_file() for r in runs), name
-        assert (out / name / "report" / "report.html").is_file(), name
+        assert (out / f"{name}.smoke" / "report" / "report.html").is_file(), name
     combined = (out / "report" / "report.md").read_text()
     assert "Final summary" in combined and "Documented optimal configuration" in combined
     for name in names:

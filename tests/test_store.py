@@ -31,7 +31,8 @@ def test_save_and_read_back_round_trips(tmp_path):
     assert run.config == cfg and run.result == _result(cfg)
     assert folder.name.endswith("_" + cfg.trial_id) and len(folder.name) == 15 + 1 + 12
     assert not list((tmp_path / "s" / "runs").glob(".staging*"))
-    assert not (tmp_path / "s" / ".lock").exists()
+    with RunStore(tmp_path, "s") as again:  # the lock was released (its file stays, by design)
+        assert again.locked
 
 
 def test_config_toml_records_when_validation_is_the_test_set(tmp_path):
@@ -64,17 +65,6 @@ def test_complete_result_with_nan_metric_is_rejected():
         _result(cfg, epochs_run=3)
 
 
-def test_a_live_lock_refuses_and_a_stale_lock_is_taken_over(tmp_path):
-    (tmp_path / "s").mkdir()
-    (tmp_path / "s" / ".lock").write_text(str(os.getppid()))
-    with pytest.raises(StoreError, match=r"in use by process \d+"):
-        with RunStore(tmp_path, "s"):
-            pass
-    (tmp_path / "s" / ".lock").write_text("999999999")
-    with RunStore(tmp_path, "s") as store:
-        assert store._locked
-
-
 def test_failed_attempt_is_replaced_by_the_rerun(tmp_path):
     cfg = _cfg()
     with RunStore(tmp_path, "s") as store:
@@ -84,3 +74,168 @@ def test_failed_attempt_is_replaced_by_the_rerun(tmp_path):
         store.save(cfg, _result(cfg))
         assert list(store.completed()) == [cfg.trial_id]
         assert len(list(store.runs_dir.iterdir())) == 1
+
+
+# --- the lock -------------------------------------------------------------------------
+
+def test_a_held_lock_refuses_with_host_and_pid(tmp_path):
+    import socket
+
+    with RunStore(tmp_path, "s"):
+        with pytest.raises(StoreError, match=rf"in use by process {os.getpid()} on {socket.gethostname()}"):
+            with RunStore(tmp_path, "s"):
+                pass
+
+
+def test_a_stale_lock_file_never_blocks(tmp_path):
+    """Any content a dead holder left (PID 1 of a container, a reused PID) is not a lock."""
+    (tmp_path / "s").mkdir()
+    for content in ("1", str(os.getpid()), "host=elsewhere pid=1 since=x"):
+        (tmp_path / "s" / ".lock").write_text(content)
+        with RunStore(tmp_path, "s") as store:
+            assert store.locked
+
+
+def _contend(root, barrier, results, done):
+    barrier.wait()
+    try:
+        with RunStore(root, "s"):
+            results.put("in")
+            done.wait()  # hold the lock until both have tried
+    except StoreError:
+        results.put("refused")
+        done.wait()
+
+
+def test_two_processes_released_together_over_a_stale_lock_exactly_one_gets_in(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    (tmp_path / "s").mkdir()
+    for round_ in range(100):
+        (tmp_path / "s" / ".lock").write_text("999999999")  # a stale lock before every race
+        barrier, done, results = ctx.Barrier(2), ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_contend, args=(tmp_path, barrier, results, done)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        got = sorted(results.get(timeout=20) for _ in procs)
+        done.wait(timeout=20)
+        for p in procs:
+            p.join(timeout=20)
+        assert got == ["in", "refused"], f"round {round_}: {got}"
+
+
+def test_the_lock_is_released_when_its_holder_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from tunebook.store import RunStore\n"
+            f"s = RunStore({str(tmp_path)!r}, 's').__enter__(); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    with pytest.raises(StoreError, match=f"process {proc.pid}"):
+        RunStore(tmp_path, "s").__enter__()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with RunStore(tmp_path, "s") as store:
+        assert store.locked
+
+
+def test_start_over_keeps_the_old_folder_under_the_lock(tmp_path):
+    cfg = _cfg()
+    with RunStore(tmp_path, "s") as store:
+        store.save(cfg, _result(cfg))
+        old = store.start_over("20260101-000000")
+        assert old == tmp_path / "s-20260101-000000" and store.locked
+        assert [r.trial_id for r in RunStore(tmp_path, "s-20260101-000000").iter_runs()] == [cfg.trial_id]
+        assert list(store.iter_runs()) == []
+        with pytest.raises(StoreError, match="in use"):
+            RunStore(tmp_path, "s").__enter__()
+
+
+# --- what is on disk is never lost --------------------------------------------------------
+
+def _saved(tmp_path):
+    cfg = _cfg()
+    with RunStore(tmp_path, "s") as store:
+        folder = store.save(cfg, _result(cfg), label="8_s0")
+    return cfg, folder
+
+
+def test_copies_of_a_run_count_once_and_are_reported(tmp_path):
+    import shutil
+
+    cfg, folder = _saved(tmp_path)
+    runs = folder.parent
+    shutil.copytree(folder, runs / f"backup_{cfg.trial_id}")
+    shutil.copytree(folder, runs / f"{folder.name} copy")
+    problems: list[str] = []
+    store = RunStore(tmp_path, "s")
+    assert [r.path for r in store.iter_runs(problems)] == [folder]
+    assert len(problems) == 1 and "stored 3 times" in problems[0]
+    assert f"backup_{cfg.trial_id}" in problems[0] and f"{folder.name} copy" in problems[0]
+
+
+def test_unknown_keys_are_ignored_reported_and_the_file_kept(tmp_path):
+    cfg, folder = _saved(tmp_path)
+    res = folder / "result.toml"
+    edited = 'note = "the good one"\nfrom_the_future = 3\n' + res.read_text() + "gpu_temp = [1.0, 2.0]\n"
+    res.write_text(edited)
+    problems: list[str] = []
+    with RunStore(tmp_path, "s") as store:
+        assert list(store.completed(problems)) == [cfg.trial_id]
+    assert problems == [f"{res}: ignored keys from_the_future, note, history.gpu_temp"]
+    assert res.read_text() == edited
+
+
+def test_saving_never_touches_folders_tunebook_did_not_name(tmp_path):
+    cfg = _cfg()
+    runs = tmp_path / "s" / "runs"
+    mine = runs / f"backup_{cfg.trial_id}"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    with RunStore(tmp_path, "s") as store:
+        store.save(cfg, _result(cfg))
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_an_unreadable_run_folder_is_moved_aside_not_deleted(tmp_path):
+    cfg, folder = _saved(tmp_path)
+    (folder / "result.toml").write_text("status = ")  # broken by hand
+    with RunStore(tmp_path, "s") as store:
+        assert store.completed() == {}
+        new = store.save(cfg, _result(cfg))
+    aside = tmp_path / "s" / "set-aside" / folder.name
+    assert (aside / "result.toml").read_text() == "status = " and new.is_dir() and not folder.exists()
+
+
+def test_a_write_that_fails_leaves_nothing_half_written(tmp_path, monkeypatch):
+    import errno
+
+    from tunebook import tboard
+    from tunebook.errors import StoreIOError
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cfg = _cfg()
+    monkeypatch.setattr(tboard, "write_events", full_disk)
+    with RunStore(tmp_path, "s") as store:
+        with pytest.raises(StoreIOError, match="No space left on device; nothing of it was kept"):
+            store.save(cfg, _result(cfg))
+    assert list((tmp_path / "s" / "runs").iterdir()) == []
+
+
+def test_a_deleted_events_file_is_restored_from_the_result(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg, folder = _saved(tmp_path)
+    for f in folder.glob("events.out.tfevents.*"):
+        f.unlink()
+    with RunStore(tmp_path, "s") as store:
+        (run,) = store.iter_runs()
+        assert store.restore_events(run) and not store.restore_events(read_run(folder))
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    assert [e.value for e in acc.Scalars("accuracy/val")] == pytest.approx([0.62, 0.79])

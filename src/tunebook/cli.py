@@ -1,27 +1,50 @@
 """The command line: parse arguments, call the library, print, map errors to exit codes.
 
-Exit codes: 0 done; 1 some trials failed; 2 bad input (nothing written);
-130 interrupted (finished trials are kept, a rerun resumes).
+Exit codes: 0 done; 1 some trials failed (recorded; the rest ran); 2 bad input (every
+problem printed, nothing written); 74 an I/O failure after the inputs were checked (a full
+disk, a folder gone read-only: nothing half-written, finished trials kept); 130
+interrupted by Ctrl-C or SIGTERM (finished trials are kept, a rerun resumes).
+
+Everything printed is plain text: user input (names, paths, values) is never read as
+markup.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from .errors import DataError, SpecError, StoreError, TunebookError
+from . import __version__
+from .errors import DataError, SpecError, StoreError, StoreIOError, TunebookError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 74, 130
 DEMO = Path(__file__).parent / "examples" / "demo.toml"
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 200)
+
+EXIT_CODES = """exit codes:
+  0    done
+  1    some trials failed (each is recorded with its error; the rest ran)
+  2    bad input: every problem is printed as `file: key.path: rule, got value`; nothing is written
+  74   an I/O failure after the inputs were checked (full disk, read-only folder); nothing half-written
+  130  interrupted (Ctrl-C or SIGTERM): finished trials are kept; the same command resumes"""
+
+
+def error(msg: str) -> None:
+    err.print(Text.assemble(("error: ", "red"), msg), soft_wrap=True)
+
+
+def warning(msg: str) -> None:
+    err.print(Text.assemble(("warning: ", "yellow"), msg), soft_wrap=True)
 
 
 def _positive(text: str) -> int:
@@ -34,58 +57,108 @@ def _positive(text: str) -> int:
     return v
 
 
+def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=f"{summary}.\n\n{description}",
+                          epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunebook", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="tunebook", description=__doc__.splitlines()[0].rstrip(".") + ".",
+                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"tunebook {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def run_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--out", default="modellogs", help="root of the run folders (default: modellogs)")
-        sp.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+        sp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
         sp.add_argument("--engine", default="stacked", choices=("stacked", "reference"))
         sp.add_argument("--max-group", type=_positive, help="at most this many trials per stacked group")
         sp.add_argument("--data-dir", help="folder with the dataset's IDX files (or set TUNEBOOK_DATA)")
         sp.add_argument("--fresh", action="store_true",
-                        help="keep the old study folder under a timestamped name and start over")
+                        help="keep the old study folder as <study>-<timestamp> and start over")
         sp.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    r = sub.add_parser("run", help="run a study file or a folder of them; resumes what is done")
+    r = _command(sub, "run", "Run a study file or a folder of them; resumes what is done",
+                 "Trains every trial without a final result under --out, stacked many at a time, saves each\n"
+                 "as a run folder, then writes the study's report (report/report.md and .html).\n"
+                 "--seeds/--epochs/--subset make a smoke test: it is stored apart, in <study>.smoke/.",
+                 "  tunebook run examples/quickstart.toml\n"
+                 "  tunebook run examples/fashion-mnist/ --device cuda\n"
+                 "  tunebook run examples/quickstart.toml --seeds 1 --epochs 1 --subset 2000   # smoke test")
     r.add_argument("path")
     run_options(r)
     r.add_argument("--seeds", type=_positive, help="smoke test: use only the first N seeds")
     r.add_argument("--epochs", type=_positive, help="smoke test: every trial trains N epochs")
     r.add_argument("--subset", type=_positive, help="smoke test: train on N samples of the training split")
 
-    v = sub.add_parser("validate", help="check study files without training")
+    v = _command(sub, "validate", "Check study files without training",
+                 "Prints each study's trials and model-epochs, or every problem found.",
+                 "  tunebook validate examples/fashion-mnist/")
     v.add_argument("path")
 
-    ls = sub.add_parser("ls", help="list studies and runs as a table")
-    ls.add_argument("dir", nargs="?", default="modellogs")
+    ls = _command(sub, "ls", "List runs as a table (or CSV or JSON)",
+                  "One row per run: the study, the trial id, the hyperparameters that vary among the\n"
+                  "listed runs, the seed, final accuracies, cost and status. Copies of a run are listed once.",
+                  "  tunebook ls\n  tunebook ls modellogs/07-optimizers --where optimizer=adam --sort -val_acc\n"
+                  "  tunebook ls --where 'lr<0.01' --where status=complete --format csv > runs.csv")
+    ls.add_argument("dir", nargs="?", default="modellogs", help="a study folder or a folder of studies")
+    ls.add_argument("--where", action="append", default=[], metavar="COND",
+                    help="keep rows where COND holds: COLUMN OP VALUE, OP one of = != < <= > >= (repeatable)")
+    ls.add_argument("--sort", action="append", default=[], metavar="COLUMN",
+                    help="sort by COLUMN (-COLUMN: descending; repeatable)")
+    ls.add_argument("--format", default="table", choices=("table", "csv", "json"))
 
-    s = sub.add_parser("show", help="show one run folder (or a trial id under --out)")
+    s = _command(sub, "show", "Show one run, epoch by epoch",
+                 "RUN is a run folder, or a trial id (or a unique prefix of one) under --out.\n"
+                 "A trial stored by several studies is shown once, with the studies that hold it.",
+                 "  tunebook show 3fa2c1\n  tunebook show modellogs/quickstart/runs/20261128-101500_128-128_s0_3fa2c1e0b7d4")
     s.add_argument("run")
     s.add_argument("--out", default="modellogs")
 
-    rep = sub.add_parser("report", help="write report.md and report.html for a study folder "
-                                        "(or for each study of a folder, plus a combined one)")
+    rep = _command(sub, "report", "Write report.md and report.html for a study folder",
+                   "For a folder of studies: each study's page, plus a combined one in <folder>/report/.",
+                   "  tunebook report modellogs/quickstart\n  tunebook report modellogs")
     rep.add_argument("study")
 
-    d = sub.add_parser("demo", help="a small real study on the full dataset (under a minute on 2 cores)")
+    ex = _command(sub, "export", "Export a study's runs as CSV, JSON or Parquet",
+                  "The columns are documented in the README (\"Exported tables\"). --long writes one row\n"
+                  "per run and epoch instead of one per run.",
+                  "  tunebook export modellogs/quickstart --format csv -o runs.csv\n"
+                  "  tunebook export modellogs --format parquet --long -o epochs.parquet")
+    ex.add_argument("study", help="a study folder or a folder of studies")
+    ex.add_argument("--format", default="csv", choices=("csv", "json", "parquet"))
+    ex.add_argument("--long", action="store_true", help="one row per run and epoch")
+    ex.add_argument("-o", "--output", help="file to write (default: standard output; required for parquet)")
+
+    d = _command(sub, "demo", "A small real study on the full dataset (under a minute on 2 cores)",
+                 "Runs the packaged demo study into --out and writes its report.", "  tunebook demo")
     run_options(d)
     return p
 
 
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM stops like Ctrl-C
     try:
         return COMMANDS[args.command](args)
     except SpecError as exc:
         for line in exc.problems:
-            err.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+            error(line)
         return EXIT_BAD_INPUT
+    except StoreIOError as exc:
+        error(str(exc))
+        if args.debug:
+            raise
+        return EXIT_IO
     except (DataError, StoreError) as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        error(str(exc))
         if args.debug:
             raise
         return EXIT_BAD_INPUT
@@ -93,8 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("interrupted: finished trials are kept; run the same command again to resume")
         return EXIT_INTERRUPTED
     except TunebookError as exc:  # pragma: no cover - every subclass is handled above
-        err.print(f"error: {exc}")
+        error(str(exc))
         return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -126,7 +201,9 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
                         max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
                         reporter=reporter, **overrides)
     for problem in sorted({p for o in outcomes for p in o.problems}):
-        err.print(f"[yellow]warning:[/yellow] skipped unreadable run: {problem}", soft_wrap=True)
+        warning(problem)
+    if outcomes and outcomes[0].restored:
+        warning(f"{outcomes[0].restored} missing TensorBoard event files were written again from result.toml")
     for outcome in outcomes:
         _print_outcome(outcome)
         if not args.no_report:
@@ -157,10 +234,11 @@ def _print_outcome(outcome) -> None:
 
     counts = Counter(r.result.status for r in outcome.runs)
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    out.print(f"{outcome.spec.name}: {outcome.trained} trained, {outcome.skipped} already done "
+    smoke = f" [smoke test: {outcome.spec.smoke}]" if outcome.spec.smoke else ""
+    out.print(f"{outcome.spec.name}{smoke}: {outcome.trained} trained, {outcome.skipped} already done "
               f"({parts}) → {outcome.folder}")
     for run in outcome.failed:
-        err.print(f"[red]failed[/red] {run.path}: {run.result.error.splitlines()[0]}", soft_wrap=True)
+        err.print(Text.assemble(("failed ", "red"), f"{run.path}: {run.result.error.splitlines()[0]}"), soft_wrap=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -168,48 +246,124 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_run(args, str(DEMO))
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
-    from .results import COLUMNS, load_runs, runs_table
+def _existing(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise SpecError([f"{path}: no such {what}"])
+    return p
 
+
+def _rows(args: argparse.Namespace, long: bool = False) -> tuple[list[dict], list[str]]:
+    from .results import epochs_table, filter_rows, load_runs, runs_table, sort_rows
+
+    root = _existing(args.dir if hasattr(args, "dir") else args.study, "folder")
     problems: list[str] = []
-    rows = runs_table(load_runs(args.dir, problems))
+    runs = load_runs(root, problems)
     for p in problems:
-        err.print(f"[yellow]warning:[/yellow] skipped unreadable run: {p}", soft_wrap=True)
+        warning(p)
+    if long:
+        return epochs_table(runs), problems
+    rows = filter_rows(runs_table(runs), getattr(args, "where", []))
+    default = ["study", "layers", "epochs", "batch_size", "optimizer", "lr", "seed"]
+    return sort_rows(rows, getattr(args, "sort", []) or default), problems
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .results import LS_LEFT, LS_RIGHT, export_rows, varying_columns
+
+    rows, _ = _rows(args)
+    varying = varying_columns(rows)
+    columns = list(LS_LEFT) + (["layers"] if "layers" not in varying else []) + varying + list(LS_RIGHT)
+    if args.format != "table":
+        sys.stdout.write(export_rows(rows, columns + ["path"], args.format).decode())
+        return EXIT_OK
     if not rows:
-        out.print(f"no runs under {args.dir}")
+        out.print(f"no runs under {args.dir}" + (" match --where" if args.where else ""))
         return EXIT_OK
     table = Table(box=None, header_style="bold")
-    for c in COLUMNS:
-        table.add_column(c, justify="right" if c not in ("study", "trial", "layers", "status") else "left")
-    for r in sorted(rows, key=lambda r: (r["study"], r["layers"], r["epochs"], r["batch"], r["lr"], r["seed"])):
-        table.add_row(r["study"], r["trial"], r["layers"], str(r["epochs"]), str(r["batch"]), f"{r['lr']:g}",
-                      _pct(r["val_acc"]), _pct(r["test_acc"]), f"{r['seconds']:.2f}", f"{r['params']:,}", r["status"])
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("study", "trial", "layers", "status") else "right")
+    for r in rows:
+        table.add_row(*[_cell(c, r) for c in columns])
     out.print(table)
     return EXIT_OK
+
+
+def _cell(col: str, r: dict) -> str:
+    v = r[col]
+    if col in ("val_acc", "test_acc", "train_acc"):
+        return _pct(v)
+    if col == "status":
+        return v + (" (collapsed)" if r["collapsed"] else "")
+    if col == "params":
+        return f"{v:,}"
+    if col == "train_seconds":
+        return f"{v:.2f}"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
 
 
 def _pct(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{100 * x:.2f}%"
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .results import EPOCH_COLUMNS, RUN_COLUMNS, export_rows
+
+    if args.format == "parquet" and not args.output:
+        raise SpecError(["--format parquet: needs -o FILE (Parquet is binary)"])
+    if args.output:
+        from .execute import check_out_dir
+        problems = check_out_dir(Path(args.output).parent)
+        if Path(args.output).is_dir():
+            problems.append(f"-o {args.output}: is a folder")
+        if problems:
+            raise SpecError([p.replace("--out", "-o") for p in problems])
+    rows, _ = _rows(args, long=args.long)
+    try:
+        data = export_rows(rows, EPOCH_COLUMNS if args.long else RUN_COLUMNS, args.format)
+    except ImportError as exc:
+        raise SpecError([f"--format {args.format}: {exc}"]) from None
+    if not args.output:
+        sys.stdout.write(data.decode())
+        return EXIT_OK
+    from .store import write_atomic_bytes
+    try:
+        write_atomic_bytes(Path(args.output), data)
+    except OSError as exc:
+        raise StoreIOError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+    err.print(f"{len(rows)} rows → {args.output}")
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from .store import read_run
+    from .results import load_runs
 
     path = Path(args.run)
-    if not path.is_dir():
-        matches = sorted(Path(args.out).glob(f"*/runs/*_{args.run}"))
-        if len(matches) != 1:
-            raise SpecError([f"{args.run}: not a run folder, and {len(matches)} runs under {args.out} have that id"])
-        path = matches[0]
-    try:
-        run = read_run(path)
-    except ValueError as exc:
-        raise SpecError([str(exc)]) from None
+    if path.is_dir():
+        try:
+            runs = [read_run(path)]
+        except ValueError as exc:
+            raise SpecError([str(exc)]) from None
+    else:
+        root = _existing(args.out, "folder (--out)")
+        everything = load_runs(root)
+        ids = sorted({r.trial_id for r in everything if r.trial_id.startswith(args.run.lower())})
+        if len(ids) != 1:
+            what = f"matches {len(ids)} trials ({', '.join(ids[:5])}{'…' if len(ids) > 5 else ''})" if ids else "matches no trial"
+            raise SpecError([f"{args.run}: not a run folder, and as a trial id (prefix) under {root} it {what}"])
+        runs = [r for r in everything if r.trial_id == ids[0]]
+    run = runs[0]
     c, r = run.config, run.result
-    out.print(f"[bold]{run.path}[/bold]  ({run.study}, trial {c.trial_id})")
+    out.print(Text(f"{run.path}", style="bold") + Text(f"  (trial {c.trial_id})"))
+    out.print(f"  studies: {', '.join(sorted({x.study for x in runs}))}"
+              + (f"  (also at {', '.join(str(x.path) for x in runs[1:])})" if len(runs) > 1 else ""))
     out.print(f"  layers {c.label}  activation {c.activation}  dropout {c.dropout:g}  epochs {c.epochs}  "
               f"batch {c.batch_size}  {c.optimizer} lr {c.lr:g}  wd {c.weight_decay:g}  seed {c.seed}")
-    out.print(f"  status {r.status}  val_acc {_pct(r.val_acc)}  test_acc {_pct(r.test_acc)}  "
+    status = r.status + (" (collapsed: stuck at chance accuracy)" if r.collapsed else "")
+    out.print(f"  status {status}  val_acc {_pct(r.val_acc)}  test_acc {_pct(r.test_acc)}  "
               f"best epoch {r.best_epoch}  params {r.params:,}  {r.train_seconds:.2f} s "
               f"(group of {r.group_size}: {r.group_seconds:.1f} s)  {r.engine} on {r.device}")
     if r.derived_from:
@@ -229,12 +383,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_combined_report, write_report
     from .store import find_studies
 
-    folder = Path(args.study)
+    folder = _existing(args.study, "folder")
     studies = find_studies(folder)
     if not studies:
         raise SpecError([f"{folder}: not a study folder (no study.toml), nor a folder of studies"])
     for study in studies:
-        for p in write_report(study):
+        for p in write_report(study, warn=warning):
             out.print(str(p))
     if len(studies) > 1:
         for p in write_combined_report(studies, folder):
@@ -253,7 +407,7 @@ def _progress_reporter():
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "ls": cmd_ls, "show": cmd_show,
-            "report": cmd_report, "demo": cmd_demo}
+            "report": cmd_report, "export": cmd_export, "demo": cmd_demo}
 
 
 if __name__ == "__main__":  # pragma: no cover

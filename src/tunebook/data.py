@@ -191,6 +191,16 @@ def _load_arrays(name: str, folder: str) -> dict[str, np.ndarray]:
     return out
 
 
+def check_available(name: str, data_dir: str | Path | None = None) -> Path:
+    """Find (or download) a dataset's files and check every one of them; a DataError names
+    what is wrong. Runs before a study writes anything; the arrays stay cached."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    folder = locate(DATASETS[name], data_dir)
+    _load_arrays(name, str(folder))
+    return folder
+
+
 def split_indices(labels: np.ndarray, fraction: float, seed: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified hold-out: ``round(fraction * n_c)`` of each class, chosen by ``seed``.
 

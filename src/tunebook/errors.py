@@ -33,3 +33,9 @@ class TrialError(TunebookError):
 
 class StoreError(TunebookError):
     """The run store refuses an operation (locked by a live process, unreadable)."""
+
+
+class StoreIOError(StoreError):
+    """Reading or writing the run store failed at the operating-system level (a full disk,
+    a read-only or vanished folder) after the inputs were checked. Nothing half-written is
+    left; the CLI exits with its own code (74, EX_IOERR)."""

@@ -9,6 +9,7 @@ the group in flight and a rerun resumes.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import traceback
 from contextlib import ExitStack
@@ -49,7 +50,8 @@ class StudyOutcome:
     trained: int                   # trials trained by this call
     skipped: int                   # trials already final before this call (here or in another study)
     seconds: float
-    problems: tuple[str, ...] = () # unreadable run folders that were skipped
+    problems: tuple[str, ...] = () # run folders skipped (unreadable), ignored (duplicates), keys ignored
+    restored: int = 0              # TensorBoard event files written again from stored results
 
     @property
     def failed(self) -> list[Run]:
@@ -125,9 +127,53 @@ def _group_label(group: Sequence[TrialConfig]) -> str:
 def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> StudyOutcome:
     """Train every trial of ``spec`` that has no final result under ``out``; return all.
 
-    Options as for :func:`run_studies`.
+    Options as for :func:`run_studies`. It writes run folders only, no report: call
+    ``tunebook.report.write_report(outcome.folder)`` for the lab-notebook page (the CLI does
+    so after a run unless ``--no-report``), or ``tunebook.analysis.study.analyze(outcome.folder)``
+    for the numbers behind it.
     """
     return run_studies([spec], out, **kwargs)[0]
+
+
+def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engine: str,
+                 data_dir: str | Path | None):
+    """Every check that needs no lock, before anything is written: the engine, the device,
+    the output folder and the dataset files. Returns the torch device."""
+    from .data import check_available
+    from .engine import ENGINES
+    from .engine.common import resolve_device
+
+    problems = []
+    if engine not in ENGINES:
+        problems.append(f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+    try:
+        dev = resolve_device(device)
+    except ValueError as exc:
+        problems.append(str(exc))
+    problems += check_out_dir(out)
+    if problems:
+        raise SpecError(problems)
+    for name in sorted({s.dataset for s in specs}):
+        check_available(name, data_dir)
+    return dev
+
+
+def check_out_dir(out: str | Path) -> list[str]:
+    """Problems with ``out`` as the root of run folders: under a file, or not writable."""
+    out = Path(out)
+    probe = out
+    while not probe.exists():
+        if probe.is_symlink():
+            return [f"--out {out}: {probe} is a broken symbolic link"]
+        probe = probe.parent
+    if not probe.is_dir():
+        return [f"--out {out}: {probe} is a file, not a folder"]
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        return [f"--out {out}: cannot write in {probe} ({exc.strerror or exc})"]
+    return []
 
 
 def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, device: str = "auto",
@@ -139,43 +185,45 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     studies trains once and is stored in each; a trial already final in one study is
     copied into the others instead of trained again; and trials of all studies that
     can share a stacked group or an epoch stream do. Each study keeps its own folder.
-    """
-    from .engine import ENGINES
-    from .engine.common import resolve_device
 
-    if engine not in ENGINES:
-        raise SpecError([f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}"])
-    try:
-        dev = resolve_device(device)
-    except (ValueError, RuntimeError) as exc:
-        raise SpecError([str(exc)]) from None
+    Order: inputs are checked (:func:`check_inputs`), then each study's lock is taken,
+    then (with ``fresh``) old folders are set aside, then the store is read and written.
+    """
+    dev = check_inputs(specs, out, device, engine, data_dir)
     reporter = reporter or Reporter()
     t0 = time.perf_counter()
-    stores = {s.name: RunStore(out, s.name) for s in specs}
-    if fresh:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for name, store in stores.items():
-            if store.dir.exists():
-                store.dir.rename(store.dir.with_name(f"{name}-{stamp}"))
-    study_configs = {s.name: s.configs() for s in specs}
-    wanted: dict[str, list[str]] = {}      # trial id -> studies that want it
+    stores = {s.folder: RunStore(out, s.folder) for s in specs}
+    study_configs = {s.folder: s.configs() for s in specs}
+    wanted: dict[str, list[str]] = {}      # trial id -> study folders that want it
     configs: dict[str, TrialConfig] = {}
+    labels: dict[str, tuple[str, tuple[str, ...]]] = {}
     for s in specs:
-        for c in study_configs[s.name]:
-            wanted.setdefault(c.trial_id, []).append(s.name)
+        for c in study_configs[s.folder]:
+            wanted.setdefault(c.trial_id, []).append(s.folder)
             configs[c.trial_id] = c
+            labels.setdefault(c.trial_id, (s.run_label(c), s.varying()))
     problems: list[str] = []
-    trained: dict[str, int] = {s.name: 0 for s in specs}
+    trained: dict[str, int] = {s.folder: 0 for s in specs}
+    restored = 0
     with ExitStack() as stack:
         for s in specs:
-            stack.enter_context(stores[s.name]).save_study(s.source)
+            stack.enter_context(stores[s.folder])
+        if fresh:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for store in stores.values():
+                store.start_over(stamp)
+        for s in specs:
+            stores[s.folder].save_study(s.source)
         done = {name: store.completed(problems) for name, store in stores.items()}
+        for name, runs in done.items():
+            restored += sum(stores[name].restore_events(r) for r in runs.values())
         anywhere = {tid: run for d in done.values() for tid, run in d.items()}
         for tid, names in wanted.items():  # final elsewhere: copy, do not retrain
             for name in names:
                 if tid not in done[name] and tid in anywhere:
-                    stores[name].save(anywhere[tid].config, anywhere[tid].result)
-        skipped = {s.name: sum(c.trial_id in anywhere for c in study_configs[s.name]) for s in specs}
+                    stores[name].save(anywhere[tid].config, anywhere[tid].result, label=labels[tid][0],
+                                      varying=labels[tid][1])
+        skipped = {s.folder: sum(c.trial_id in anywhere for c in study_configs[s.folder]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
         groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
@@ -184,11 +232,13 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
             results = _train_group(group, engine, dev, data_dir, reporter)
             for c, r in zip(_by_id(group, results), results):
                 for name in wanted[c.trial_id]:
-                    stores[name].save(c, r, started)
+                    stores[name].save(c, r, started, label=labels[c.trial_id][0], varying=labels[c.trial_id][1])
                     trained[name] += 1
                 reporter.trial_saved(c, r)
-        outcomes = [StudyOutcome(s, stores[s.name].dir, tuple(_runs_of(stores[s.name], study_configs[s.name], problems)),
-                                 trained[s.name], skipped[s.name], time.perf_counter() - t0, tuple(problems))
+        outcomes = [StudyOutcome(s, stores[s.folder].dir,
+                                 tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
+                                 trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
+                                 restored)
                     for s in specs]
     for o in outcomes:
         reporter.study_end(o)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .execute import Reporter
@@ -15,10 +16,11 @@ class RichReporter(Reporter):
 
     def study_start(self, specs, todo, done, groups):
         names = ", ".join(s.name for s in specs)
-        self.console.print(f"[bold]{names}[/bold]: {todo} trials to train in {groups} groups, {done} already done")
+        self.console.print(Text(names, style="bold") + Text(f": {todo} trials to train in {groups} groups, "
+                                                            f"{done} already done"))
         if not todo:
             return
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=self.console, transient=True)
         self.progress.start()
         self.trials = self.progress.add_task("trials", total=todo)

@@ -25,19 +25,22 @@ class History:
     val_loss: tuple[float, ...] = ()
     val_acc: tuple[float, ...] = ()
     epoch_seconds: tuple[float, ...] = ()
+    wall_time: tuple[float, ...] = ()   # Unix time at which each epoch ended (optional)
 
     def __post_init__(self) -> None:
         lengths = {len(getattr(self, k)) for k in HISTORY_KEYS}
         if len(lengths) != 1:
             raise ValueError(f"history arrays differ in length: { {k: len(getattr(self, k)) for k in HISTORY_KEYS} }")
-        for k in HISTORY_KEYS:
+        if self.wall_time and len(self.wall_time) != len(self.val_acc):
+            raise ValueError(f"history.wall_time has {len(self.wall_time)} entries for {len(self.val_acc)} epochs")
+        for k in HISTORY_KEYS + ("wall_time",):
             object.__setattr__(self, k, tuple(float(v) for v in getattr(self, k)))
 
     def __len__(self) -> int:
         return len(self.val_acc)
 
     def head(self, n: int) -> "History":
-        return History(**{k: getattr(self, k)[:n] for k in HISTORY_KEYS})
+        return History(**{k: getattr(self, k)[:n] for k in HISTORY_KEYS + ("wall_time",)})
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class TrialResult:
     error: str = ""            # a failed trial's error and traceback
     engine: str = ""
     device: str = ""
+    collapsed: bool = False    # complete, but stuck at chance accuracy (see is_collapsed)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -94,19 +98,46 @@ class TrialResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["history"] = {k: list(getattr(self.history, k)) for k in HISTORY_KEYS}
+        if self.history.wall_time:
+            d["history"]["wall_time"] = list(self.history.wall_time)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrialResult":
+        """Build from a ``result.toml`` table. Keys this version does not know (a note a
+        person added, a field of a newer version) are ignored: see :func:`unknown_keys`."""
         names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k in names}
         hist = d.pop("history", {})
         if not isinstance(hist, Mapping):
             raise ValueError("history must be a table")
-        return cls(history=History(**{k: tuple(hist.get(k, ())) for k in HISTORY_KEYS}), **d)
+        return cls(history=History(**{k: tuple(hist.get(k, ())) for k in HISTORY_KEYS + ("wall_time",)}), **d)
+
+
+def unknown_keys(d: Mapping[str, Any]) -> list[str]:
+    """Keys of a ``result.toml`` table that :meth:`TrialResult.from_dict` ignores."""
+    names = {f.name for f in fields(TrialResult)}
+    out = sorted(k for k in d if k not in names)
+    hist = d.get("history")
+    if isinstance(hist, Mapping):
+        out += sorted(f"history.{k}" for k in hist if k not in HISTORY_KEYS + ("wall_time",))
+    return out
+
+
+#: A complete run whose final train and validation accuracy are both at most this many
+#: times chance (1/C) learned nothing: dead ReLUs, a saturated sigmoid, a too-small lr.
+COLLAPSE_FACTOR = 1.5
+
+
+def is_collapsed(result: "TrialResult", n_classes: int) -> bool:
+    """Stuck at chance accuracy with a finite loss (such a run is not averaged in)."""
+    if result.status != "complete":
+        return False
+    if result.collapsed:
+        return True
+    limit = COLLAPSE_FACTOR / n_classes
+    train_acc = result.history.train_acc[-1] if result.history.train_acc else math.nan
+    return result.val_acc <= limit and not train_acc > limit
 
 
 def best_epoch(val_acc: tuple[float, ...]) -> int:

@@ -1,40 +1,212 @@
-"""Stored runs as rows: for ``tunebook ls``, notebooks and pandas."""
+"""Stored runs as rows: for ``tunebook ls`` and ``export``, notebooks and pandas.
+
+Two shapes, both plain lists of dicts (and DataFrames when pandas is installed):
+
+- :func:`runs_table`: one row per run — every hyperparameter, every final metric, the
+  status (with the ``collapsed`` marker), cost and provenance (:data:`RUN_COLUMNS`);
+- :func:`epochs_table`: one row per run and epoch — the long form of the curves
+  (:data:`EPOCH_COLUMNS`).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
+import operator
+import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
-from .store import Run, RunStore, find_studies
+from .datasets import DATASETS
+from .errors import SpecError
+from .records import HISTORY_KEYS, is_collapsed
+from .spec import TrialConfig
+from .store import RUN_NAME, Run, RunStore, find_studies
 
-#: The columns of `tunebook ls` (each row of runs_table has these and a few more).
-COLUMNS = ("study", "trial", "layers", "epochs", "batch", "lr", "val_acc", "test_acc", "seconds", "params", "status")
+HPARAM_COLUMNS = ("layers", "depth", "activation", "dropout", "epochs", "batch_size", "optimizer", "lr",
+                  "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "seed")
+DATA_COLUMNS = ("dataset", "validation", "split_seed", "train_subset")
+METRIC_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "best_epoch")
+RUN_COLUMNS = (("study", "trial", "config") + HPARAM_COLUMNS + ("status", "collapsed") + METRIC_COLUMNS
+               + ("epochs_run", "diverged_epoch", "params", "flops", "train_seconds", "group_seconds", "group_size",
+                  "derived_from", "device", "engine") + DATA_COLUMNS + ("started", "path"))
+EPOCH_COLUMNS = ("study", "trial", "config", "seed", "epoch") + HISTORY_KEYS + ("wall_time",)
+#: Columns ls always shows; the hyperparameters that vary among the listed runs go between.
+LS_LEFT = ("study", "trial")
+LS_RIGHT = ("seed", "val_acc", "test_acc", "train_seconds", "params", "status")
 
 
 def load_runs(path: str | Path = "modellogs", problems: list[str] | None = None) -> list[Run]:
-    """Every readable run under a study folder or a folder of studies."""
+    """Every readable run (one per trial and study) under a study folder or a folder of studies."""
     runs: list[Run] = []
     for study in find_studies(path):
         runs.extend(RunStore(study.parent, study.name).iter_runs(problems))
     return runs
 
 
+def config_id(c: TrialConfig) -> str:
+    """The id of a configuration across its seeds (the trial id of its seed-0 twin)."""
+    from dataclasses import replace
+    return replace(c, seed=0).trial_id
+
+
 def run_row(run: Run) -> dict[str, Any]:
     c, r = run.config, run.result
-    return {"study": run.study, "trial": c.trial_id, "layers": c.label, "epochs": c.epochs,
-            "batch": c.batch_size, "lr": c.lr, "optimizer": c.optimizer, "seed": c.seed,
-            "val_acc": r.val_acc, "test_acc": r.test_acc, "seconds": r.train_seconds,
-            "params": r.params, "status": r.status, "path": str(run.path)}
+    h = r.history
+    m = RUN_NAME.fullmatch(run.path.name)
+    row: dict[str, Any] = {"study": run.study, "trial": c.trial_id, "config": config_id(c),
+                           "layers": c.label, "depth": len(c.layers)}
+    row |= {k: getattr(c, k) for k in HPARAM_COLUMNS if k not in row}
+    row |= {"status": r.status, "collapsed": is_collapsed(r, DATASETS[c.dataset].n_classes),
+            "val_acc": r.val_acc, "val_loss": r.val_loss, "test_acc": r.test_acc, "test_loss": r.test_loss,
+            "train_acc": h.train_acc[-1] if len(h) else math.nan,
+            "train_loss": h.train_loss[-1] if len(h) else math.nan, "best_epoch": r.best_epoch,
+            "epochs_run": r.epochs_run, "diverged_epoch": r.diverged_epoch, "params": r.params, "flops": r.flops,
+            "train_seconds": r.train_seconds, "group_seconds": r.group_seconds, "group_size": r.group_size,
+            "derived_from": r.derived_from, "device": r.device, "engine": r.engine}
+    row |= {k: (str(v) if k == "validation" else v) for k, v in ((k, getattr(c, k)) for k in DATA_COLUMNS)}
+    row |= {"started": m["stamp"] if m else "", "path": str(run.path)}
+    return row
 
 
 def runs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One dict per run, with the keys of :data:`RUN_COLUMNS`."""
     return [run_row(r) for r in runs]
 
 
-def runs_dataframe(runs: Sequence[Run]):
-    """A pandas DataFrame of :func:`runs_table` (needs pandas, an optional dependency)."""
+def epochs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One dict per run and epoch (the long form of the curves), keys :data:`EPOCH_COLUMNS`."""
+    out = []
+    for run in runs:
+        h = run.result.history
+        for i in range(len(h)):
+            row = {"study": run.study, "trial": run.trial_id, "config": config_id(run.config),
+                   "seed": run.config.seed, "epoch": i + 1}
+            row |= {k: getattr(h, k)[i] for k in HISTORY_KEYS}
+            row["wall_time"] = h.wall_time[i] if h.wall_time else math.nan
+            out.append(row)
+    return out
+
+
+def _pandas():
     try:
         import pandas as pd
     except ImportError:
-        raise ImportError("runs_dataframe needs pandas: pip install pandas") from None
-    return pd.DataFrame(runs_table(runs))
+        raise ImportError("runs_dataframe needs pandas: pip install 'tunebook[pandas]'") from None
+    return pd
+
+
+def runs_dataframe(runs: Sequence[Run], long: bool = False):
+    """:func:`runs_table` (or, with ``long``, :func:`epochs_table`) as a pandas DataFrame."""
+    pd = _pandas()
+    if long:
+        return pd.DataFrame(epochs_table(runs), columns=list(EPOCH_COLUMNS))
+    return pd.DataFrame(runs_table(runs), columns=list(RUN_COLUMNS))
+
+
+def varying_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Hyperparameter and data columns whose value differs among ``rows`` (seed excluded)."""
+    return [k for k in HPARAM_COLUMNS + DATA_COLUMNS
+            if k != "seed" and len({_hashable(r[k]) for r in rows}) > 1]
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+# --- --where and --sort -------------------------------------------------------------------
+
+_OPS = {"=": operator.eq, "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge,
+        "<": operator.lt, ">": operator.gt}
+_WHERE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*")
+
+
+def parse_where(text: str) -> tuple[str, Any, Any]:
+    """``"optimizer=adam"``, ``"lr<0.01"``, ``"status!=complete"`` → (column, op, value)."""
+    m = _WHERE.fullmatch(text)
+    if not m:
+        raise SpecError([f"--where {text!r}: must be COLUMN OP VALUE with OP one of =, !=, <, <=, >, >="])
+    col, op, raw = m.groups()
+    if col not in RUN_COLUMNS:
+        raise SpecError([f"--where {text!r}: unknown column {col!r} (columns: {', '.join(RUN_COLUMNS)})"])
+    return col, _OPS[op], _parse_value(raw)
+
+
+def _parse_value(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw.strip("'\"")
+
+
+def filter_rows(rows: Iterable[dict[str, Any]], where: Sequence[str]) -> list[dict[str, Any]]:
+    conds = [parse_where(w) for w in where]
+    out = []
+    for r in rows:
+        try:
+            if all(op(r[col], value) for col, op, value in conds):
+                out.append(r)
+        except TypeError:
+            continue  # a text column compared with < to a number: no match
+    return out
+
+
+def sort_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Sort by columns (``-col`` descending), stable, missing values last."""
+    for key in reversed(keys):
+        desc = key.startswith("-")
+        col = key.lstrip("-")
+        if col not in RUN_COLUMNS:
+            raise SpecError([f"--sort {key!r}: unknown column {col!r} (columns: {', '.join(RUN_COLUMNS)})"])
+        present = [r for r in rows if _sortable(r[col])]
+        missing = [r for r in rows if not _sortable(r[col])]
+        rows = sorted(present, key=lambda r: _key(r[col]), reverse=desc) + missing
+    return rows
+
+
+def _sortable(v: Any) -> bool:
+    return not (isinstance(v, float) and math.isnan(v))
+
+
+def _key(v: Any) -> Any:
+    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+
+
+# --- export -------------------------------------------------------------------------------
+
+FORMATS = ("csv", "json", "parquet")
+
+
+def export_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) -> bytes:
+    """Rows as CSV (NaN as an empty cell), JSON (a list of objects, NaN as null) or Parquet."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if _nan(r.get(k)) else r.get(k) for k in columns})
+        return buf.getvalue().encode()
+    if fmt == "json":
+        clean = [{k: None if _nan(r.get(k)) else r.get(k) for k in columns} for r in rows]
+        return (json.dumps(clean, indent=1) + "\n").encode()
+    if fmt == "parquet":
+        pd = _pandas()
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ImportError("parquet export needs pyarrow: pip install 'tunebook[parquet]'") from None
+        buf = io.BytesIO()
+        pd.DataFrame(list(rows), columns=list(columns)).to_parquet(buf, index=False)
+        return buf.getvalue()
+    raise SpecError([f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}"])
+
+
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))

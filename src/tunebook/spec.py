@@ -103,6 +103,28 @@ class StudySpec:
     path: str = "<string>"
     source: str = ""
     description: str = ""
+    smoke: str = ""        # the smoke-test overrides this study runs with ("" for a full run)
+
+    @property
+    def folder(self) -> str:
+        """The study's folder under the output root; smoke tests get their own
+        (``<name>.smoke``, a name no study can take), so they never mix with full runs."""
+        return f"{self.name}.smoke" if self.smoke else self.name
+
+    def varying(self) -> tuple[str, ...]:
+        """Grid keys that take more than one value (what tells this study's trials apart)."""
+        return tuple(k for k, v in self.grid if len(v) > 1)
+
+    def run_label(self, c: "TrialConfig") -> str:
+        """A short name for a trial of this study, e.g. ``128-64_lr0.01_s3`` (run folders,
+        TensorBoard's run list)."""
+        keys = self.varying()
+        parts = [c.label] if not keys or any(k in LAYER_KEYS for k in keys) else []
+        for k in keys:
+            if k not in LAYER_KEYS:
+                v = getattr(c, k)
+                parts.append(f"{_SHORT.get(k, k)}{v:g}" if isinstance(v, float) else f"{_SHORT.get(k, k)}{v}")
+        return "_".join(parts + [f"s{c.seed}"])
 
     def points(self) -> list[dict[str, Any]]:
         """Grid points (hyperparameters as written, before resolution), in file order."""
@@ -124,11 +146,20 @@ class StudySpec:
                        train_subset: int | None = None) -> "StudySpec":
         """The same study with smoke-test overrides (fewer seeds/epochs, a data subset).
 
-        Its ``source`` (what is stored as study.toml) says what was overridden."""
+        The result is a smoke test: it lives in its own folder (:attr:`folder`) and its
+        ``source`` (what is stored as study.toml) says what was overridden. Asking for more
+        seeds than the study has, or a subset larger than its training split, is an error."""
         import tomli_w
 
         spec, raw, said = self, tomllib.loads(self.source) if self.source else {}, []
         raw.setdefault("study", {})
+        where = f"{self.path} (with overrides)"
+        if seeds is not None and seeds > len(self.seeds):
+            raise SpecError([f"{where}: --seeds: must be at most the study's {len(self.seeds)} seeds, got {seeds}"])
+        n_train = train_count(DATASETS[self.dataset], self.validation)
+        if train_subset is not None and not DATASETS[self.dataset].n_classes <= train_subset <= n_train:
+            raise SpecError([f"{where}: --subset: must be from {DATASETS[self.dataset].n_classes} to the "
+                             f"training split's {n_train} samples, got {train_subset}"])
         if seeds is not None:
             spec = replace(spec, seeds=spec.seeds[:seeds])
             raw["study"]["seeds"] = list(spec.seeds)
@@ -144,19 +175,25 @@ class StudySpec:
             spec = replace(spec, train_subset=train_subset)
             raw["study"]["train_subset"] = train_subset
             said.append(f"--subset {train_subset}")
-        if spec is not self:
-            p = Problems(f"{self.path} (with overrides)")
+        if said:
+            p = Problems(where)
             _check_points(spec, p)
             p.raise_if_any()
+            raw["study"]["smoke"] = " ".join(said)
             header = f"# {self.path} as run with the smoke-test overrides {' '.join(said)}\n"
-            spec = replace(spec, source=header + tomli_w.dumps(raw))
+            spec = replace(spec, source=header + tomli_w.dumps(raw), smoke=" ".join(said))
         return spec
+
+
+LAYER_KEYS = ("layers", "units1", "units2", "units3", "width", "depth")
+_SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "dropout": "drop",
+          "weight_decay": "wd", "momentum": "mom"}
 
 
 # --- parsing ---------------------------------------------------------------------------
 
 _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
-               "split_seed", "train_subset", "metric", "alpha"}
+               "split_seed", "train_subset", "metric", "alpha", "smoke"}
 _TOP_KEYS = {"study", "defaults", "grid", "hypothesis"}
 
 
@@ -269,13 +306,14 @@ def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     alpha, err = float_rule(lambda x: 0 < x < 0.5, "a number in (0, 0.5)")(t.get("alpha", 0.05))
     if err:
         p.add("study.alpha", err, t.get("alpha"))
-    for key in ("title", "description"):
+    for key in ("title", "description", "smoke"):
         if key in t and not isinstance(t[key], str):
             p.add(f"study.{key}", "must be a string", t[key])
     return {
         "name": name if isinstance(name, str) else "",
         "title": t.get("title") if isinstance(t.get("title"), str) else (name if isinstance(name, str) else ""),
         "description": t.get("description") if isinstance(t.get("description"), str) else "",
+        "smoke": t.get("smoke") if isinstance(t.get("smoke"), str) else "",
         "dataset": dataset, "validation": validation, "seeds": seeds,
         "split_seed": split_seed or 0, "train_subset": subset or 0,
         "metric": metric if metric in METRICS else "val_acc", "alpha": alpha or 0.05,
@@ -357,8 +395,10 @@ def _check_points(spec: StudySpec, p: Problems) -> None:
     defaults, grid = dict(spec.defaults), dict(spec.grid)
     info = DATASETS[spec.dataset]
     n_train = train_count(info, spec.validation, spec.train_subset)
-    if spec.train_subset and spec.train_subset < info.n_classes:
-        p.add("study.train_subset", f"must be 0 or at least {info.n_classes}", spec.train_subset)
+    full = train_count(info, spec.validation)
+    if spec.train_subset and not info.n_classes <= spec.train_subset <= full:
+        p.add("study.train_subset", f"must be 0 or from {info.n_classes} to the training split's {full} samples",
+              spec.train_subset)
     for point in spec.points():
         merged, problems = resolve(defaults, point)
         for key, rule in problems:

@@ -3,17 +3,25 @@
 ::
 
     <root>/<study>/study.toml
-    <root>/<study>/runs/<YYYYmmdd-HHMMSS>_<trial_id>/{config.toml, result.toml, events.out.tfevents.*}
+    <root>/<study>/runs/<YYYYmmdd-HHMMSS>_<label>_<trial_id>/{config.toml, result.toml, events.out.tfevents.*}
 
 A run folder is assembled under ``runs/.staging-*`` and renamed into place in one
 ``os.rename``: a folder under ``runs/`` is always whole. Single files are written as
-temp file + ``os.replace``. A study folder is locked (``.lock`` holding the owner's pid)
-while a process writes to it; a lock whose process is gone is taken over.
+temp file + ``os.replace``. A study folder is locked (:mod:`tunebook.lock`) while a
+process reads or writes it.
+
+What tunebook touches: it deletes only its own staging folders and its own earlier
+*failed* attempt of a trial it is saving again (a folder with tunebook's name pattern that
+reads back as that trial, failed). A folder of that pattern that cannot be read is moved
+to ``<study>/set-aside/``; anything else (a backup, a copy, a person's notes) is never
+moved or deleted. One trial is one observation: when several folders hold the same trial,
+one is used and the others are reported with their paths.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -25,22 +33,55 @@ from typing import Any, Iterator
 import tomli_w
 
 from . import __version__
-from .errors import StoreError
-from .records import TrialResult
+from .errors import StoreError, StoreIOError
+from .lock import StudyLock
+from .records import TrialResult, unknown_keys
 from .spec import TrialConfig
+
+#: tunebook's run-folder names: start stamp, an optional label, the trial id.
+RUN_NAME = re.compile(r"(?P<stamp>\d{8}-\d{6})_(?:(?P<label>[A-Za-z0-9.+=_-]+)_)?(?P<id>[0-9a-f]{12})")
+SET_ASIDE = "set-aside"
 
 
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _toml_safe(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _toml_safe(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+
+def safe_label(text: str) -> str:
+    """``text`` reduced to the characters a run-folder label may hold."""
+    return re.sub(r"[^A-Za-z0-9.+=_-]+", "-", text).strip("-_")[:80]
+
+
+def is_run_name(name: str, trial_id: str | None = None) -> bool:
+    """True for a folder name tunebook gives run folders (of ``trial_id``, when given)."""
+    m = RUN_NAME.fullmatch(name)
+    return bool(m) and (trial_id is None or m["id"] == trial_id)
 
 
 @dataclass(frozen=True)
@@ -52,30 +93,103 @@ class Run:
     config: TrialConfig
     result: TrialResult
     meta: dict[str, Any]
+    notes: tuple[str, ...] = ()   # what was ignored while reading (unknown keys)
 
     @property
     def trial_id(self) -> str:
         return self.config.trial_id
 
+    @property
+    def events(self) -> list[Path]:
+        return sorted(self.path.glob("events.out.tfevents.*"))
+
+
+_CONFIG_SECTIONS = {"trial", "hparams", "data", "env"}
+
 
 def read_run(folder: Path) -> Run:
-    """Read a run folder; raises ValueError naming the file on anything malformed."""
+    """Read a run folder; raises ValueError naming the file on anything malformed.
+
+    Keys this version does not know are ignored and listed in ``Run.notes``; a missing or
+    invalid value, or a config whose hash is not the recorded trial id, is an error."""
     cfg_path, res_path = folder / "config.toml", folder / "result.toml"
+    notes = []
     try:
         raw_cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-        data = {k: v for k, v in raw_cfg["data"].items() if k != "val_is_test"}
-        config = TrialConfig.from_dict(raw_cfg["hparams"] | data)
+        fields = TrialConfig.__dataclass_fields__
+        flat = dict(raw_cfg["hparams"]) | {k: v for k, v in raw_cfg["data"].items() if k != "val_is_test"}
+        extra = sorted(set(raw_cfg) - _CONFIG_SECTIONS) + sorted(k for k in flat if k not in fields)
+        config = TrialConfig.from_dict({k: v for k, v in flat.items() if k in fields})
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{cfg_path}: {exc}") from None
+        raise ValueError(f"{cfg_path}: {_why(exc)}") from None
+    if extra:
+        notes.append(f"{cfg_path}: ignored keys {', '.join(extra)}")
     try:
         raw_res = tomllib.loads(res_path.read_text(encoding="utf-8"))
         result = TrialResult.from_dict(raw_res)
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{res_path}: {exc}") from None
+        raise ValueError(f"{res_path}: {_why(exc)}") from None
+    if unknown_keys(raw_res):
+        notes.append(f"{res_path}: ignored keys {', '.join(unknown_keys(raw_res))}")
     if result.trial_id != config.trial_id or raw_cfg.get("trial", {}).get("id") != config.trial_id:
-        raise ValueError(f"{folder}: trial id of config.toml and result.toml disagree with the config's hash")
+        raise ValueError(f"{folder}: trial id of config.toml and result.toml disagree with the config's hash "
+                         "(was a hyperparameter edited by hand?)")
     return Run(folder, raw_cfg.get("trial", {}).get("study", folder.parent.parent.name), config, result,
-               raw_cfg.get("env", {}))
+               raw_cfg.get("env", {}), tuple(notes))
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing {exc}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a study's ``runs/`` holds: one run per trial, and what was not used, and why."""
+
+    runs: tuple[Run, ...]
+    duplicates: tuple[tuple[str, tuple[Path, ...]], ...] = ()  # (trial id, paths): the used path first
+    unreadable: tuple[str, ...] = ()               # "path: why"
+    notes: tuple[str, ...] = ()                    # ignored keys in runs that were used
+
+    def messages(self) -> list[str]:
+        out = [f"skipped unreadable run: {u}" for u in self.unreadable]
+        out += [f"trial {tid} is stored {len(paths)} times (one trial counts once); using {paths[0]}, "
+                "ignoring " + ", ".join(str(p) for p in paths[1:]) for tid, paths in self.duplicates]
+        return out + list(self.notes)
+
+
+def _preference(run: Run) -> tuple:
+    """Which of several folders of one trial is used: tunebook's name pattern first, then a
+    final result, then the earliest name."""
+    return (not is_run_name(run.path.name, run.trial_id), not run.result.done, run.path.name)
+
+
+def scan_runs(runs_dir: Path) -> Scan:
+    if not runs_dir.is_dir():
+        return Scan(())
+    by_id: dict[str, list[Run]] = {}
+    unreadable = []
+    for folder in sorted(runs_dir.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            run = read_run(folder)
+        except ValueError as exc:
+            unreadable.append(str(exc))
+            continue
+        by_id.setdefault(run.trial_id, []).append(run)
+    chosen, dups = [], []
+    for tid, runs in by_id.items():
+        runs.sort(key=_preference)
+        chosen.append(runs[0])
+        if len(runs) > 1:
+            dups.append((tid, tuple(r.path for r in runs)))
+    notes = [n for r in chosen for n in r.notes]
+    return Scan(tuple(sorted(chosen, key=lambda r: r.path.name)), tuple(dups), tuple(unreadable), tuple(notes))
 
 
 class RunStore:
@@ -86,47 +200,57 @@ class RunStore:
         self.dir = self.root / study
         self.study = study
         self.runs_dir = self.dir / "runs"
-        self._locked = False
+        self._lock: StudyLock | None = None
 
     # -- locking -------------------------------------------------------------------
     def __enter__(self) -> "RunStore":
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        lock = self.dir / ".lock"
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                self._locked = True
-                break
-            except FileExistsError:
-                owner = _read_pid(lock)
-                if owner is not None and _alive(owner):
-                    raise StoreError(f"{self.dir}: in use by process {owner} (lock {lock}); "
-                                     "wait for it or stop it") from None
-                lock.unlink(missing_ok=True)  # its process is gone: a stale lock
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreIOError(f"{self.dir}: cannot create the study folder: {_why(exc)}") from None
+        self._lock = StudyLock(self.dir).acquire()
         for stale in self.runs_dir.glob(".staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # from a run that was killed
+            shutil.rmtree(stale, ignore_errors=True)  # ours, from a run that was killed
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._locked:
-            (self.dir / ".lock").unlink(missing_ok=True)
-            self._locked = False
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @property
+    def locked(self) -> bool:
+        return self._lock is not None and self._lock.held
+
+    def start_over(self, stamp: str) -> Path | None:
+        """Keep the study folder as ``<study>-<stamp>`` and begin an empty one (lock held
+        throughout). Returns where the old folder went, or None when there was nothing."""
+        if not self.locked:
+            raise StoreError(f"{self.dir}: start_over needs the study lock")
+        if not [p for p in self.dir.iterdir() if p.name != ".lock"]:
+            return None
+        target = self.dir.with_name(f"{self.dir.name}-{stamp}")
+        if target.exists():
+            raise StoreError(f"{self.dir}: cannot keep the old study as {target}: that folder exists")
+        old = self._lock
+        try:
+            os.rename(self.dir, target)
+            self.dir.mkdir()
+            self._lock = StudyLock(self.dir).acquire()
+        finally:
+            old.release()
+        return target
 
     # -- reading -------------------------------------------------------------------
+    def scan(self) -> Scan:
+        return scan_runs(self.runs_dir)
+
     def iter_runs(self, problems: list[str] | None = None) -> Iterator[Run]:
-        """Every readable run; unreadable ones are reported into ``problems`` and skipped."""
-        if not self.runs_dir.is_dir():
-            return
-        for folder in sorted(self.runs_dir.iterdir()):
-            if folder.name.startswith(".") or not folder.is_dir():
-                continue
-            try:
-                yield read_run(folder)
-            except ValueError as exc:
-                if problems is not None:
-                    problems.append(str(exc))
+        """One readable run per trial; what was skipped or ignored is reported into ``problems``."""
+        scan = self.scan()
+        if problems is not None:
+            problems.extend(m for m in scan.messages() if m not in problems)
+        yield from scan.runs
 
     def completed(self, problems: list[str] | None = None) -> dict[str, Run]:
         """trial_id -> run, for trials whose result is final (complete or diverged)."""
@@ -134,33 +258,84 @@ class RunStore:
 
     # -- writing -------------------------------------------------------------------
     def save_study(self, source: str) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.dir / "study.toml", source)
+        try:
+            write_atomic(self.dir / "study.toml", source)
+        except OSError as exc:
+            raise StoreIOError(f"{self.dir / 'study.toml'}: cannot write: {_why(exc)}") from None
 
-    def save(self, config: TrialConfig, result: TrialResult, started: float | None = None) -> Path:
-        """Write one run folder atomically; an earlier unfinished result for it is replaced."""
+    def save(self, config: TrialConfig, result: TrialResult, started: float | None = None,
+             label: str = "", varying: tuple[str, ...] = ()) -> Path:
+        """Write one run folder atomically; tunebook's own failed attempt of it is replaced.
+
+        ``label`` (what the run is, e.g. ``128-64_lr0.01_s3``) goes into the folder name, so
+        TensorBoard's run names say it; ``varying`` (the study's varying hyperparameters)
+        come first in the HParams tab. An ``OSError`` (a full disk, a vanished folder) leaves nothing half-written and is
+        raised as :class:`StoreIOError`."""
         from .tboard import write_events
 
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started or time.time()))
+        label = safe_label(label)
+        final = self.runs_dir / (f"{stamp}_{label}_{config.trial_id}" if label else f"{stamp}_{config.trial_id}")
         staging = self.runs_dir / f".staging-{config.trial_id}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        hp = config.to_dict()
-        data_keys = ("dataset", "validation", "split_seed", "train_subset")
-        cfg_doc = {
-            "trial": {"id": config.trial_id, "study": self.study},
-            "hparams": {k: v for k, v in hp.items() if k not in data_keys},
-            "data": {k: hp[k] for k in data_keys} | {"val_is_test": config.validation == "test"},
-            "env": env_info(result.device, result.engine),
-        }
-        write_atomic(staging / "config.toml", tomli_w.dumps(cfg_doc))
-        write_atomic(staging / "result.toml", tomli_w.dumps(_toml_safe(result.to_dict())))
-        write_events(staging, config, result)
-        final = self.runs_dir / f"{stamp}_{config.trial_id}"
-        for old in self.runs_dir.glob(f"*_{config.trial_id}"):
-            shutil.rmtree(old)  # a failed earlier attempt of the same trial
-        os.rename(staging, final)
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            hp = config.to_dict()
+            data_keys = ("dataset", "validation", "split_seed", "train_subset")
+            cfg_doc = {
+                "trial": {"id": config.trial_id, "study": self.study},
+                "hparams": {k: v for k, v in hp.items() if k not in data_keys},
+                "data": {k: hp[k] for k in data_keys} | {"val_is_test": config.validation == "test"},
+                "env": env_info(result.device, result.engine),
+            }
+            write_atomic(staging / "config.toml", tomli_w.dumps(cfg_doc))
+            write_atomic(staging / "result.toml", tomli_w.dumps(_toml_safe(result.to_dict())))
+            write_events(staging, config, result, varying=varying)
+            self._clear_earlier(config.trial_id)
+            os.rename(staging, final)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreIOError(f"{final}: cannot write the run folder: {_why(exc)}; nothing of it was kept") from None
         return final
+
+    def _clear_earlier(self, trial_id: str) -> None:
+        """Make room for a new result of ``trial_id``: remove tunebook's failed attempts of it,
+        move its unreadable folders aside, leave everything else alone."""
+        for folder in sorted(self.runs_dir.iterdir()):
+            if not folder.is_dir() or not is_run_name(folder.name, trial_id):
+                continue
+            try:
+                run = read_run(folder)
+            except ValueError:
+                self.set_aside(folder)
+                continue
+            if run.trial_id == trial_id and run.result.status in ("failed", "pruned"):
+                shutil.rmtree(folder)  # an earlier attempt tunebook wrote and the new one replaces
+
+    def set_aside(self, folder: Path) -> Path:
+        """Move a run folder that cannot be used out of ``runs/`` (never delete it)."""
+        target_dir = self.dir / SET_ASIDE
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / folder.name
+        n = 1
+        while target.exists():
+            n += 1
+            target = target_dir / f"{folder.name}.{n}"
+        os.rename(folder, target)
+        return target
+
+    def restore_events(self, run: Run) -> bool:
+        """Write the TensorBoard events of a stored run whose events file is gone (from its
+        result.toml). Only in tunebook's own run folders. Returns True when it wrote one."""
+        from .tboard import write_events
+
+        if run.events or not is_run_name(run.path.name, run.trial_id):
+            return False
+        try:
+            write_events(run.path, run.config, run.result)
+        except OSError as exc:
+            raise StoreIOError(f"{run.path}: cannot restore the events file: {_why(exc)}") from None
+        return True
 
 
 def env_info(device: str, engine: str) -> dict[str, str]:
@@ -168,23 +343,6 @@ def env_info(device: str, engine: str) -> dict[str, str]:
 
     return {"tunebook": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
             "device": device, "engine": engine, "host": os.uname().nodename}
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def find_studies(root: str | Path) -> list[Path]:

@@ -1,25 +1,35 @@
 """TensorBoard event files for a run folder: per-epoch scalars and an HParams entry.
 
-Written once a trial is finished, from its history (the engine never writes files).
-Scalars use ``step`` = epoch (1-based): ``loss/train``, ``loss/val``, ``accuracy/train``,
-``accuracy/val``, ``time/epoch_seconds``. The HParams entry lists the trial's
-hyperparameters with ``hparam/val_acc`` and ``hparam/test_acc`` as its metrics, so
-TensorBoard's HParams tab shows one row per trial when pointed at ``runs/``.
+Written from a trial's history (the engine never writes files). Scalars use ``step`` =
+epoch (1-based): ``loss/train``, ``loss/val``, ``accuracy/train``, ``accuracy/val``,
+``time/epoch_seconds``; each event carries the wall time at which its epoch ended, when the
+record holds it. The HParams entry is written the way TensorBoard's HParams tab reads it:
+
+- every run declares the same metric columns (``hparam/val_acc``, ``hparam/test_acc``),
+  so no run (a diverged one, say) can hide a column from the whole dashboard;
+- the study's varying hyperparameters come first, the constants after them;
+- ``group_name`` is the configuration without its seed, so seeds group together;
+- the session's status is SUCCESS only for a complete run (diverged and failed: FAILURE).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, Sequence
 
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
 
 from .records import TrialResult
 from .spec import TrialConfig
 
 SCALARS = {"loss/train": "train_loss", "loss/val": "val_loss", "accuracy/train": "train_acc",
            "accuracy/val": "val_acc", "time/epoch_seconds": "epoch_seconds"}
+METRIC_TAGS = ("hparam/val_acc", "hparam/test_acc")
+_STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_SUCCESS,
+           "diverged": api_pb2.STATUS_FAILURE, "failed": api_pb2.STATUS_FAILURE}
 
 
 def hparam_dict(config: TrialConfig) -> dict[str, float | int | str]:
@@ -27,22 +37,64 @@ def hparam_dict(config: TrialConfig) -> dict[str, float | int | str]:
     d["layers"] = config.label
     d["depth"] = len(config.layers)
     d["validation"] = str(config.validation)
+    for i, u in enumerate(config.layers[:3], start=1):
+        d[f"units{i}"] = u
     return d
 
 
-def write_events(folder: Path, config: TrialConfig, result: TrialResult) -> None:
+def ordered_hparams(config: TrialConfig, varying: Sequence[str] = ()) -> list[tuple[str, Any]]:
+    """The varying hyperparameters first (in the study's order), then the constants."""
+    d = hparam_dict(config)
+    first = [k for k in varying if k in d]
+    return [(k, d[k]) for k in first] + [(k, v) for k, v in d.items() if k not in first]
+
+
+def _plugin_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    data.version = metadata.PLUGIN_DATA_VERSION
+    md = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+        plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString()))
+    return Summary(value=[Summary.Value(tag=tag, metadata=md)])
+
+
+def hparams_summaries(config: TrialConfig, result: TrialResult, varying: Sequence[str] = (),
+                      start_time: float = 0.0) -> list[Summary]:
+    """Experiment, session-start and session-end summaries of one run."""
+    pairs = ordered_hparams(config, varying)
+    exp = api_pb2.Experiment(metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in METRIC_TAGS])
+    start = plugin_data_pb2.SessionStartInfo(group_name=_group(config), start_time_secs=start_time)
+    for k, v in pairs:
+        typ = api_pb2.DATA_TYPE_STRING if isinstance(v, str) else api_pb2.DATA_TYPE_FLOAT64
+        exp.hparam_infos.add(name=k, type=typ)
+        if isinstance(v, str):
+            start.hparams[k].string_value = v
+        else:
+            start.hparams[k].number_value = float(v)
+    end = plugin_data_pb2.SessionEndInfo(status=_STATUS[result.status])
+    return [_plugin_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=exp)),
+            _plugin_summary(metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)),
+            _plugin_summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end))]
+
+
+def _group(config: TrialConfig) -> str:
+    from dataclasses import replace
+    return "config-" + replace(config, seed=0).trial_id
+
+
+def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying: Sequence[str] = ()) -> None:
     writer = SummaryWriter(log_dir=str(folder), flush_secs=3600)
+    h = result.history
+    ends = list(h.wall_time) if h.wall_time else [None] * len(h)
     try:
         for tag, key in SCALARS.items():
-            for epoch, value in enumerate(getattr(result.history, key), start=1):
+            for epoch, value in enumerate(getattr(h, key), start=1):
                 if math.isfinite(value):
-                    writer.add_scalar(tag, value, epoch)
-        metrics = {"hparam/val_acc": result.val_acc, "hparam/test_acc": result.test_acc}
-        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
-        for tag, value in finite.items():
-            writer.add_scalar(tag, value, max(result.epochs_run, 1))
-        exp, ssi, sei = hparams(hparam_dict(config), finite or {"hparam/val_acc": 0.0})
-        for summary in (exp, ssi, sei):
-            writer.file_writer.add_summary(summary)
+                    writer.add_scalar(tag, value, epoch, walltime=ends[epoch - 1])
+        last = ends[-1] if ends else None
+        for tag, value in (("hparam/val_acc", result.val_acc), ("hparam/test_acc", result.test_acc)):
+            if math.isfinite(value):
+                writer.add_scalar(tag, value, max(result.epochs_run, 1), walltime=last)
+        start = (ends[0] - h.epoch_seconds[0]) if ends and ends[0] is not None else 0.0
+        for summary in hparams_summaries(config, result, varying, start):
+            writer.file_writer.add_summary(summary, walltime=last)
     finally:
         writer.close()

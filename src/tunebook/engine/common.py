@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+import time
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
 
 from ..data import Dataset
 from ..model import param_count, train_flops
-from ..records import History, TrialResult, best_epoch
+from ..records import History, TrialResult, best_epoch, is_collapsed
 from ..spec import TrialConfig
 
 
@@ -39,12 +41,23 @@ class DeviceData:
                    n_classes=ds.n_classes, device=device)
 
 
+DEVICE_RULE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present. Asking for ``cuda`` without one is an error."""
+    """``auto`` picks CUDA when present; ``cpu``, ``cuda`` and ``cuda:N`` are checked to
+    exist. Anything else (mps, xla, meta, gpu...) is refused: the engines are written and
+    tested for CPU and CUDA only."""
+    if not isinstance(name, str) or not DEVICE_RULE.fullmatch(name):
+        raise ValueError(f"--device: must be auto, cpu, cuda or cuda:N, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: no CUDA device is available (torch.cuda.is_available() is False)")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices")
     return torch.device(name)
 
 
@@ -84,6 +97,7 @@ class MemberHistory:
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    wall_time: list[float] = field(default_factory=list)
     test: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (loss, acc)
     diverged_epoch: int = 0
 
@@ -93,10 +107,11 @@ class MemberHistory:
         self.val_loss.append(val_loss)
         self.val_acc.append(val_acc)
         self.epoch_seconds.append(seconds)
+        self.wall_time.append(time.time())
 
     def frozen(self) -> History:
         return History(tuple(self.train_loss), tuple(self.train_acc), tuple(self.val_loss),
-                       tuple(self.val_acc), tuple(self.epoch_seconds))
+                       tuple(self.val_acc), tuple(self.epoch_seconds), tuple(self.wall_time))
 
 
 def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: DeviceData,
@@ -121,11 +136,15 @@ def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: Devic
             continue
         h = full.head(c.epochs)
         test_loss, test_acc = hist.test[c.epochs]
-        out.append(TrialResult(status="complete", epochs_run=c.epochs, history=h,
+        out.append(_flag_collapse(TrialResult(status="complete", epochs_run=c.epochs, history=h,
                                train_seconds=sum(h.epoch_seconds),
                                flops=train_flops(c.layers, n_train, c.epochs, data.n_features, data.n_classes),
                                val_acc=h.val_acc[-1], val_loss=h.val_loss[-1],
                                test_acc=test_acc, test_loss=test_loss, best_epoch=best_epoch(h.val_acc),
-                               **common))
+                               **common), data.n_classes))
     return out
+
+
+def _flag_collapse(result: TrialResult, n_classes: int) -> TrialResult:
+    return replace(result, collapsed=True) if is_collapsed(result, n_classes) else result
 

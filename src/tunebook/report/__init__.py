@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..analysis.study import StudyAnalysis, analyze
+from ..lock import StudyLock
 from ..store import write_atomic
 from . import figures
 from .document import study_blocks
@@ -23,29 +26,47 @@ def _figure_maker(fig_dir: Path):
 
 
 def _write(blocks, title: str, out_dir: Path, staging: Path) -> tuple[Path, Path]:
+    """Put the staged report in place of the old one. Called under the report lock, so two
+    writers take turns; a reader sees the old report or the new one, whole."""
     write_atomic(staging / "report.md", to_markdown(blocks))
     write_atomic(staging / "report.html", to_html(blocks, title, staging / "figures"))
+    old = None
     if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
+        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(out_dir, old)
+    os.rename(staging, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return out_dir / "report.md", out_dir / "report.html"
 
 
 def _staging(out_dir: Path) -> Path:
-    staging = out_dir.with_name(f".{out_dir.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = out_dir.with_name(f".{out_dir.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     (staging / "figures").mkdir(parents=True)
     return staging
 
 
-def write_report(folder: str | Path, analysis: StudyAnalysis | None = None) -> tuple[Path, Path]:
-    """Analyse ``folder`` (a study folder) and write its report; returns (md, html) paths."""
+def _written(out_dir: Path, make_blocks, title: str) -> tuple[Path, Path]:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with StudyLock(out_dir.parent, ".report.lock", wait=True):  # reports of one folder take turns
+        staging = _staging(out_dir)
+        try:
+            blocks = make_blocks(_figure_maker(staging / "figures"))
+            return _write(blocks, title, out_dir, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_report(folder: str | Path, analysis: StudyAnalysis | None = None,
+                 warn: Callable[[str], None] | None = None) -> tuple[Path, Path]:
+    """Analyse ``folder`` (a study folder) and write its report; returns (md, html) paths.
+    Runs that were skipped or ignored are listed in the report and passed to ``warn``."""
     folder = Path(folder)
     a = analysis or analyze(folder)
-    out_dir = folder / "report"
-    staging = _staging(out_dir)
-    blocks = study_blocks(a, _figure_maker(staging / "figures"))
-    return _write(blocks, a.spec.title or a.spec.name, out_dir, staging)
+    for p in a.problems:
+        if warn is not None:
+            warn(p)
+    return _written(folder / "report", lambda fig: study_blocks(a, fig), a.spec.title or a.spec.name)
 
 
 def write_combined_report(folders: Sequence[str | Path], root: str | Path) -> tuple[Path, Path]:
@@ -53,10 +74,8 @@ def write_combined_report(folders: Sequence[str | Path], root: str | Path) -> tu
     from .combined import combined_blocks
 
     analyses = [analyze(f) for f in folders]
-    out_dir = Path(root) / "report"
-    staging = _staging(out_dir)
-    blocks = combined_blocks(analyses, _figure_maker(staging / "figures"))
-    return _write(blocks, "Experiment log", out_dir, staging)
+    root = Path(root)
+    return _written(root / "report", lambda fig: combined_blocks(analyses, fig, root), "Experiment log")
 
 
 __all__ = ["write_report", "write_combined_report"]

@@ -10,7 +10,7 @@ from ..analysis.winners import winners
 from . import figures
 from .document import pm, recommended_toml
 
-def combined_blocks(analyses: Sequence[StudyAnalysis], fig) -> list[tuple]:
+def combined_blocks(analyses: Sequence[StudyAnalysis], fig, root=None) -> list[tuple]:
     metric = analyses[0].spec.metric if analyses else "val_acc"
     blocks: list[tuple] = [("h", 1, "Experiment log, re-run with seeds and statistics"),
                            ("p", f"{len(analyses)} studies. Each has its own page (report/report.md in its "
