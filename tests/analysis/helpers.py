@@ -15,14 +15,18 @@ def base_config(**kw):
     return replace(c, **kw)
 
 
-def stats(values, params=100_000, seconds=1.0, **cfg) -> ConfigStats:
+def stats(values, params=100_000, seconds=1.0, share=None, **cfg) -> ConfigStats:
+    """``seconds``: the configuration's time alone (its cost); ``share``: the recorded
+    train_seconds (a share of its group's time), ``seconds`` unless given."""
+    share = seconds if share is None else share
     c = base_config(**cfg)
-    vals = {m: tuple(values) if m == "val_acc" else tuple(seconds for _ in values) if m == "train_seconds"
+    vals = {m: tuple(values) if m == "val_acc" else tuple(share for _ in values) if m == "train_seconds"
             else tuple(0.5 for _ in values) for m in SUMMARISED}
     hist = History((1.0,), (0.5,), (1.0,), (0.5,), (seconds,))
     return ConfigStats(key=config_key(c), config=c, seeds=tuple(range(len(values))), n_complete=len(values),
                        n_diverged=0, n_failed=0, params=params, flops=1, values=vals,
-                       stats={m: summarize(v) for m, v in vals.items()}, histories=(hist,) * len(values))
+                       stats={m: summarize(v) for m, v in vals.items()}, histories=(hist,) * len(values),
+                       seconds_alone=seconds)
 
 
 def hypothesis(**kw):

@@ -35,3 +35,25 @@ def test_pareto_and_winners():
     assert {c.label for c in w.as_good} == {"256-256", "128-128"}
     assert w.fastest.label == "128-128" and w.fewest_params.label == "128-128"
     assert w.practical.label == "128-128"
+
+
+def test_the_front_is_that_of_the_plane_drawn():
+    """A point dominated in (accuracy, cost) is off the front even when it has fewer
+    parameters: the front was once computed in three objectives and drawn in two."""
+    cheap = stats([0.85, 0.851, 0.852], params=200_000, seconds=0.5, layers=(64,))
+    dominated = stats([0.84, 0.841, 0.842], params=10_000, seconds=0.8, layers=(8,))
+    best = stats([0.87, 0.871, 0.872], params=300_000, seconds=2.0, layers=(256,))
+    front = pareto_front([cheap, dominated, best])
+    assert [c.label for c in front] == ["64", "256"]
+    xs = [c.cost for c in front]
+    ys = [c.stats["val_acc"].mean for c in front]
+    assert xs == sorted(xs) and ys == sorted(ys)  # a drawn front never zig-zags
+
+
+def test_winners_rank_by_the_configurations_cost_not_the_group_share():
+    """32-32 in a group of 5 has a larger share of its group's time than 256-256 in a group
+    of 25; it is still the cheaper configuration to train."""
+    small = stats([0.870, 0.871, 0.872], params=27_000, seconds=0.3, share=0.9, layers=(32, 32))
+    big = stats([0.870, 0.872, 0.871], params=270_000, seconds=1.5, share=0.4, layers=(256, 256))
+    w = winners([small, big])
+    assert w.fastest.label == "32-32" and w.practical.label == "32-32"

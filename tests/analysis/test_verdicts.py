@@ -78,4 +78,21 @@ def test_best_and_threshold():
 
 def test_one_seed_is_inconclusive_not_a_crash():
     v = compare([0.87], [0.86])
-    assert v.verdict == "inconclusive" and "not enough complete runs" in v.detail
+    assert v.verdict == "inconclusive" and v.no_data
+    assert v.detail == "a has 1 complete seed in a configuration; a test needs at least 2"
+
+
+def test_inconclusive_for_want_of_data_says_so():
+    from dataclasses import replace
+
+    from tunebook.report.document import insight
+
+    a = stats([0.87, 0.871, 0.869], layers=(256, 256))
+    gone = replace(stats([], layers=(128, 128)), n_diverged=5)
+    h = hypothesis(a=SEL_A, b=SEL_B, expect="a > b")
+    v = judge(h, [a, gone])
+    assert v.no_data and v.detail == "b has no complete runs, only 5 diverged"
+    assert insight(v) == "“claim” cannot be judged yet, for want of data: b has no complete runs, only 5 diverged."
+    assert "no realistic number of seeds" not in insight(v).lower()
+    v = judge(replace(h, b={"layers": [512, 512]}), [a])
+    assert v.no_data and v.detail == "no stored runs match b"

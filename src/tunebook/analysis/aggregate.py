@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
+from ..datasets import DATASETS
+from ..records import is_collapsed
 from ..spec import TrialConfig
 from ..store import Run
 from ..hypotheses import param_value
@@ -25,7 +27,8 @@ def config_key(c: TrialConfig) -> str:
 
 @dataclass(frozen=True)
 class ConfigStats:
-    """A configuration's results over its seeds (complete ones; diverged are counted)."""
+    """A configuration's results over its seeds: complete runs are summarised; diverged,
+    collapsed (complete but stuck at chance accuracy) and failed ones are counted."""
 
     key: str
     config: TrialConfig            # the configuration (seed of its first run)
@@ -38,6 +41,18 @@ class ConfigStats:
     values: Mapping[str, tuple[float, ...]]   # metric -> per-seed values (complete runs)
     stats: Mapping[str, Summary]
     histories: tuple[Any, ...]     # History of each complete run
+    n_collapsed: int = 0
+    seconds_alone: float = math.nan  # modelled time to train it alone on its device (analysis.cost)
+    device: str = ""
+
+    @property
+    def n_runs(self) -> int:
+        return self.n_complete + self.n_diverged + self.n_failed + self.n_collapsed
+
+    @property
+    def cost(self) -> float:
+        """What ranks configurations by cost: the modelled seconds alone, else the FLOPs."""
+        return self.seconds_alone if math.isfinite(self.seconds_alone) else float(self.flops)
 
     @property
     def label(self) -> str:
@@ -60,28 +75,39 @@ def _train_metric(run: Run, key: str) -> float:
     return seq[-1] if seq else math.nan
 
 
-def aggregate(runs: Sequence[Run]) -> list[ConfigStats]:
-    """Group runs by configuration (all but the seed) and summarise each metric."""
-    groups: dict[str, list[Run]] = {}
+def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None) -> list[ConfigStats]:
+    """Group runs by configuration (all but the seed) and summarise each metric.
+
+    One trial counts once (a trial id seen twice is one observation). Collapsed runs are
+    counted, not averaged in. ``cost_models`` (device → :class:`~.cost.CostModel`) give
+    each configuration its modelled time alone."""
+    groups: dict[str, dict[str, Run]] = {}
     for r in runs:
-        groups.setdefault(config_key(r.config), []).append(r)
+        groups.setdefault(config_key(r.config), {}).setdefault(r.trial_id, r)
     out = []
-    for key, rs in groups.items():
-        rs = sorted(rs, key=lambda r: r.config.seed)
-        done = [r for r in rs if r.result.status == "complete"]
+    for key, by_id in groups.items():
+        rs = sorted(by_id.values(), key=lambda r: r.config.seed)
+        n_classes = DATASETS[rs[0].config.dataset].n_classes
+        collapsed = [r for r in rs if is_collapsed(r.result, n_classes)]
+        done = [r for r in rs if r.result.status == "complete" and r not in collapsed]
         values: dict[str, tuple[float, ...]] = {}
         for m in SUMMARISED:
             if m in ("train_acc", "train_loss"):
                 values[m] = tuple(_train_metric(r, m) for r in done)
             else:
                 values[m] = tuple(float(getattr(r.result, m)) for r in done)
+        flops = max((r.result.flops for r in done), default=0)
+        devices = [r.result.device for r in done if r.result.device]
+        device = max(set(devices), key=devices.count) if devices else ""
+        model = (cost_models or {}).get(device)
         out.append(ConfigStats(
             key=key, config=rs[0].config, seeds=tuple(r.config.seed for r in done),
             n_complete=len(done), n_diverged=sum(r.result.status == "diverged" for r in rs),
             n_failed=sum(r.result.status == "failed" for r in rs),
-            params=rs[0].result.params, flops=max((r.result.flops for r in done), default=0),
+            params=rs[0].result.params, flops=flops,
             values=values, stats={m: summarize(v) for m, v in values.items()},
-            histories=tuple(r.result.history for r in done)))
+            histories=tuple(r.result.history for r in done), n_collapsed=len(collapsed),
+            seconds_alone=model.seconds(rs[0].config, flops) if model and done else math.nan, device=device))
     return sorted(out, key=lambda c: (c.config.layers, c.config.epochs, c.config.batch_size,
                                       c.config.lr, c.config.optimizer, c.key))
 
@@ -118,3 +144,35 @@ def describe(c: ConfigStats, params: Sequence[str]) -> str:
         v = c.value(p)
         parts.append(f"{p}={v:g}" if isinstance(v, float) else f"{p}={v}")
     return " ".join(parts) if parts else c.label
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Mean ``metric`` on the grid of two parameters. A cell is the mean over seeds of each
+    configuration in it, then the plain mean over those configurations, i.e. over the values
+    of the other varying parameters (``over``), each counted once."""
+
+    x: str
+    y: str
+    metric: str
+    xs: tuple[Any, ...]
+    ys: tuple[Any, ...]
+    cells: tuple[tuple[float, ...], ...]   # [row of ys][column of xs]; NaN where nothing ran
+    counts: tuple[tuple[int, ...], ...]    # configurations averaged in each cell
+    over: tuple[str, ...]                  # other parameters that vary inside the cells
+
+
+def heatmap_cells(configs: Sequence[ConfigStats], x: str, y: str, metric: str = "val_acc") -> Heatmap:
+    ok = [c for c in configs if c.n_complete and c.value(x) is not None and c.value(y) is not None]
+    xs, ys = sorted({c.value(x) for c in ok}), sorted({c.value(y) for c in ok})
+    members: dict[tuple[int, int], list[float]] = {}
+    for c in ok:
+        members.setdefault((ys.index(c.value(y)), xs.index(c.value(x))), []).append(c.stats[metric].mean)
+    cells = tuple(tuple(float(sum(members[i, j]) / len(members[i, j])) if (i, j) in members else math.nan
+                        for j in range(len(xs))) for i in range(len(ys)))
+    counts = tuple(tuple(len(members.get((i, j), ())) for j in range(len(xs))) for i in range(len(ys)))
+    others = [p for p in varying_params(ok) if p not in (x, y)]
+    over = tuple(p for p in others if any(len({_h(c.value(p)) for c in ok if (c.value(x), c.value(y)) == cell}) > 1
+                                          for cell in {(c.value(x), c.value(y)) for c in ok}))
+    return Heatmap(x, y, metric, tuple(xs), tuple(ys), cells, counts, over)
+

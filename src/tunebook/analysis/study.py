@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ..spec import StudySpec, load_spec
 from ..store import Run, RunStore
+from .cost import CostModel, fit_cost_models
 from .aggregate import ConfigStats, aggregate, varying_params
 from .overfit import Overfit, overfitting
 from .verdicts import Verdict, judge_all
@@ -24,20 +25,22 @@ class StudyAnalysis:
     overfit: dict[str, Overfit]
     winners: Winners | None
     params: tuple[str, ...]          # hyperparameters that vary across configurations
-    problems: tuple[str, ...] = ()   # unreadable run folders (skipped)
+    problems: tuple[str, ...] = ()   # run folders skipped or ignored, keys ignored
+    cost_models: tuple[CostModel, ...] = ()
 
 
 def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
                  problems: Sequence[str] = ()) -> StudyAnalysis:
     wanted = {c.trial_id for c in spec.configs()}
-    runs = [r for r in runs if r.trial_id in wanted]
-    configs = aggregate(runs)
+    runs = list({r.trial_id: r for r in runs if r.trial_id in wanted}.values())  # one trial, one observation
+    models = fit_cost_models(runs)
+    configs = aggregate(runs, models)
     return StudyAnalysis(
         spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),
         verdicts=tuple(judge_all(spec.hypotheses, configs, spec.alpha)),
         overfit={c.key: overfitting(c) for c in configs},
         winners=winners(configs, spec.metric, spec.alpha),
-        params=tuple(varying_params(configs)), problems=tuple(problems))
+        params=tuple(varying_params(configs)), problems=tuple(problems), cost_models=tuple(models.values()))
 
 
 def analyze(folder: str | Path) -> StudyAnalysis:
@@ -45,5 +48,5 @@ def analyze(folder: str | Path) -> StudyAnalysis:
     folder = Path(folder)
     spec = load_spec(folder / "study.toml", check_selectors=False)
     problems: list[str] = []
-    runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))
+    runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))  # copies are listed once
     return analyze_runs(spec, runs, folder, problems)

@@ -56,10 +56,7 @@ class Verdict:
     seeds_needed: int | None     # for an inconclusive verdict: seeds that would resolve it
     detail: str                  # one sentence with the numbers
     configs: tuple[str, ...] = ()  # keys of the configurations involved
-
-
-def _select(configs: Sequence[ConfigStats], selector) -> list[ConfigStats]:
-    return [c for c in configs if c.n_complete and matches(selector, c.config)]
+    no_data: bool = False          # inconclusive for want of data (nothing matched, all diverged...)
 
 
 def _pooled(cs: Sequence[ConfigStats], metric: str) -> list[float]:
@@ -81,21 +78,38 @@ def judge(h: Hypothesis, configs: Sequence[ConfigStats], alpha: float = 0.05, se
     try:
         return fn(h, configs, alpha, rng, varying_params(configs))
     except _NoData as exc:
-        return Verdict(h, "inconclusive", "none", math.nan, math.nan, math.nan, math.nan, 0, None, str(exc))
+        return Verdict(h, "inconclusive", "none (no data to judge)", math.nan, math.nan, math.nan, math.nan, 0,
+                       None, str(exc), no_data=True)
 
 
 class _NoData(Exception):
     pass
 
 
+def _usable(configs: Sequence[ConfigStats], selector, what: str) -> list[ConfigStats]:
+    """The configurations ``selector`` matches that have complete runs; otherwise _NoData
+    saying why (nothing matches, or only diverged / collapsed / failed runs)."""
+    matched = [c for c in configs if matches(selector, c.config)]
+    if not matched:
+        raise _NoData(f"no stored runs match {what}")
+    ok = [c for c in matched if c.n_complete]
+    if not ok:
+        counts = {"diverged": sum(c.n_diverged for c in matched), "collapsed": sum(c.n_collapsed for c in matched),
+                  "failed": sum(c.n_failed for c in matched)}
+        kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        raise _NoData(f"{what} has no complete runs, only {kinds or 'unfinished ones'}")
+    return ok
+
+
 def _need(cs: Sequence[ConfigStats], what: str, at_least: int = 2) -> None:
     n = min((c.n_complete for c in cs), default=0)
     if not cs or n < at_least:
-        raise _NoData(f"not enough complete runs for {what} (need {at_least} seeds per configuration)")
+        raise _NoData(f"{what} has {n} complete seed{'s' if n != 1 else ''} in a configuration; "
+                      f"a test needs at least {at_least}")
 
 
 def _compare(h, configs, alpha, rng, params) -> Verdict:
-    a, b = _select(configs, h.a), _select(configs, h.b)
+    a, b = _usable(configs, h.a, "a"), _usable(configs, h.b, "b")
     _need(a, "a")
     _need(b, "b")
     xa, xb = _pooled(a, h.metric), _pooled(b, h.metric)
@@ -140,7 +154,8 @@ def _trend_groups(h, configs):
         by_value.setdefault(c.value(h.param), []).append(c)
     xs = sorted(by_value)
     if len(xs) < 3:
-        raise _NoData(f"{h.param} takes fewer than 3 values among complete configurations")
+        raise _NoData(f"{h.param} takes {len(xs)} value{'s' if len(xs) != 1 else ''} among configurations with "
+                      "complete runs; a trend needs at least 3")
     return pool, xs, by_value
 
 
@@ -202,7 +217,7 @@ def _best(h, configs, alpha, rng, params) -> Verdict:
     sel = [i for i, c in enumerate(pool) if matches(h.select, c.config)]
     _need(pool, "ranking")
     if not sel:
-        raise _NoData("the selection has no complete runs")
+        _usable(configs, h.select, "the selection")  # raises, saying why
     better = HIGHER_IS_BETTER.get(h.metric, True)
     groups = [list(c.metric(h.metric)) for c in pool]
     boots = bootstrap_means(groups, BOOTSTRAP_REPS, rng)
@@ -239,7 +254,7 @@ def _best(h, configs, alpha, rng, params) -> Verdict:
 
 
 def _threshold(h, configs, alpha, rng, params) -> Verdict:
-    sel = _select(configs, h.select)
+    sel = _usable(configs, h.select, "the selection")
     _need(sel, "the selection")
     x = _pooled(sel, h.metric)
     s = summarize(x, confidence=1 - alpha)

@@ -1,4 +1,10 @@
-"""Winners and the Pareto front over (accuracy ↑, seconds ↓, parameters ↓)."""
+"""Winners and the Pareto front of accuracy against cost.
+
+Cost is what belongs to a configuration (:attr:`ConfigStats.cost`: its modelled time to
+train alone on its device, see :mod:`.cost`; its FLOPs when no time model exists), never a
+trial's share of its group's wall time. The front is computed in the plane that is drawn:
+the metric (↑) against cost (↓).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +20,10 @@ from .stats import welch
 class Winners:
     accuracy: ConfigStats          # highest mean accuracy
     fewest_params: ConfigStats     # fewest parameters among those as good as the best
-    fastest: ConfigStats           # fewest seconds among those as good as the best
-    practical: ConfigStats         # the knee of the accuracy/seconds Pareto front
+    fastest: ConfigStats           # lowest cost among those as good as the best
+    practical: ConfigStats         # the knee of the accuracy/cost Pareto front
     as_good: tuple[ConfigStats, ...]  # not significantly worse than the accuracy winner
-    front: tuple[ConfigStats, ...]    # Pareto front, by seconds
+    front: tuple[ConfigStats, ...]    # Pareto front of (metric, cost), by cost
     metric: str
 
 
@@ -27,24 +33,25 @@ def score(c: ConfigStats, metric: str) -> float:
 
 
 def dominates(a: ConfigStats, b: ConfigStats, metric: str) -> bool:
-    ka = (score(a, metric), -a.stats["train_seconds"].mean, -a.params)
-    kb = (score(b, metric), -b.stats["train_seconds"].mean, -b.params)
+    """``a`` is at least as good in the metric and as cheap, and better in one of them."""
+    ka, kb = (score(a, metric), -a.cost), (score(b, metric), -b.cost)
     return all(x >= y for x, y in zip(ka, kb)) and ka != kb
 
 
 def pareto_front(configs: Sequence[ConfigStats], metric: str = "val_acc") -> list[ConfigStats]:
+    """Configurations no other beats in both the metric and cost, cheapest first."""
     ok = [c for c in configs if c.n_complete and math.isfinite(c.stats[metric].mean)]
     front = [c for c in ok if not any(dominates(o, c, metric) for o in ok if o is not c)]
-    return sorted(front, key=lambda c: c.stats["train_seconds"].mean)
+    return sorted(front, key=lambda c: c.cost)
 
 
 def knee(front: Sequence[ConfigStats], metric: str) -> ConfigStats:
     """The front's point farthest above the chord from its cheapest to its best point,
-    on axes normalised to [0, 1] (the "kneedle" idea). Seconds on a log scale."""
-    pts = sorted(front, key=lambda c: c.stats["train_seconds"].mean)
+    on axes normalised to [0, 1] (the "kneedle" idea). Cost on a log scale."""
+    pts = sorted(front, key=lambda c: c.cost)
     if len(pts) <= 2:
         return max(pts, key=lambda c: score(c, metric))
-    xs = [math.log(max(c.stats["train_seconds"].mean, 1e-9)) for c in pts]
+    xs = [math.log(max(c.cost, 1e-12)) for c in pts]
     ys = [score(c, metric) for c in pts]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     nx = [(x - x0) / (x1 - x0 or 1) for x in xs]
@@ -71,6 +78,6 @@ def winners(configs: Sequence[ConfigStats], metric: str = "val_acc", alpha: floa
     front = pareto_front(ok, metric)
     return Winners(
         accuracy=top,
-        fewest_params=min(as_good, key=lambda c: (c.params, c.stats["train_seconds"].mean)),
-        fastest=min(as_good, key=lambda c: (c.stats["train_seconds"].mean, c.params)),
+        fewest_params=min(as_good, key=lambda c: (c.params, c.cost)),
+        fastest=min(as_good, key=lambda c: (c.cost, c.params)),
         practical=knee(front, metric), as_good=tuple(as_good), front=tuple(front), metric=metric)

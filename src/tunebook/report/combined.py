@@ -1,37 +1,63 @@
-"""The notebook for a whole programme of studies, ending with the log's Final Summary."""
+"""The notebook for a whole programme of studies, ending with the log's Final Summary.
+
+Scannable first: one table of every verdict (coloured as on the study pages, each study
+linked to its own page), then a short paragraph and the top configurations per study (the
+per-hypothesis tables live on the study pages), then the programme's final summary.
+"""
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from pathlib import Path
 from typing import Sequence
 
 from ..analysis.aggregate import aggregate, describe, varying_params
+from ..analysis.cost import fit_cost_models
 from ..analysis.study import StudyAnalysis
 from ..analysis.winners import winners
 from . import figures
-from .document import pm, recommended_toml
+from .document import cost_text, pm, recommended_toml, seconds_alone, seeds_cell
 
-def combined_blocks(analyses: Sequence[StudyAnalysis], fig, root=None) -> list[tuple]:
+TOP = 5
+
+
+def _page(a: StudyAnalysis, root: Path | None) -> str:
+    """The study page's path without extension, relative to the combined page."""
+    here = (root / "report") if root is not None else a.folder.parent / "report"
+    return os.path.relpath(a.folder / "report" / "report", here)
+
+
+def combined_blocks(analyses: Sequence[StudyAnalysis], fig, root: Path | None = None) -> list[tuple]:
     metric = analyses[0].spec.metric if analyses else "val_acc"
+    tally = Counter(v.verdict for a in analyses for v in a.verdicts)
     blocks: list[tuple] = [("h", 1, "Experiment log, re-run with seeds and statistics"),
-                           ("p", f"{len(analyses)} studies. Each has its own page (report/report.md in its "
-                                 "folder); this page gathers their verdicts and ends with the final summary.")]
+                           ("p", f"{len(analyses)} studies, {sum(tally.values())} hypotheses: "
+                                 f"{tally['supported']} supported, {tally['refuted']} refuted, "
+                                 f"{tally['inconclusive']} inconclusive. Each study has its own page "
+                                 "(linked below) with the tables, figures and tests behind its verdicts.")]
     rows = []
     for a in analyses:
         for v in a.verdicts:
-            rows.append([a.spec.name, v.hypothesis.id, v.hypothesis.says, v.verdict, v.detail])
+            rows.append([("link", a.spec.name, _page(a, root)), v.hypothesis.id, v.hypothesis.says,
+                         ("verdict", v.verdict), v.detail])
     blocks += [("h", 2, "Verdicts"), ("table", ["study", "id", "hypothesis", "verdict", "numbers"], rows)]
+    blocks.append(("h", 2, "Studies"))
     for a in analyses:
         n = len({r.trial_id for r in a.runs})
-        blocks += [("h", 2, a.spec.title or a.spec.name),
-                   ("p", f"{a.spec.description} — {n} trials, {len(a.configs)} configurations × "
-                         f"{len(a.spec.seeds)} seeds. Full page: ../{a.folder.name}/report/report.md")]
         ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
-        blocks.append(("table", ["configuration", metric, "test_acc", "train s", "params"],
-                       [[describe(c, a.params), pm(c, metric), pm(c, "test_acc"),
-                         f"{c.stats['train_seconds'].mean:.2f}", f"{c.params:,}"] for c in ranked]))
+        smoke = f" Smoke test ({a.spec.smoke}): not evidence." if a.spec.smoke else ""
+        blocks += [("h", 3, a.spec.title or a.spec.name),
+                   ("p", f"{a.spec.description} — {n} trials, {len(a.configs)} configurations × "
+                         f"{len(a.spec.seeds)} seeds.{smoke}"),
+                   ("table", ["study page", f"top {min(TOP, len(ranked))} of {len(ranked)} by {metric}", "seeds",
+                              metric, "test_acc", "s alone (model)", "params"],
+                    [[("link", a.spec.name, _page(a, root)) if i == 0 else "", describe(c, a.params), seeds_cell(c),
+                      pm(c, metric), pm(c, "test_acc"), seconds_alone(c), f"{c.params:,}"]
+                     for i, c in enumerate(ranked[:TOP])])]
     # --- the final summary over every distinct configuration of the programme ---
     runs = {r.trial_id: r for a in analyses for r in a.runs}
-    configs = aggregate(list(runs.values()))
+    configs = aggregate(list(runs.values()), fit_cost_models(list(runs.values())))
     w = winners(configs, metric)
     blocks.append(("h", 2, "Final summary"))
     if w is None:
@@ -42,24 +68,24 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, root=None) -> list[t
     blocks += [
         ("p", f"Accuracy rankings over all {len(ranked)} distinct configurations of the programme "
               f"(best 15; mean ± 95 % CI over seeds):"),
-        ("table", ["rank", "configuration", metric, "test_acc", "train s", "params"],
-         [[str(i + 1), d(c), pm(c, metric), pm(c, "test_acc"), f"{c.stats['train_seconds'].mean:.2f}",
-           f"{c.params:,}"] for i, c in enumerate(ranked[:15])]),
+        ("table", ["rank", "configuration", metric, "test_acc", "s alone (model)", "params"],
+         [[str(i + 1), d(c), pm(c, metric), pm(c, "test_acc"), seconds_alone(c), f"{c.params:,}"]
+          for i, c in enumerate(ranked[:15])]),
         ("list", [
-            f"Pure performance winner: {d(w.accuracy)} — {pm(w.accuracy, metric)}, "
-            f"{w.accuracy.stats['train_seconds'].mean:.2f} s, {w.accuracy.params:,} params.",
+            f"Pure performance winner: {d(w.accuracy)} — {pm(w.accuracy, metric)}, {cost_text(w.accuracy)}, "
+            f"{w.accuracy.params:,} params.",
             f"Within seed noise of it (Welch, alpha 0.05): {len(w.as_good)} configurations.",
             f"Efficiency winner (fewest parameters among those): {d(w.fewest_params)} — "
             f"{pm(w.fewest_params, metric)}, {w.fewest_params.params:,} params.",
-            f"Efficiency winner (fastest among those): {d(w.fastest)} — {pm(w.fastest, metric)}, "
-            f"{w.fastest.stats['train_seconds'].mean:.2f} s.",
-            f"Practical winner (knee of the accuracy/time Pareto front): {d(w.practical)} — "
-            f"{pm(w.practical, metric)}, {w.practical.stats['train_seconds'].mean:.2f} s.",
+            f"Efficiency winner (cheapest to train among those): {d(w.fastest)} — {pm(w.fastest, metric)}, "
+            f"{cost_text(w.fastest)}.",
+            f"Practical winner (knee of the accuracy/cost Pareto front): {d(w.practical)} — "
+            f"{pm(w.practical, metric)}, {cost_text(w.practical)}.",
         ]),
-        fig("programme-pareto", lambda: figures.pareto(configs, w), "All configurations: accuracy against time"),
+        fig("programme-pareto", lambda: figures.pareto(configs, w, params), "All configurations: accuracy against cost"),
         ("h", 3, "Documented optimal configuration"),
-        ("p", f"{d(w.fastest)}: the fastest configuration whose {metric} is not significantly below the best "
-              f"({pm(w.fastest, metric)} against {pm(w.accuracy, metric)}); test accuracy "
+        ("p", f"{d(w.fastest)}: the cheapest configuration to train whose {metric} is not significantly below "
+              f"the best ({pm(w.fastest, metric)} against {pm(w.accuracy, metric)}); test accuracy "
               f"{pm(w.fastest, 'test_acc')}."),
         ("code", recommended_toml(w.fastest.config)),
     ]

@@ -12,7 +12,7 @@ import math
 import time
 from typing import Any, Callable, Sequence
 
-from ..analysis.aggregate import ConfigStats, describe
+from ..analysis.aggregate import ConfigStats, describe, heatmap_cells
 from ..hypotheses import Hypothesis, matches
 from ..analysis.study import StudyAnalysis
 from ..analysis.verdicts import Verdict
@@ -55,19 +55,29 @@ def claim(h: Hypothesis) -> str:
     return f"{h.metric} of {_selector(h.select)} {bounds}"
 
 
+def seeds_cell(c: ConfigStats) -> str:
+    """Complete seeds, and what happened to the others (never silently averaged in)."""
+    extra = [f"{n} {what}" for n, what in ((c.n_diverged, "diverged"), (c.n_collapsed, "collapsed"),
+                                           (c.n_failed, "failed")) if n]
+    return f"{c.n_complete}" + (f" (+{', '.join(extra)})" if extra else "")
+
+
+def seconds_alone(c: ConfigStats) -> str:
+    return f"{c.seconds_alone:.2f}" if math.isfinite(c.seconds_alone) else "—"
+
+
 def config_rows(configs: Sequence[ConfigStats], a: StudyAnalysis, metric: str) -> list[list[str]]:
     rows = []
     for c in configs:
-        secs = c.stats["train_seconds"].mean
-        eff = c.stats[metric].mean / (c.params / 1e6) if c.params else math.nan
-        rows.append([describe(c, a.params), f"{c.n_complete}" + (f" (+{c.n_diverged} diverged)" if c.n_diverged else ""),
-                     pm(c, metric), pm(c, "test_acc"), f"{secs:.2f}", f"{c.params:,}",
+        eff = c.stats[metric].mean / (c.params / 1e6) if c.params and c.n_complete else math.nan
+        rows.append([describe(c, a.params), seeds_cell(c), pm(c, metric), pm(c, "test_acc"),
+                     f"{c.flops / 1e12:.3g}" if c.flops else "—", seconds_alone(c), f"{c.params:,}",
                      f"{100 * eff:.1f}" if math.isfinite(eff) else "—"])
     return rows
 
 
-CONFIG_HEADERS = ["configuration", "seeds", "{metric} (mean ± 95 % CI)", "test_acc", "train s", "params",
-                  "{metric} % per M params"]
+CONFIG_HEADERS = ["configuration", "seeds", "{metric} (mean ± 95 % CI)", "test_acc", "train TFLOP",
+                  "s alone (model)", "params", "{metric} % per M params"]
 
 
 def _headers(metric: str) -> list[str]:
@@ -81,6 +91,8 @@ def _involved(v: Verdict, a: StudyAnalysis) -> list[ConfigStats]:
 
 def insight(v: Verdict) -> str:
     h = v.hypothesis
+    if v.no_data:
+        return f"“{h.says}” cannot be judged yet, for want of data: {v.detail}."
     word = {"supported": "holds", "refuted": "does not hold", "inconclusive": "cannot be decided yet"}[v.verdict]
     text = f"“{h.says}” {word}: {v.detail}."
     if v.verdict == "inconclusive" and v.seeds_needed:
@@ -109,8 +121,8 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
                           f"{h.id}: a = {_selector(h.a)}, b = {_selector(h.b)}"))
     elif h.kind == "trend" and involved:
         others = [p for p in a.params if p != h.param and p not in h.where]
-        by = "layers" if any(p.startswith("units") or p == "depth" for p in others) and not h.param.startswith("units") else (others[0] if others else None)
-        blocks.append(fig(f"{h.id}-trend", lambda: figures.metric_vs_param(involved, h.param, h.metric, by),
+        by = "config" if others else None
+        blocks.append(fig(f"{h.id}-trend", lambda: figures.metric_vs_param(involved, h.param, h.metric, by, others),
                           f"{h.id}: {h.metric} against {h.param}"))
     elif involved:
         ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[h.metric].mean)[:8]
@@ -127,6 +139,9 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     statuses = [r.result.status for r in a.runs]
     env = a.runs[0].meta if a.runs else {}
     blocks: list[Block] = [("h", level, spec.title or spec.name)]
+    if spec.smoke:
+        blocks.append(("verdict", "inconclusive", f"Smoke test ({spec.smoke}): a quick check that the study runs, "
+                       "kept apart from the full study. Its numbers are not evidence for or against anything."))
     blocks.append(("p", f"Study {spec.name} · written {time.strftime('%Y-%m-%d %H:%M')} by tunebook "
                         f"from {len(a.runs)} stored runs in {a.folder}."))
     if spec.description:
@@ -138,17 +153,22 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     val = ("the official test set (the log's habit: validation and test are the same images)"
            if spec.validation == "test" else f"a stratified {pct(float(spec.validation), 0)} hold-out of the training set (split seed {spec.split_seed})")
     total = sum(r.result.train_seconds for r in a.runs)
+    collapsed = sum(c.n_collapsed for c in a.configs)
     blocks += [("h", level + 1, "Setup"), ("list", [
         f"Dataset: {spec.dataset}; validation on {val}" + (f"; training subset {spec.train_subset}" if spec.train_subset else "") + ".",
         f"Defaults: {defaults}.", f"Grid: {grid}.",
         f"Seeds: {len(spec.seeds)} per configuration ({', '.join(map(str, spec.seeds[:10]))}{'…' if len(spec.seeds) > 10 else ''}).",
-        f"Trials: {len(a.runs)} stored — {statuses.count('complete')} complete, {statuses.count('diverged')} diverged, "
-        f"{statuses.count('failed')} failed; {len(a.configs)} configurations.",
-        f"Training time: {total:.1f} s in all (each trial's share of its stacked group); "
+        f"Trials: {len(a.runs)} stored — {statuses.count('complete') - collapsed} complete, "
+        f"{collapsed} collapsed (stuck at chance accuracy; counted, not averaged in), "
+        f"{statuses.count('diverged')} diverged, {statuses.count('failed')} failed; {len(a.configs)} configurations.",
+        f"Training time: {total:.1f} s in all (trials trained stacked in groups); "
         f"engine {env.get('engine', '?')} on {env.get('device', '?')}, torch {env.get('torch', '?')}.",
+        "Cost of a configuration (rankings, the accuracy-vs-cost figure): its training FLOPs and its time to "
+        "train alone, modelled per device as a · steps + b · FLOPs from the stored groups — "
+        + ("; ".join(m.describe() for m in a.cost_models) or "no model (no timed groups)") + ".",
         f"Reproduce: tunebook run {spec.path}"])]
     if a.problems:
-        blocks.append(("list", [f"Skipped unreadable run: {p}" for p in a.problems]))
+        blocks.append(("list", [f"Warning: {p}" for p in a.problems]))
     # --- hypotheses ---
     if a.verdicts:
         blocks.append(("h", level + 1, "Hypotheses"))
@@ -156,7 +176,8 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
             blocks += hypothesis_blocks(v, a, fig)
     # --- all results ---
     ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
-    blocks += [("h", level + 1, "Results"), ("table", _headers(metric), config_rows(ranked, a, metric))]
+    unusable = [c for c in a.configs if not c.n_complete]  # diverged, collapsed or failed in every seed
+    blocks += [("h", level + 1, "Results"), ("table", _headers(metric), config_rows(ranked + unusable, a, metric))]
     blocks += overview_figures(a, ranked, fig)
     blocks += overfit_blocks(a, ranked, fig, level + 1)
     blocks += summary_blocks(a, ranked, fig, level + 1)
@@ -169,15 +190,13 @@ def overview_figures(a: StudyAnalysis, ranked, fig) -> list[Block]:
     numeric = [p for p in a.params if all(isinstance(c.value(p), (int, float)) and c.value(p) is not None for c in a.configs)]
     if len(numeric) >= 2:
         x, y = numeric[0], numeric[1]
+        over = heatmap_cells(a.configs, x, y, metric).over
         out.append(fig(f"heatmap-{x}-{y}", lambda: figures.heatmap(a.configs, x, y, metric),
-                       f"Mean {metric} over {x} × {y}"))
+                       f"Mean {metric} over {x} × {y}" + (f" (each cell: the mean over {', '.join(over)})" if over else "")))
     for p in a.params:
         others = [q for q in a.params if q != p]
-        by = None
-        if others:
-            by = "layers" if any(q.startswith("units") or q == "depth" for q in others) and not (p.startswith("units") or p == "depth") else others[0]
-        out.append(fig(f"vs-{p}", lambda p=p, by=by: figures.metric_vs_param(a.configs, p, metric, by),
-                       f"{metric} against {p}"))
+        out.append(fig(f"vs-{p}", lambda p=p, others=others: figures.metric_vs_param(
+            a.configs, p, metric, "config" if others else None, others), f"{metric} against {p}"))
     return out
 
 
@@ -200,7 +219,7 @@ def overfit_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
     picks = ranked[:2] + ([ranked[-1]] if len(ranked) > 2 else [])
     flagged = [c for c in ranked if a.overfit[c.key].flagged and c not in picks][:1]
     if picks:
-        blocks.append(fig("curves-loss", lambda: figures.learning_curves(picks + flagged, "loss"),
+        blocks.append(fig("curves-loss", lambda: figures.learning_curves(picks + flagged, "loss", a.params),
                           "Learning curves (loss) of the best, the runner-up and the worst configuration"))
     return blocks
 
@@ -211,30 +230,35 @@ def summary_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
         return [("h", level, "Final summary"), ("p", "No complete runs yet.")]
     metric = a.spec.metric
     d = lambda c: describe(c, a.params)  # noqa: E731
-    rank_rows = [[str(i + 1), d(c), pm(c, metric), f"{c.stats['train_seconds'].mean:.2f}", f"{c.params:,}"]
+    rank_rows = [[str(i + 1), d(c), pm(c, metric), seconds_alone(c), f"{c.params:,}"]
                  for i, c in enumerate(ranked[:10])]
     sd = [c.stats[metric].std for c in ranked if math.isfinite(c.stats[metric].std)]
     noise = f"{100 * sum(sd) / len(sd):.2f} %" if sd and metric.endswith("acc") else (f"{sum(sd) / len(sd):.3g}" if sd else "—")
     blocks: list[Block] = [
         ("h", level, "Final summary"),
-        ("table", ["rank", "configuration", f"{metric}", "train s", "params"], rank_rows),
+        ("table", ["rank", "configuration", f"{metric}", "s alone (model)", "params"], rank_rows),
         ("list", [
             f"Pure performance winner: {d(w.accuracy)} ({pm(w.accuracy, metric)}).",
             f"Configurations not significantly worse than it (Welch, alpha {a.spec.alpha}): "
             f"{', '.join(d(c) for c in w.as_good)}.",
             f"Efficiency winner by parameters: {d(w.fewest_params)} ({w.fewest_params.params:,} params, {pm(w.fewest_params, metric)}).",
-            f"Efficiency winner by time: {d(w.fastest)} ({w.fastest.stats['train_seconds'].mean:.2f} s, {pm(w.fastest, metric)}).",
-            f"Practical winner (knee of the accuracy/time Pareto front): {d(w.practical)} ({pm(w.practical, metric)}, "
-            f"{w.practical.stats['train_seconds'].mean:.2f} s).",
+            f"Efficiency winner by cost: {d(w.fastest)} ({cost_text(w.fastest)}, {pm(w.fastest, metric)}).",
+            f"Practical winner (knee of the accuracy/cost Pareto front): {d(w.practical)} ({pm(w.practical, metric)}, "
+            f"{cost_text(w.practical)}).",
             f"Seed noise: the typical standard deviation of {metric} across seeds is {noise}; "
             f"differences smaller than about twice that are not resolved by {len(a.spec.seeds)} seeds.",
         ]),
-        fig("pareto", lambda: figures.pareto(a.configs, w), "Accuracy against training time; the Pareto front"),
-        ("p", f"Recommended configuration: {d(w.fastest)} — the fastest configuration whose {metric} is within "
-              f"seed noise of the best."),
+        fig("pareto", lambda: figures.pareto(a.configs, w, a.params), "Accuracy against cost; the Pareto front"),
+        ("p", f"Recommended configuration: {d(w.fastest)} — the cheapest configuration to train whose {metric} "
+              f"is within seed noise of the best."),
         ("code", recommended_toml(w.fastest.config)),
     ]
     return blocks
+
+
+def cost_text(c: ConfigStats) -> str:
+    alone = f"{c.seconds_alone:.2f} s alone (modelled), " if math.isfinite(c.seconds_alone) else ""
+    return f"{alone}{c.flops / 1e12:.3g} TFLOP"
 
 
 def recommended_toml(c) -> str:

@@ -13,7 +13,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..analysis.aggregate import ConfigStats  # noqa: E402
+from ..analysis.aggregate import ConfigStats, describe, heatmap_cells  # noqa: E402
 from ..analysis.winners import Winners  # noqa: E402
 
 PCT = {"val_acc", "test_acc", "train_acc"}
@@ -28,73 +28,98 @@ def _label(metric: str) -> str:
 
 
 def heatmap(configs: Sequence[ConfigStats], x: str, y: str, metric: str = "val_acc") -> Figure:
-    """Mean ``metric`` over the grid of two parameters (the log's units1 × units2)."""
-    xs = sorted({c.value(x) for c in configs if c.n_complete})
-    ys = sorted({c.value(y) for c in configs if c.n_complete})
-    grid = np.full((len(ys), len(xs)), np.nan)
-    for c in configs:
-        if c.n_complete and c.value(x) in xs and c.value(y) in ys:
-            cell = grid[ys.index(c.value(y)), xs.index(c.value(x))]
-            v = c.stats[metric].mean * _scale(metric)
-            grid[ys.index(c.value(y)), xs.index(c.value(x))] = v if math.isnan(cell) else (cell + v) / 2
-    fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2.5, 1.0 * len(ys) + 1.8))
+    """Mean ``metric`` over the grid of two parameters (the log's units1 × units2); when
+    other parameters vary inside a cell, the cell is their mean and the title says so."""
+    hm = heatmap_cells(configs, x, y, metric)
+    grid = np.array(hm.cells, dtype=float).reshape(len(hm.ys), len(hm.xs)) * _scale(metric)
+    fig, ax = plt.subplots(figsize=(1.2 * len(hm.xs) + 2.5, 1.0 * len(hm.ys) + 1.8))
     im = ax.imshow(grid, cmap="viridis", origin="lower")
-    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [str(v) for v in ys])
+    ax.set_xticks(range(len(hm.xs)), [_tick(v) for v in hm.xs])
+    ax.set_yticks(range(len(hm.ys)), [_tick(v) for v in hm.ys])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    for i in range(len(ys)):
-        for j in range(len(xs)):
+    for i in range(len(hm.ys)):
+        for j in range(len(hm.xs)):
             if not math.isnan(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="w", fontsize=8)
     fig.colorbar(im, ax=ax, label=_label(metric))
-    ax.set_title(f"mean {_label(metric)} over seeds")
+    over = f",\nand the mean over {', '.join(hm.over)}" if hm.over else ""
+    ax.set_title(f"mean {_label(metric)} over seeds{over}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
+def _tick(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _categorical(values) -> bool:
+    return any(isinstance(v, (str, bool)) for v in values)
+
+
 def metric_vs_param(configs: Sequence[ConfigStats], param: str, metric: str = "val_acc",
-                    by: str | None = None) -> Figure:
-    """Mean ± 95 % CI of ``metric`` against ``param``, one line per value of ``by``."""
+                    by: str | None = None, params: Sequence[str] = ()) -> Figure:
+    """Mean ± 95 % CI of ``metric`` against ``param``, one series per value of ``by``
+    (``"config"``: one per configuration of the other varying ``params``). A categorical
+    ``param`` (optimizer, activation) is drawn as points side by side, not as a line."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    lines: dict = {}
+    series: dict = {}
+    others = [p for p in params if p != param]
     for c in configs:
         if c.n_complete and c.value(param) is not None:
-            lines.setdefault(c.label if by == "layers" else (c.value(by) if by else ""), []).append(c)
-    categorical = any(isinstance(c.value(param), str) for c in configs)
-    for name, cs in sorted(lines.items(), key=lambda kv: str(kv[0])):
-        cs = sorted(cs, key=lambda c: c.value(param))
-        xs = [str(c.value(param)) if categorical else c.value(param) for c in cs]
-        s = _scale(metric)
+            name = (describe(c, others) if by == "config" else (c.value(by) if by else ""))
+            series.setdefault(name, []).append(c)
+    values = sorted({c.value(param) for cs in series.values() for c in cs}, key=_order)
+    categorical = _categorical(values)
+    s = _scale(metric)
+    for k, (name, cs) in enumerate(sorted(series.items(), key=lambda kv: _order(kv[0]))):
+        cs = sorted(cs, key=lambda c: _order(c.value(param)))
+        if categorical:  # side by side at each category, no connecting line
+            off = (k - (len(series) - 1) / 2) * 0.8 / max(len(series), 1)
+            xs = [values.index(c.value(param)) + off for c in cs]
+        else:
+            xs = [c.value(param) for c in cs]
         means = [c.stats[metric].mean * s for c in cs]
         err = [0 if math.isnan(c.stats[metric].half_width) else c.stats[metric].half_width * s for c in cs]
-        ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=f"{by}={name}" if by and by != "layers" else str(name))
-    if not categorical and param in ("lr", "weight_decay"):
+        label = (str(name) if by == "config" else f"{by}={_tick(name)}") if by else None
+        ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=label,
+                    linestyle="none" if categorical else "-")
+    if categorical:
+        ax.set_xticks(range(len(values)), [_tick(v) for v in values])
+    elif param in ("lr", "weight_decay"):
         ax.set_xscale("log")
-    if not categorical and param in ("units1", "units2", "units3", "batch_size"):
+    elif param in ("units1", "units2", "units3", "width", "batch_size"):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [_tick(v) for v in values])  # 32 … 256, not 2⁵ … 2⁸
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(param)
     ax.set_ylabel(_label(metric))
     ax.set_title(f"{_label(metric)} vs {param} (mean ± 95 % CI over seeds)")
-    if len(lines) > 1 or by:
+    if by and len(series) > 1:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def learning_curves(configs: Sequence[ConfigStats], kind: str = "loss") -> Figure:
-    """Train vs validation curves per epoch, mean with a min–max band over seeds."""
+def _order(v):
+    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
+
+
+def learning_curves(configs: Sequence[ConfigStats], kind: str = "loss", params: Sequence[str] = ()) -> Figure:
+    """Train vs validation curves per epoch, mean with a min–max band over seeds; each
+    configuration named by the study's varying ``params``."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, c in enumerate(configs):
         col = colors[i % len(colors)]
+        name = describe(c, params)
         for split, style in (("train", "--"), ("val", "-")):
             curves = [np.asarray(getattr(h, f"{split}_{kind}")) for h in c.histories]
             n = min(len(cv) for cv in curves)
             arr = np.stack([cv[:n] for cv in curves]) * (100 if kind == "acc" else 1)
             ep = np.arange(1, n + 1)
-            ax.plot(ep, arr.mean(0), style, color=col, label=f"{c.label} {split}")
+            ax.plot(ep, arr.mean(0), style, color=col, label=f"{name} {split}")
             if len(arr) > 1:
                 ax.fill_between(ep, arr.min(0), arr.max(0), color=col, alpha=0.15)
     ax.set_xlabel("epoch")
@@ -107,27 +132,29 @@ def learning_curves(configs: Sequence[ConfigStats], kind: str = "loss") -> Figur
     return fig
 
 
-def pareto(configs: Sequence[ConfigStats], w: Winners) -> Figure:
-    """Accuracy vs training seconds; the Pareto front joined; winners named."""
+def pareto(configs: Sequence[ConfigStats], w: Winners, params: Sequence[str] = ()) -> Figure:
+    """Accuracy vs cost (modelled seconds to train alone, or FLOPs); the front of this plane
+    joined; winners named by the varying ``params``."""
     metric = w.metric
     s = _scale(metric)
+    timed = all(math.isfinite(c.seconds_alone) for c in configs if c.n_complete)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ok = [c for c in configs if c.n_complete]
-    ax.errorbar([c.stats["train_seconds"].mean for c in ok], [c.stats[metric].mean * s for c in ok],
+    ax.errorbar([c.cost for c in ok], [c.stats[metric].mean * s for c in ok],
                 yerr=[0 if math.isnan(c.stats[metric].half_width) else c.stats[metric].half_width * s for c in ok],
                 fmt="o", color="0.6", capsize=2, label="configurations (mean ± 95 % CI)")
-    fx = [c.stats["train_seconds"].mean for c in w.front]
-    ax.plot(fx, [c.stats[metric].mean * s for c in w.front], "-o", color="C3", label="Pareto front")
+    ax.plot([c.cost for c in w.front], [c.stats[metric].mean * s for c in w.front], "-o", color="C3",
+            label="Pareto front")
     tags: dict[str, list[str]] = {}
-    for tag, c in (("best", w.accuracy), ("knee", w.practical), ("fastest ≈ best", w.fastest)):
+    for tag, c in (("best", w.accuracy), ("knee", w.practical), ("cheapest ≈ best", w.fastest)):
         tags.setdefault(c.key, []).append(tag)
     for c in {c.key: c for c in (w.accuracy, w.practical, w.fastest)}.values():
-        ax.annotate(f"{' / '.join(tags[c.key])}: {c.label}", (c.stats["train_seconds"].mean, c.stats[metric].mean * s),
+        ax.annotate(f"{' / '.join(tags[c.key])}: {describe(c, params)}", (c.cost, c.stats[metric].mean * s),
                     textcoords="offset points", xytext=(-10, 8), fontsize=8, ha="right")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter() if timed else matplotlib.ticker.LogFormatterSciNotation())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("training seconds per trial (share of its group)")
+    ax.set_xlabel("seconds to train alone (modelled on the recorded device)" if timed else "training FLOPs")
     ax.set_ylabel(_label(metric))
     ax.set_title("accuracy vs cost")
     ax.legend(fontsize=8, loc="lower right")

@@ -17,6 +17,15 @@ def md_escape(text: str) -> str:
     return html.escape(str(text), quote=False).replace("|", "\\|")
 
 
+def md_cell(c) -> str:
+    """A table cell: text, ("verdict", word) or ("link", text, target without extension)."""
+    if isinstance(c, tuple) and c[0] == "verdict":
+        return f"**{VERDICT_WORD[c[1]]}**"
+    if isinstance(c, tuple) and c[0] == "link":
+        return f"[{md_escape(c[1])}]({c[2]}.md)"
+    return md_escape(c)
+
+
 def to_markdown(blocks: Sequence[tuple]) -> str:
     out: list[str] = []
     for b in blocks:
@@ -30,7 +39,7 @@ def to_markdown(blocks: Sequence[tuple]) -> str:
         elif kind == "table":
             head, rows = b[1], b[2]
             lines = ["| " + " | ".join(md_escape(h) for h in head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
+            lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
             out.append("\n".join(lines))
         elif kind == "figure":
             out.append(f"![{md_escape(b[2])}](figures/{b[1]})")

@@ -1,0 +1,96 @@
+"""What a configuration costs to train, independent of how its trials were grouped.
+
+A stored run records ``train_seconds``, its *share* of a stacked group's wall time: that
+depends on the group (a 32-32 trial in a group of 5 "costs" more than a 256-256 trial in a
+group of 25), so it must not rank configurations. What belongs to a configuration:
+
+- its parameter count and its training FLOPs (exact, device-free);
+- the time to train it *alone* on the recorded device, modelled per device as
+
+      seconds ≈ a · steps + b · FLOPs
+
+  (``a``: the fixed cost of one optimizer step — kernel launches, the batch gather, the
+  host loop; ``b``: seconds per FLOP of arithmetic), fitted by non-negative least squares
+  to the stored groups: each group's wall time against its steps and its members' FLOPs.
+  One configuration alone is then ``a · its steps + b · its FLOPs``. With fewer than two
+  groups of different shape on a device, ``a`` cannot be told from ``b``; the model is then
+  FLOPs-proportional (``a = 0``) and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..datasets import DATASETS, train_count
+from ..spec import TrialConfig
+from ..store import RUN_NAME, Run
+
+
+@dataclass(frozen=True)
+class CostModel:
+    device: str
+    seconds_per_step: float
+    seconds_per_flop: float
+    groups: int           # groups the model was fitted on
+    fitted: bool          # False: too few groups, FLOPs-proportional
+
+    def seconds(self, config: TrialConfig, flops: int) -> float:
+        return self.seconds_per_step * steps(config) + self.seconds_per_flop * flops
+
+    def describe(self) -> str:
+        how = ("fitted by non-negative least squares" if self.fitted
+               else "proportional to FLOPs (too few groups to fit a per-step cost)")
+        return (f"{self.device}: {1e3 * self.seconds_per_step:.3f} ms per step + "
+                f"{1e12 * self.seconds_per_flop:.3f} s per TFLOP, {how}, from {self.groups} groups")
+
+
+def steps(config: TrialConfig) -> int:
+    """Optimizer steps of training ``config`` for its epochs (the last batch may be short)."""
+    n = train_count(DATASETS[config.dataset], config.validation, config.train_subset)
+    return config.epochs * -(-n // config.batch_size)
+
+
+def _groups(runs: Sequence[Run]) -> dict[str, list[tuple[float, float, float]]]:
+    """Per device: (wall seconds, steps, FLOPs) of each stored group."""
+    by_group: dict[tuple, list[Run]] = {}
+    for r in runs:
+        res = r.result
+        if res.status not in ("complete", "diverged") or res.group_seconds <= 0 or not res.device:
+            continue
+        m = RUN_NAME.fullmatch(r.path.name)
+        key = (res.device, m["stamp"] if m else "", res.group_seconds, res.group_size)
+        by_group.setdefault(key, []).append(r)
+    out: dict[str, list[tuple[float, float, float]]] = {}
+    for (device, _, seconds, _), members in by_group.items():
+        streams = {m.trial_id: m for m in members if not m.result.derived_from}
+        if not streams:
+            continue
+        longest = max(streams.values(), key=lambda m: m.result.epochs_run).config
+        n_steps = steps(longest) * max(m.result.epochs_run for m in streams.values()) / max(longest.epochs, 1)
+        flops = float(sum(m.result.flops for m in streams.values()))
+        out.setdefault(device, []).append((seconds, n_steps, flops))
+    return out
+
+
+def fit_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
+    """One :class:`CostModel` per device that trained any of ``runs``."""
+    from scipy.optimize import nnls
+
+    models = {}
+    for device, rows in _groups(runs).items():
+        y = np.array([r[0] for r in rows])
+        x = np.array([[r[1], r[2]] for r in rows])
+        distinct = len({(round(r[1]), round(math.log(r[2] / r[1]), 3)) for r in rows if r[1] and r[2]})
+        if distinct >= 2:
+            scale = x.max(axis=0)
+            coef, _ = nnls(x / scale, y)
+            a, b = coef / scale
+            if b > 0:
+                models[device] = CostModel(device, float(a), float(b), len(rows), True)
+                continue
+        models[device] = CostModel(device, 0.0, float(y.sum() / max(x[:, 1].sum(), 1.0)), len(rows), False)
+    return models
