@@ -239,3 +239,35 @@ def test_a_deleted_events_file_is_restored_from_the_result(tmp_path):
     acc = EventAccumulator(str(folder))
     acc.Reload()
     assert [e.value for e in acc.Scalars("accuracy/val")] == pytest.approx([0.62, 0.79])
+
+
+def test_tensorboard_hparams_varying_first_grouped_by_config_and_honest_status(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    from tunebook.tboard import METRIC_TAGS
+
+    cfg = _cfg()
+    with RunStore(tmp_path, "s") as store:
+        ok = store.save(cfg, _result(cfg), label="ok", varying=("lr", "optimizer"))
+        from dataclasses import replace
+        cfg2 = replace(cfg, seed=1)
+        bad = store.save(cfg2, TrialResult(trial_id=cfg2.trial_id, status="diverged", params=1, flops=0, epochs_run=1,
+                                           train_seconds=0.1, history=History((9.0,), (0.1,), (9.0,), (0.1,), (0.1,)),
+                                           diverged_epoch=1), label="bad", varying=("lr", "optimizer"))
+
+    def plugin(folder):
+        acc = EventAccumulator(str(folder))
+        acc.Reload()
+        content = acc.PluginTagToContent("hparams")
+        return {tag: plugin_data_pb2.HParamsPluginData.FromString(blob) for tag, blob in content.items()}
+
+    p_ok, p_bad = plugin(ok), plugin(bad)
+    for p in (p_ok, p_bad):  # every run declares both metric columns: none can hide one
+        assert [m.name.tag for m in p["_hparams_/experiment"].experiment.metric_infos] == list(METRIC_TAGS)
+        assert [h.name for h in p["_hparams_/experiment"].experiment.hparam_infos][:2] == ["lr", "optimizer"]
+    start_ok, start_bad = p_ok["_hparams_/session_start_info"].session_start_info, p_bad["_hparams_/session_start_info"].session_start_info
+    assert start_ok.group_name == start_bad.group_name != ""  # seeds of one configuration group together
+    assert p_ok["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_SUCCESS
+    assert p_bad["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_FAILURE
+    assert ok.name.endswith(f"_ok_{cfg.trial_id}")  # TensorBoard's run name says what the run is

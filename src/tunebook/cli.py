@@ -101,14 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = _command(sub, "ls", "List runs as a table (or CSV or JSON)",
                   "One row per run: the study, the trial id, the hyperparameters that vary among the\n"
-                  "listed runs, the seed, final accuracies, cost and status. Copies of a run are listed once.",
-                  "  tunebook ls\n  tunebook ls modellogs/07-optimizers --where optimizer=adam --sort -val_acc\n"
+                  "listed runs, the seed, final accuracies, cost and status. Copies of a run are listed once.\n"
+                  "--format csv|json writes every column (as `tunebook export` does).",
+                  "  tunebook ls\n  tunebook ls modellogs/07-optimizers --where optimizer=adam --sort=-val_acc\n"
                   "  tunebook ls --where 'lr<0.01' --where status=complete --format csv > runs.csv")
     ls.add_argument("dir", nargs="?", default="modellogs", help="a study folder or a folder of studies")
     ls.add_argument("--where", action="append", default=[], metavar="COND",
                     help="keep rows where COND holds: COLUMN OP VALUE, OP one of = != < <= > >= (repeatable)")
     ls.add_argument("--sort", action="append", default=[], metavar="COLUMN",
-                    help="sort by COLUMN (-COLUMN: descending; repeatable)")
+                    help="sort by COLUMN (--sort=-COLUMN: descending; repeatable)")
     ls.add_argument("--format", default="table", choices=("table", "csv", "json"))
 
     s = _command(sub, "show", "Show one run, epoch by epoch",
@@ -269,14 +270,14 @@ def _rows(args: argparse.Namespace, long: bool = False) -> tuple[list[dict], lis
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from .results import LS_LEFT, LS_RIGHT, export_rows, varying_columns
+    from .results import LS_LEFT, LS_RIGHT, RUN_COLUMNS, export_rows, varying_columns
 
     rows, _ = _rows(args)
+    if args.format != "table":  # for programs: every column, as `export` writes them
+        sys.stdout.write(export_rows(rows, RUN_COLUMNS, args.format).decode())
+        return EXIT_OK
     varying = varying_columns(rows)
     columns = list(LS_LEFT) + (["layers"] if "layers" not in varying else []) + varying + list(LS_RIGHT)
-    if args.format != "table":
-        sys.stdout.write(export_rows(rows, columns + ["path"], args.format).decode())
-        return EXIT_OK
     if not rows:
         out.print(f"no runs under {args.dir}" + (" match --where" if args.where else ""))
         return EXIT_OK

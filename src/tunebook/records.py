@@ -124,20 +124,23 @@ def unknown_keys(d: Mapping[str, Any]) -> list[str]:
     return out
 
 
-#: A complete run whose final train and validation accuracy are both at most this many
-#: times chance (1/C) learned nothing: dead ReLUs, a saturated sigmoid, a too-small lr.
-COLLAPSE_FACTOR = 1.5
+#: A complete run learned nothing when its final training loss is still within 5 % of
+#: ln(C) — the loss of a uniform guess, and of a network whose output no longer depends on
+#: its input (dead ReLUs, saturated units, a learning rate too small to move) — and its
+#: validation accuracy is below twice chance (1/C). Accuracy alone cannot say it: a random
+#: network scores anywhere from 5 to 20 % on 10 classes.
+COLLAPSE_LOSS = 0.95
+COLLAPSE_ACC = 2.0
 
 
 def is_collapsed(result: "TrialResult", n_classes: int) -> bool:
-    """Stuck at chance accuracy with a finite loss (such a run is not averaged in)."""
+    """Complete, with a finite loss, but stuck at chance (such a run is not averaged in)."""
     if result.status != "complete":
         return False
     if result.collapsed:
         return True
-    limit = COLLAPSE_FACTOR / n_classes
-    train_acc = result.history.train_acc[-1] if result.history.train_acc else math.nan
-    return result.val_acc <= limit and not train_acc > limit
+    train_loss = result.history.train_loss[-1] if result.history.train_loss else math.nan
+    return train_loss >= COLLAPSE_LOSS * math.log(n_classes) and result.val_acc < COLLAPSE_ACC / n_classes
 
 
 def best_epoch(val_acc: tuple[float, ...]) -> int:

@@ -134,8 +134,8 @@ def read_run(folder: Path) -> Run:
     if result.trial_id != config.trial_id or raw_cfg.get("trial", {}).get("id") != config.trial_id:
         raise ValueError(f"{folder}: trial id of config.toml and result.toml disagree with the config's hash "
                          "(was a hyperparameter edited by hand?)")
-    return Run(folder, raw_cfg.get("trial", {}).get("study", folder.parent.parent.name), config, result,
-               raw_cfg.get("env", {}), tuple(notes))
+    # the study is the folder that holds the run (a copy in another study belongs to that one)
+    return Run(folder, folder.parent.parent.name, config, result, raw_cfg.get("env", {}), tuple(notes))
 
 
 def _why(exc: BaseException) -> str:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from tunebook.analysis.overfit import overfitting, rising_val_falling_train
 from tunebook.analysis.winners import pareto_front, winners
 from tunebook.records import History
@@ -57,3 +59,39 @@ def test_winners_rank_by_the_configurations_cost_not_the_group_share():
     big = stats([0.870, 0.872, 0.871], params=270_000, seconds=1.5, share=0.4, layers=(256, 256))
     w = winners([small, big])
     assert w.fastest.label == "32-32" and w.practical.label == "32-32"
+
+
+def test_heatmap_cells_are_means_over_the_third_parameter():
+    """units1 × units2 with lr varying too: each cell is the mean over the lr values,
+    checked against the mean computed here from the configurations."""
+    import itertools
+
+    import numpy as np
+
+    from tunebook.analysis.aggregate import heatmap_cells
+
+    rng = np.random.default_rng(7)
+    configs = [stats(list(rng.normal(0.8 + 0.001 * u1 / 8 + 0.002 * u2 / 8 - lr, 0.003, 3)), layers=(u1, u2), lr=lr)
+               for u1, u2, lr in itertools.product((32, 64, 128), (32, 64), (0.001, 0.01, 0.1))]
+    hm = heatmap_cells(configs, "units1", "units2")
+    assert hm.xs == (32, 64, 128) and hm.ys == (32, 64) and hm.over == ("lr",)
+    for i, u2 in enumerate(hm.ys):
+        for j, u1 in enumerate(hm.xs):
+            means = [float(np.mean(c.values["val_acc"])) for c in configs if c.config.layers == (u1, u2)]
+            assert len(means) == 3 and hm.counts[i][j] == 3
+            assert hm.cells[i][j] == pytest.approx(sum(means) / 3, abs=1e-12)
+
+
+def test_heatmap_figure_says_what_a_cell_averages():
+    from tunebook.report.figures import heatmap
+
+    acc = {(u1, u2, lr): 0.7 + u1 / 1000 + u2 / 3000 + lr for u1 in (32, 64) for u2 in (32, 64) for lr in (0.1, 0.01)}
+    configs = [stats([v - 0.005, v + 0.005], layers=(u1, u2), lr=lr) for (u1, u2, lr), v in acc.items()]
+    fig = heatmap(configs, "units1", "units2")
+    assert "mean over lr" in fig.axes[0].get_title()
+    drawn = {(round(t.get_position()[0]), round(t.get_position()[1])): t.get_text() for t in fig.axes[0].texts}
+    for j, u1 in enumerate((32, 64)):
+        for i, u2 in enumerate((32, 64)):  # the cell's number: the mean over lr, in percent
+            assert drawn[j, i] == f"{100 * (acc[u1, u2, 0.1] + acc[u1, u2, 0.01]) / 2:.2f}"
+    fig = heatmap([c for c in configs if c.config.lr == 0.1], "units1", "units2")
+    assert fig.axes[0].get_title() == "mean val acc (%) over seeds"

@@ -1,0 +1,230 @@
+"""The CLI in-process: bad input is a named error before anything is written, messages are
+plain text, I/O failures have their own exit code, and the listing commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tunebook.cli import EXIT_BAD_INPUT, EXIT_IO, EXIT_OK, build_parser, main
+
+TINY = """
+[study]
+name = "tiny"
+seeds = 2
+train_subset = 300
+[defaults]
+layers = [8]
+epochs = 1
+[grid]
+optimizer = ["adam", "sgd"]
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    f = tmp_path / "tiny.toml"
+    f.write_text(TINY)
+    return f
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The tiny study, run once (4 trials), shared by the read-only tests below."""
+    root = tmp_path_factory.mktemp("trained")
+    f = root / "tiny.toml"
+    f.write_text(TINY)
+    assert main(["run", str(f), "--out", str(root / "logs"), "--quiet", "--no-report", "--device", "cpu"]) == 0
+    return root / "logs"
+
+
+def run(*args):
+    return main(list(args))
+
+
+# --- messages are text, not markup -------------------------------------------------------
+
+def test_brackets_in_a_value_are_printed_not_interpreted(tmp_path, capsys):
+    f = tmp_path / "s.toml"
+    f.write_text(TINY.replace('name = "tiny"', 'name = "Bad[Name]"').replace("[defaults]", '[defaults]\nactivation = "[/]"'))
+    assert run("validate", str(f)) == EXIT_BAD_INPUT
+    e = capsys.readouterr().err
+    assert 'study.name: must match [a-z0-9][a-z0-9_-]* (at most 64 characters; it names a folder), got "Bad[Name]"' in e
+    assert 'defaults.activation: must be one of "relu", "tanh", "gelu", "sigmoid", got "[/]"' in e
+
+
+def test_an_out_path_with_brackets_runs_and_prints(tiny, tmp_path, capsys):
+    out = tmp_path / "o[/]"
+    assert run("run", str(tiny), "--out", str(out), "--quiet", "--seeds", "1") == EXIT_OK
+    assert f"report: {out}/tiny.smoke/report/report.md" in capsys.readouterr().out
+
+
+# --- every check before the first write ----------------------------------------------------
+
+@pytest.mark.parametrize("device", ["mps", "xla", "meta", "gpu", "cuda:x"])
+def test_unknown_devices_are_refused_before_anything_is_written(tiny, tmp_path, capsys, device):
+    out = tmp_path / "o"
+    assert run("run", str(tiny), "--out", str(out), "--device", device) == EXIT_BAD_INPUT
+    assert f"--device: must be auto, cpu, cuda or cuda:N, got {device!r}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _stored(tiny, out):
+    assert run("run", str(tiny), "--out", str(out), "--quiet", "--no-report", "--seeds", "1", "--epochs", "1") == 0
+    return out / "tiny.smoke"
+
+
+def test_bad_input_rewrites_nothing_and_fresh_moves_nothing(tiny, tmp_path, capsys):
+    out = tmp_path / "o"
+    folder = _stored(tiny, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    stored = (folder / "study.toml").read_text()
+    tiny.write_text(TINY.replace("layers = [8]", "layers = [9]"))
+    for extra in (["--data-dir", str(tmp_path / "nothing")], ["--device", "mps"], ["--device", "cuda:7"]):
+        code = run("run", str(tiny), "--out", str(out), "--quiet", "--seeds", "1", "--epochs", "1", "--fresh", *extra)
+        assert code == EXIT_BAD_INPUT, extra
+    assert (folder / "study.toml").read_text() == stored
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_out_under_a_file_and_an_unwritable_out_are_named(tiny, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert run("run", str(tiny), "--out", str(tmp_path / "afile" / "logs")) == EXIT_BAD_INPUT
+    assert f"--out {tmp_path / 'afile' / 'logs'}: {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no sysfs here to stand for a folder nobody may write")
+    assert run("run", str(tiny), "--out", "/sys/kernel/tunebook-out") == EXIT_BAD_INPUT  # refuses files, even to root
+    assert "--out /sys/kernel/tunebook-out: cannot write in /sys/kernel" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_exit_74_with_nothing_half_written(tiny, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from tunebook import tboard
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tboard, "write_events", full)
+    out = tmp_path / "o"
+    assert run("run", str(tiny), "--out", str(out), "--quiet", "--seeds", "1") == EXIT_IO
+    assert "No space left on device; nothing of it was kept" in capsys.readouterr().err
+    assert list((out / "tiny.smoke" / "runs").iterdir()) == []
+
+
+def test_overrides_that_cannot_be_honoured_are_refused(tiny, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert run("run", str(tiny), "--out", str(out), "--seeds", "100") == EXIT_BAD_INPUT
+    assert "--seeds: must be at most the study's 2 seeds, got 100" in capsys.readouterr().err
+    assert run("run", str(tiny), "--out", str(out), "--subset", "60000") == EXIT_BAD_INPUT
+    assert "--subset: must be from 10 to the training split's 54000 samples, got 60000" in capsys.readouterr().err
+    f = tmp_path / "big.toml"
+    f.write_text(TINY.replace("train_subset = 300", "train_subset = 70000"))
+    assert run("validate", str(f)) == EXIT_BAD_INPUT
+    assert "study.train_subset: must be 0 or from 10 to the training split's 54000 samples, got 70000" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_ls_report_and_export_of_a_missing_path_are_exit_2(tmp_path, capsys):
+    for cmd in (["ls", str(tmp_path / "nope")], ["report", str(tmp_path / "nope")], ["export", str(tmp_path / "nope")]):
+        assert run(*cmd) == EXIT_BAD_INPUT
+        assert f"{tmp_path / 'nope'}: no such folder" in capsys.readouterr().err
+
+
+# --- version and help ---------------------------------------------------------------------
+
+def test_version_and_help_of_every_command(capsys):
+    from tunebook import __version__
+
+    with pytest.raises(SystemExit) as e:
+        run("--version")
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"tunebook {__version__}"
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == {"run", "validate", "ls", "show", "report", "export", "demo"}
+    for name in commands:
+        with pytest.raises(SystemExit):
+            run(name, "--help")
+        text = capsys.readouterr().out
+        assert "examples:" in text and "exit codes:" in text and "74" in text, name
+
+
+# --- smoke tests apart, and telling runs apart ------------------------------------------------
+
+def test_a_smoke_test_is_kept_apart_and_says_so(tiny, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert run("run", str(tiny), "--out", str(out), "--quiet", "--seeds", "1") == EXIT_OK
+    text = capsys.readouterr().out
+    assert "tiny [smoke test: --seeds 1]: 2 trained" in text and not (out / "tiny").exists()
+    report = (out / "tiny.smoke" / "report" / "report.md").read_text()
+    assert "Smoke test (--seeds 1)" in report
+    assert run("ls", str(out), "--format", "json") == EXIT_OK
+    assert {r["study"] for r in json.loads(capsys.readouterr().out)} == {"tiny.smoke"}
+
+
+def test_ls_shows_what_varies_filters_sorts_and_formats(trained, capsys):
+    from tunebook.results import RUN_COLUMNS
+
+    assert run("ls", str(trained)) == EXIT_OK
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header[:4] == ["study", "trial", "layers", "optimizer"] and "seed" in header
+    assert run("ls", str(trained), "--where", "optimizer=sgd", "--sort=-seed", "--format", "json") == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["optimizer"], r["seed"]) for r in rows] == [("sgd", 1), ("sgd", 0)]
+    assert run("ls", str(trained), "--where", "val_acc>2", "--format", "csv") == EXIT_OK
+    assert capsys.readouterr().out.strip() == ",".join(RUN_COLUMNS)  # the header, and no row matches
+    assert run("ls", str(trained), "--where", "colour=red") == EXIT_BAD_INPUT
+    assert "--where 'colour=red': unknown column 'colour'" in capsys.readouterr().err
+    assert run("ls", str(trained), "--sort", "nope") == EXIT_BAD_INPUT
+
+
+def test_show_takes_an_id_prefix_and_a_trial_shared_by_studies(trained, tmp_path, capsys):
+    out = tmp_path / "logs"
+    shutil.copytree(trained, out)
+    other = out / "other"
+    shutil.copytree(out / "tiny", other)  # a second study holding the same trials
+    tid = next((out / "tiny" / "runs").iterdir()).name[-12:]
+    assert run("show", tid[:6], "--out", str(out)) == EXIT_OK
+    text = capsys.readouterr().out
+    assert f"(trial {tid})" in text and "studies: other, tiny" in text
+    assert run("show", "f" * 13, "--out", str(out)) == EXIT_BAD_INPUT
+    assert "matches no trial" in capsys.readouterr().err
+
+
+def test_export_csv_json_parquet_read_back(trained, tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    from tunebook.results import EPOCH_COLUMNS, RUN_COLUMNS
+
+    for fmt in ("csv", "json", "parquet"):
+        dest = tmp_path / f"runs.{fmt}"
+        assert run("export", str(trained), "--format", fmt, "-o", str(dest)) == EXIT_OK
+        df = {"csv": pd.read_csv, "json": pd.read_json, "parquet": pd.read_parquet}[fmt](dest)
+        assert list(df.columns) == list(RUN_COLUMNS) and len(df) == 4
+        assert set(df["optimizer"]) == {"adam", "sgd"} and df["val_acc"].between(0, 1).all()
+    dest = tmp_path / "epochs.csv"
+    assert run("export", str(trained), "--long", "-o", str(dest)) == EXIT_OK
+    long = pd.read_csv(dest)
+    assert list(long.columns) == list(EPOCH_COLUMNS) and len(long) == 4  # 4 runs × 1 epoch
+    assert run("export", str(trained), "--format", "parquet") == EXIT_BAD_INPUT
+    assert "needs -o FILE" in capsys.readouterr().err
+
+
+def test_two_reports_of_one_study_at_once_do_not_crash(trained, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "logs"
+    shutil.copytree(trained, out)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    cmd = [sys.executable, "-m", "tunebook", "report", str(out / "tiny")]
+    for _ in range(3):
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        for p in procs:
+            _, e = p.communicate(timeout=120)
+            assert p.returncode == 0, e
+    report = out / "tiny" / "report"
+    assert (report / "report.html").is_file() and not list(report.parent.glob(".report.*staging*"))
