@@ -124,7 +124,8 @@ def test_sigkill_mid_study_then_resume_finds_each_trial_once(tmp_path, cli_env):
     assert not list(runs.glob(".*"))
     assert (out / "kill" / ".lock").read_text() == ""  # released: the lock file stays, empty
     for f in folders:
-        assert sorted(x.name.split(".")[0] for x in f.iterdir()) == ["config", "events", "result"]
+        # events: the curves written live as epochs ended, and the HParams entry written at the end
+        assert {x.name.split(".")[0] for x in f.iterdir()} == {"config", "events", "result"}
         tomllib.loads((f / "result.toml").read_text())
 
 
@@ -149,3 +150,30 @@ def test_sigint_and_sigterm_exit_130_and_keep_finished_trials(tmp_path, cli_env,
     assert "interrupted" in stderr
     assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
     assert (out / "int" / ".lock").read_text() == ""  # released
+
+
+def test_scalars_are_in_tensorboard_while_the_run_trains(tmp_path, cli_env):
+    """A long run is watched live: each epoch's scalars are on disk before the run ends."""
+    study = tmp_path / "live.toml"
+    study.write_text(STUDY.replace('name = "e2e"', 'name = "live"').replace("seeds = 2", "seeds = 1")
+                     .replace("epochs = 2", "epochs = 40").replace("units1 = [16, 32]", "units1 = [16]"))
+    out = tmp_path / "logs"
+    proc = subprocess.Popen(tunebook_cmd("run", str(study), "--out", str(out), "--no-report", "--quiet"),
+                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = out / "live" / "runs"
+    seen = []
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and len(seen) < 2:
+        for staging in runs.glob(".staging-*"):
+            acc = EventAccumulator(str(staging))
+            acc.Reload()
+            if "accuracy/val" in acc.Tags()["scalars"]:
+                seen = [e.step for e in acc.Scalars("accuracy/val")]
+        time.sleep(0.05)
+    proc.wait(timeout=240)
+    assert proc.returncode == 0
+    assert len(seen) >= 2 and seen == list(range(1, len(seen) + 1)), seen  # epochs 1, 2, ... while training
+    (folder,) = runs.glob("[0-9]*")
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("accuracy/val")] == list(range(1, 41))

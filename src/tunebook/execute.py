@@ -9,6 +9,7 @@ the group in flight and a rerun resumes.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 import traceback
@@ -22,6 +23,7 @@ from .model import param_count
 from .records import TrialResult
 from .spec import StudySpec, TrialConfig, load_spec
 from .store import Run, RunStore
+from .tboard import LiveScalars
 
 CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
 # On the CPU, throughput per model stops growing past a few dozen members (the batch
@@ -227,14 +229,26 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
         groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
+        live = LiveScalars()
         for group in groups:
             started = time.time()  # names the run folders
-            results = _train_group(group, engine, dev, data_dir, reporter)
-            for c, r in zip(_by_id(group, results), results):
-                for name in wanted[c.trial_id]:
-                    stores[name].save(c, r, started, label=labels[c.trial_id][0], varying=labels[c.trial_id][1])
-                    trained[name] += 1
-                reporter.trial_saved(c, r)
+            opened = []
+            for lead in {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values():
+                opened.append(stores[wanted[lead.trial_id][0]].open_live(lead.trial_id))
+                live.open(lead.trial_id, opened[-1])
+            try:
+                try:
+                    results = _train_group(group, engine, dev, data_dir, reporter, extra_hooks=[live])
+                finally:
+                    live.close_all()
+                for c, r in zip(_by_id(group, results), results):
+                    for name in wanted[c.trial_id]:
+                        stores[name].save(c, r, started, label=labels[c.trial_id][0], varying=labels[c.trial_id][1])
+                        trained[name] += 1
+                    reporter.trial_saved(c, r)
+            finally:  # interrupted: the live curves of trials that were not saved go too
+                for staging in opened:
+                    shutil.rmtree(staging, ignore_errors=True)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
                                  trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
@@ -261,7 +275,8 @@ def _device_data(c: TrialConfig, dev, data_dir):
     return _DATA_CACHE[key]
 
 
-def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: Reporter) -> list[TrialResult]:
+def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: Reporter,
+                 extra_hooks: Sequence = ()) -> list[TrialResult]:
     """Train one group; an exception becomes a failed result for each of its trials."""
     from .engine import ENGINES
 
@@ -269,7 +284,7 @@ def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, repor
     label = _group_label(group)
     reporter.group_start(label, len(group), max(c.epochs for c in group))
     try:
-        return ENGINES[engine](group, data, hooks=[reporter.epoch], label=label)
+        return ENGINES[engine](group, data, hooks=[reporter.epoch, *extra_hooks], label=label)
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)

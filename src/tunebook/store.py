@@ -276,10 +276,12 @@ class RunStore:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started or time.time()))
         label = safe_label(label)
         final = self.runs_dir / (f"{stamp}_{label}_{config.trial_id}" if label else f"{stamp}_{config.trial_id}")
-        staging = self.runs_dir / f".staging-{config.trial_id}-{os.getpid()}"
+        staging = self.staging_dir(config.trial_id)
+        live = staging.is_dir() and any(staging.glob("events.out.tfevents.*"))
         try:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
+            if not live:
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
             hp = config.to_dict()
             data_keys = ("dataset", "validation", "split_seed", "train_subset")
             cfg_doc = {
@@ -290,13 +292,28 @@ class RunStore:
             }
             write_atomic(staging / "config.toml", tomli_w.dumps(cfg_doc))
             write_atomic(staging / "result.toml", tomli_w.dumps(_toml_safe(result.to_dict())))
-            write_events(staging, config, result, varying=varying)
+            write_events(staging, config, result, varying=varying, scalars=not live)
             self._clear_earlier(config.trial_id)
             os.rename(staging, final)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise StoreIOError(f"{final}: cannot write the run folder: {_why(exc)}; nothing of it was kept") from None
         return final
+
+    def staging_dir(self, trial_id: str) -> Path:
+        """Where a run folder of ``trial_id`` is assembled by this process."""
+        return self.runs_dir / f".staging-{trial_id}-{os.getpid()}"
+
+    def open_live(self, trial_id: str) -> Path:
+        """An empty staging folder for a trial about to train (live TensorBoard scalars go
+        there; :meth:`save` completes it)."""
+        staging = self.staging_dir(trial_id)
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        except OSError as exc:
+            raise StoreIOError(f"{staging}: cannot create: {_why(exc)}") from None
+        return staging
 
     def _clear_earlier(self, trial_id: str) -> None:
         """Make room for a new result of ``trial_id``: remove tunebook's failed attempts of it,

@@ -15,6 +15,7 @@ record holds it. The HParams entry is written the way TensorBoard's HParams tab 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -80,14 +81,18 @@ def _group(config: TrialConfig) -> str:
     return "config-" + replace(config, seed=0).trial_id
 
 
-def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying: Sequence[str] = ()) -> None:
+def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying: Sequence[str] = (),
+                 scalars: bool = True) -> None:
+    """The run's events from its record; ``scalars=False`` when :class:`LiveScalars` already
+    wrote the curves into ``folder`` as the epochs ended (then only the HParams entry and
+    the final metrics are added)."""
     writer = SummaryWriter(log_dir=str(folder), flush_secs=3600)
     h = result.history
     ends = list(h.wall_time) if h.wall_time else [None] * len(h)
     try:
         for tag, key in SCALARS.items():
             for epoch, value in enumerate(getattr(h, key), start=1):
-                if math.isfinite(value):
+                if scalars and math.isfinite(value):
                     writer.add_scalar(tag, value, epoch, walltime=ends[epoch - 1])
         last = ends[-1] if ends else None
         for tag, value in (("hparam/val_acc", result.val_acc), ("hparam/test_acc", result.test_acc)):
@@ -98,3 +103,36 @@ def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying
             writer.file_writer.add_summary(summary, walltime=last)
     finally:
         writer.close()
+
+
+class LiveScalars:
+    """An epoch hook: writes each training run's scalars into its staging folder as the
+    epoch ends, so a long run can be watched in TensorBoard while it trains (as the run
+    ``.staging-<trial id>-<pid>``; it takes its final name when the run is saved)."""
+
+    def __init__(self) -> None:
+        self.writers: dict[str, SummaryWriter] = {}
+
+    def open(self, trial_id: str, folder: Path) -> None:
+        self.writers[trial_id] = SummaryWriter(log_dir=str(folder), flush_secs=3600)
+
+    def __call__(self, event) -> None:
+        now = time.time()
+        share = event.seconds / max(event.members, 1)
+        for trial_id, train_loss, train_acc, val_loss, val_acc in event.members_detail:
+            w = self.writers.get(trial_id)
+            if w is None:
+                continue
+            for tag, value in (("loss/train", train_loss), ("loss/val", val_loss), ("accuracy/train", train_acc),
+                               ("accuracy/val", val_acc), ("time/epoch_seconds", share)):
+                if math.isfinite(value):
+                    w.add_scalar(tag, value, event.epoch, walltime=now)
+            w.flush()
+
+    def live(self, trial_id: str) -> bool:
+        return trial_id in self.writers
+
+    def close_all(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        self.writers.clear()

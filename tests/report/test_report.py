@@ -99,3 +99,38 @@ def test_selector_matching_nothing_is_a_spec_error():
     with pytest.raises(SpecError, match=r"must take at least 3 values"):
         parse_spec(STUDY + '[[hypothesis]]\nid = "H3"\nsays = "x"\nkind = "trend"\nparam = "units1"\nexpect = "increasing"\n',
                    where="tiny.toml")
+
+
+def test_figures_name_configurations_by_what_varies():
+    """Legends say optimizer=sgd, not the layers all lines share; an optimizer axis has no
+    connecting line; width axes read 32 … 256."""
+    from tests.analysis.helpers import stats
+    from tunebook.report import figures
+
+    cs = [stats([0.85 + 0.01 * i, 0.86 + 0.01 * i], layers=(256, 256), optimizer=o, lr=lr)
+          for i, o in enumerate(("adam", "sgd", "rmsprop")) for lr in (0.001, 0.01)]
+    fig = figures.learning_curves(cs[:2], "loss", ["optimizer", "lr"])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "optimizer=adam lr=0.001 val" in labels and not any(t.startswith("256-256") for t in labels)
+    fig = figures.metric_vs_param(cs, "optimizer", "val_acc", "config", ["lr"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["adam", "rmsprop", "sgd"]
+    assert all(line.get_linestyle() == "None" for line in ax.get_lines() if len(line.get_xdata()) > 1)
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["lr=0.001", "lr=0.01"]
+    widths = [stats([0.8, 0.81], layers=(u, 64)) for u in (32, 64, 128, 256)]
+    ax = figures.metric_vs_param(widths, "units1", "val_acc").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128", "256"]
+    assert len(ax.get_lines()[0].get_xdata()) == 4 and ax.get_lines()[0].get_linestyle() == "-"
+
+
+def test_report_prints_its_warnings_on_stderr(study_folder, tmp_path, cli_env):
+    import shutil
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(study_folder, copy)
+    run0 = sorted((copy / "runs").iterdir())[0]
+    shutil.copytree(run0, copy / "runs" / f"backup_{run0.name[-12:]}")
+    p = subprocess.run(tunebook_cmd("report", str(copy)), env=cli_env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert f"warning: trial {run0.name[-12:]} is stored 2 times (one trial counts once)" in p.stderr
+    assert "is stored 2 times" in (copy / "report" / "report.md").read_text()

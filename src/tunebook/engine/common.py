@@ -86,6 +86,9 @@ class EpochEvent:
     val_acc: list[float]
     seconds: float               # the whole epoch: training, evaluation, bookkeeping
     train_seconds: float = 0.0   # the training steps alone (device synchronised)
+    #: per member still training: (trial id of its longest config, train_loss, train_acc,
+    #: val_loss, val_acc) — what live loggers (TensorBoard) write as the epoch ends
+    members_detail: tuple[tuple[str, float, float, float, float], ...] = ()
 
 
 @dataclass

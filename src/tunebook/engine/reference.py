@@ -105,7 +105,8 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
         hist.add(train_loss, correct.item() / n, val_loss, val_acc, time.perf_counter() - t0)
         for hook in hooks:
-            hook(EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train))
+            hook(EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train,
+                            ((cfg.trial_id, train_loss, hist.train_acc[-1], val_loss, val_acc),)))
         if hist.diverged_epoch:
             break
     return results_for([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]

@@ -342,7 +342,9 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 members[i].history.diverged_epoch = epoch
         event = EpochEvent(label=label, epoch=epoch, max_epochs=max_epochs, members=len(rows),
                            val_acc=[v for r, v in enumerate(val_acc) if r not in diverged],
-                           seconds=share * len(rows), train_seconds=t_train)
+                           seconds=share * len(rows), train_seconds=t_train,
+                           members_detail=tuple((members[i].lead.trial_id, train_loss[r], train_acc[r], val_loss[r],
+                                                 val_acc[r]) for r, i in enumerate(rows)))
         for hook in hooks:
             hook(event)
         keep = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs]
