@@ -203,8 +203,10 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
                         reporter=reporter, **overrides)
     for problem in sorted({p for o in outcomes for p in o.problems}):
         warning(problem)
-    if outcomes and outcomes[0].restored:
-        warning(f"{outcomes[0].restored} missing TensorBoard event files were written again from result.toml")
+    for o in outcomes:
+        if o.restored:
+            warning(f"{o.folder}: {o.restored} run folders had lost their TensorBoard events file; "
+                    "written again from result.toml")
     for outcome in outcomes:
         _print_outcome(outcome)
         if not args.no_report:

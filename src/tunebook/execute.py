@@ -198,15 +198,19 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     study_configs = {s.folder: s.configs() for s in specs}
     wanted: dict[str, list[str]] = {}      # trial id -> study folders that want it
     configs: dict[str, TrialConfig] = {}
-    labels: dict[str, tuple[str, tuple[str, ...]]] = {}
+    spec_of = {s.folder: s for s in specs}
     for s in specs:
         for c in study_configs[s.folder]:
             wanted.setdefault(c.trial_id, []).append(s.folder)
             configs[c.trial_id] = c
-            labels.setdefault(c.trial_id, (s.run_label(c), s.varying()))
     problems: list[str] = []
     trained: dict[str, int] = {s.folder: 0 for s in specs}
-    restored = 0
+
+    def save(name: str, c: TrialConfig, r: TrialResult, started: float | None = None) -> None:
+        """Into study ``name``, its run folder named by that study's varying parameters."""
+        spec = spec_of[name]
+        stores[name].save(c, r, started, label=spec.run_label(c), varying=spec.varying())
+
     with ExitStack() as stack:
         for s in specs:
             stack.enter_context(stores[s.folder])
@@ -217,14 +221,12 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
         for s in specs:
             stores[s.folder].save_study(s.source)
         done = {name: store.completed(problems) for name, store in stores.items()}
-        for name, runs in done.items():
-            restored += sum(stores[name].restore_events(r) for r in runs.values())
+        restored = {name: sum(stores[name].restore_events(r) for r in runs.values()) for name, runs in done.items()}
         anywhere = {tid: run for d in done.values() for tid, run in d.items()}
         for tid, names in wanted.items():  # final elsewhere: copy, do not retrain
             for name in names:
                 if tid not in done[name] and tid in anywhere:
-                    stores[name].save(anywhere[tid].config, anywhere[tid].result, label=labels[tid][0],
-                                      varying=labels[tid][1])
+                    save(name, anywhere[tid].config, anywhere[tid].result)
         skipped = {s.folder: sum(c.trial_id in anywhere for c in study_configs[s.folder]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
         groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
@@ -243,7 +245,7 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                     live.close_all()
                 for c, r in zip(_by_id(group, results), results):
                     for name in wanted[c.trial_id]:
-                        stores[name].save(c, r, started, label=labels[c.trial_id][0], varying=labels[c.trial_id][1])
+                        save(name, c, r, started)
                         trained[name] += 1
                     reporter.trial_saved(c, r)
             finally:  # interrupted: the live curves of trials that were not saved go too
@@ -252,7 +254,7 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
                                  trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
-                                 restored)
+                                 restored[s.folder])
                     for s in specs]
     for o in outcomes:
         reporter.study_end(o)
