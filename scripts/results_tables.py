@@ -74,7 +74,7 @@ def main(root: str) -> None:
     for title, rows in LOG.items():
         print(f"### {title}\n")
         print("| configuration | log: accuracy (1 run) | tunebook test_acc % (mean ± 95 % CI) | "
-              "tunebook val_acc % | seeds | log: seconds | tunebook: seconds per trial |")
+              "tunebook val_acc % | seeds | log: seconds | tunebook: s to train alone (modelled) |")
         print("|---|---|---|---|---|---|---|")
         for study, sel, label, acc, sec in rows:
             a = analyses.get(study)
@@ -84,7 +84,7 @@ def main(root: str) -> None:
                 continue
             c = cs[0]
             print(f"| {label} | {'—' if acc is None else f'{acc:.2f}'} | {ci(c, 'test_acc')} | {ci(c, 'val_acc')} | "
-                  f"{c.n_complete} | {'—' if sec is None else sec} | {c.stats['train_seconds'].mean:.2f} |")
+                  f"{c.n_complete} | {'—' if sec is None else sec} | {c.seconds_alone:.2f} |")
         print()
     print("### Verdicts\n")
     print("| study | id | hypothesis | verdict | numbers | seeds that would resolve it |")
@@ -93,6 +93,9 @@ def main(root: str) -> None:
         for v in a.verdicts:
             print(f"| {name} | {v.hypothesis.id} | {v.hypothesis.says} | **{v.verdict}** | {v.detail} | "
                   f"{v.seeds_needed or '—'} |")
+    print("\n### Cost models (time alone = a · steps + b · FLOPs, per study)\n")
+    for name, a in analyses.items():
+        print(f"- {name}: " + "; ".join(m.describe() for m in a.cost_models))
     print("\n### Time per study\n")
     print("| study | trials | training seconds attributed (sum of trial shares) |")
     print("|---|---|---|")

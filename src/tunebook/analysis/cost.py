@@ -12,9 +12,10 @@ group of 25), so it must not rank configurations. What belongs to a configuratio
   (``a``: the fixed cost of one optimizer step — kernel launches, the batch gather, the
   host loop; ``b``: seconds per FLOP of arithmetic), fitted by non-negative least squares
   to the stored groups: each group's wall time against its steps and its members' FLOPs.
-  One configuration alone is then ``a · its steps + b · its FLOPs``. With fewer than two
-  groups of different shape on a device, ``a`` cannot be told from ``b``; the model is then
-  FLOPs-proportional (``a = 0``) and says so.
+  One configuration alone is then ``a · its steps + b · its FLOPs``. With fewer than
+  :data:`MIN_GROUPS` groups of different shape on a device, ``a`` cannot be told from ``b``
+  reliably (two or three points fit any pair); the model is then FLOPs-proportional
+  (``a = 0``) and says so.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from ..spec import TrialConfig
 from ..store import RUN_NAME, Run
 
 
+#: Distinct (steps, FLOPs per step) groups needed to fit a per-step cost.
+MIN_GROUPS = 4
+
+
 @dataclass(frozen=True)
 class CostModel:
     device: str
@@ -43,7 +48,7 @@ class CostModel:
 
     def describe(self) -> str:
         how = ("fitted by non-negative least squares" if self.fitted
-               else "proportional to FLOPs (too few groups to fit a per-step cost)")
+               else f"proportional to FLOPs (fewer than {MIN_GROUPS} distinct groups: no per-step cost fitted)")
         return (f"{self.device}: {1e3 * self.seconds_per_step:.3f} ms per step + "
                 f"{1e12 * self.seconds_per_flop:.3f} s per TFLOP, {how}, from {self.groups} groups")
 
@@ -85,7 +90,7 @@ def fit_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
         y = np.array([r[0] for r in rows])
         x = np.array([[r[1], r[2]] for r in rows])
         distinct = len({(round(r[1]), round(math.log(r[2] / r[1]), 3)) for r in rows if r[1] and r[2]})
-        if distinct >= 2:
+        if distinct >= MIN_GROUPS:
             scale = x.max(axis=0)
             coef, _ = nnls(x / scale, y)
             a, b = coef / scale

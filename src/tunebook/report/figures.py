@@ -138,7 +138,7 @@ def pareto(configs: Sequence[ConfigStats], w: Winners, params: Sequence[str] = (
     metric = w.metric
     s = _scale(metric)
     timed = all(math.isfinite(c.seconds_alone) for c in configs if c.n_complete)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.5, 5.2))
     ok = [c for c in configs if c.n_complete]
     ax.errorbar([c.cost for c in ok], [c.stats[metric].mean * s for c in ok],
                 yerr=[0 if math.isnan(c.stats[metric].half_width) else c.stats[metric].half_width * s for c in ok],
@@ -148,16 +148,19 @@ def pareto(configs: Sequence[ConfigStats], w: Winners, params: Sequence[str] = (
     tags: dict[str, list[str]] = {}
     for tag, c in (("best", w.accuracy), ("knee", w.practical), ("cheapest ≈ best", w.fastest)):
         tags.setdefault(c.key, []).append(tag)
+    markers = iter(("*", "D", "s"))
     for c in {c.key: c for c in (w.accuracy, w.practical, w.fastest)}.values():
-        ax.annotate(f"{' / '.join(tags[c.key])}: {describe(c, params)}", (c.cost, c.stats[metric].mean * s),
-                    textcoords="offset points", xytext=(-10, 8), fontsize=8, ha="right")
+        ax.plot([c.cost], [c.stats[metric].mean * s], next(markers), markersize=11, markeredgecolor="k",
+                label=f"{' / '.join(tags[c.key])}: {describe(c, params)}")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter() if timed else matplotlib.ticker.LogFormatterSciNotation())
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g") if timed
+                                 else matplotlib.ticker.LogFormatterSciNotation())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("seconds to train alone (modelled on the recorded device)" if timed else "training FLOPs")
     ax.set_ylabel(_label(metric))
     ax.set_title("accuracy vs cost")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
