@@ -271,3 +271,13 @@ def test_tensorboard_hparams_varying_first_grouped_by_config_and_honest_status(t
     assert p_ok["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_SUCCESS
     assert p_bad["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_FAILURE
     assert ok.name.endswith(f"_ok_{cfg.trial_id}")  # TensorBoard's run name says what the run is
+
+
+def test_a_wrong_value_is_still_an_error_though_unknown_keys_are_not(tmp_path):
+    cfg, folder = _saved(tmp_path)
+    res = folder / "result.toml"
+    assert "collapsed = false" in res.read_text()
+    res.write_text(res.read_text().replace("collapsed = false", 'collapsed = "maybe"'))
+    problems: list[str] = []
+    assert list(RunStore(tmp_path, "s").iter_runs(problems)) == []
+    assert problems == [f"skipped unreadable run: {res}: collapsed must be true or false, got 'maybe'"]

@@ -89,6 +89,8 @@ class TrialResult:
             raise ValueError("a diverged result needs diverged_epoch >= 1")
         if self.status == "failed" and not self.error:
             raise ValueError("a failed result needs its error")
+        if not isinstance(self.collapsed, bool):
+            raise ValueError(f"collapsed must be true or false, got {self.collapsed!r}")
 
     @property
     def done(self) -> bool:
