@@ -52,3 +52,13 @@ def test_a_trial_shared_by_two_studies_trains_once(tmp_path):
     c = spec("c", "units1 = [8]")
     (oc,) = run_studies([a, c], tmp_path, device="cpu")[1:]
     assert oc.trained == 0 and oc.skipped == 2 and len(oc.runs) == 2
+
+
+def test_a_shared_trial_is_named_by_each_studys_own_varying_parameters(tmp_path):
+    a = spec("a", "units1 = [16, 24]", seeds=1)
+    b = spec("b", "lr = [0.001, 0.01]", seeds=1)
+    oa, ob = run_studies([a, b], tmp_path, device="cpu")
+    (shared,) = {r.trial_id for r in oa.runs} & {r.trial_id for r in ob.runs}
+    (fa,) = [r.path.name for r in oa.runs if r.trial_id == shared]
+    (fb,) = [r.path.name for r in ob.runs if r.trial_id == shared]
+    assert fa.endswith(f"_16_s0_{shared}") and fb.endswith(f"_lr0.001_s0_{shared}")
