@@ -228,3 +228,21 @@ def test_two_reports_of_one_study_at_once_do_not_crash(trained, tmp_path):
             assert p.returncode == 0, e
     report = out / "tiny" / "report"
     assert (report / "report.html").is_file() and not list(report.parent.glob(".report.*staging*"))
+
+
+def test_report_of_a_folder_keeps_smoke_tests_and_full_studies_on_separate_pages(trained, tiny, tmp_path, capsys):
+    from tunebook.report import write_combined_report
+
+    out = tmp_path / "logs"
+    shutil.copytree(trained, out)
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace('name = "tiny"', 'name = "other"'))
+    for f in (tiny, other):
+        assert run("run", str(f), "--out", str(out), "--quiet", "--no-report", "--seeds", "1") == EXIT_OK
+    assert run("run", str(other), "--out", str(out), "--quiet", "--no-report") == EXIT_OK
+    assert run("report", str(out)) == EXIT_OK
+    full, smoke = (out / "report" / "report.md").read_text(), (out / "report.smoke" / "report.md").read_text()
+    assert "tiny.smoke" not in full and "Smoke tests" not in full and "](../tiny/report/report.md)" in full
+    assert "Smoke tests (--seeds 1)" in smoke and "](../tiny.smoke/report/report.md)" in smoke
+    with pytest.raises(ValueError, match="mixes smoke tests and full studies"):
+        write_combined_report([out / "tiny", out / "tiny.smoke"], out)

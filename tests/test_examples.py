@@ -31,7 +31,9 @@ def test_every_example_runs_with_a_tiny_override(tmp_path, cli_env):
         runs = list((out / f"{name}.smoke" / "runs").glob("[0-9]*"))
         assert runs and all((r / "result.toml").is_file() for r in runs), name
         assert (out / f"{name}.smoke" / "report" / "report.html").is_file(), name
-    combined = (out / "report" / "report.md").read_text()
+    assert not (out / "report").exists()  # a smoke run never replaces the programme's page
+    combined = (out / "report.smoke" / "report.md").read_text()
+    assert "Smoke tests (--seeds 1 --epochs 1 --subset 512)" in combined
     assert "Final summary" in combined and "Documented optimal configuration" in combined
     for name in names:
         assert name in combined

@@ -383,7 +383,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_combined_report, write_report
+    from .report import is_smoke, write_combined_report, write_report
     from .store import find_studies
 
     folder = _existing(args.study, "folder")
@@ -393,9 +393,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     for study in studies:
         for p in write_report(study, warn=warning):
             out.print(str(p))
-    if len(studies) > 1:
-        for p in write_combined_report(studies, folder):
-            out.print(str(p))
+    for kind in (False, True):  # full studies and smoke tests get separate combined pages
+        group = [st for st in studies if is_smoke(st) == kind]
+        if len(group) > 1:
+            for p in write_combined_report(group, folder):
+                out.print(str(p))
     return EXIT_OK
 
 

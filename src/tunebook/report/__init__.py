@@ -70,12 +70,26 @@ def write_report(folder: str | Path, analysis: StudyAnalysis | None = None,
 
 
 def write_combined_report(folders: Sequence[str | Path], root: str | Path) -> tuple[Path, Path]:
-    """One notebook for several studies, ending with the programme's final summary."""
+    """One notebook for several studies, ending with the programme's final summary, in
+    ``<root>/report/`` — or ``<root>/report.smoke/`` when the studies are smoke tests, so a
+    smoke run of a programme never replaces the full programme's page. Mixing smoke tests
+    and full studies in one page is refused."""
     from .combined import combined_blocks
 
+    folders = [Path(f) for f in folders]
+    smoke = {is_smoke(f) for f in folders}
+    if len(smoke) > 1:
+        raise ValueError("a combined report mixes smoke tests and full studies: "
+                         + ", ".join(f.name for f in folders))
     analyses = [analyze(f) for f in folders]
     root = Path(root)
-    return _written(root / "report", lambda fig: combined_blocks(analyses, fig, root), "Experiment log")
+    name = "report.smoke" if smoke == {True} else "report"
+    return _written(root / name, lambda fig: combined_blocks(analyses, fig, root / name), "Experiment log")
+
+
+def is_smoke(folder: str | Path) -> bool:
+    """A smoke test's study folder (``<study>.smoke``, see StudySpec.folder)."""
+    return Path(folder).name.endswith(".smoke")
 
 
 __all__ = ["write_report", "write_combined_report"]

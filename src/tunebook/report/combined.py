@@ -22,13 +22,13 @@ from .document import cost_text, pm, recommended_toml, seconds_alone, seeds_cell
 TOP = 5
 
 
-def _page(a: StudyAnalysis, root: Path | None) -> str:
-    """The study page's path without extension, relative to the combined page."""
-    here = (root / "report") if root is not None else a.folder.parent / "report"
+def _page(a: StudyAnalysis, out_dir: Path | None) -> str:
+    """The study page's path without extension, relative to the combined page's folder."""
+    here = out_dir if out_dir is not None else a.folder.parent / "report"
     return os.path.relpath(a.folder / "report" / "report", here)
 
 
-def combined_blocks(analyses: Sequence[StudyAnalysis], fig, root: Path | None = None) -> list[tuple]:
+def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None = None) -> list[tuple]:
     metric = analyses[0].spec.metric if analyses else "val_acc"
     tally = Counter(v.verdict for a in analyses for v in a.verdicts)
     blocks: list[tuple] = [("h", 1, "Experiment log, re-run with seeds and statistics"),
@@ -36,23 +36,27 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, root: Path | None = 
                                  f"{tally['supported']} supported, {tally['refuted']} refuted, "
                                  f"{tally['inconclusive']} inconclusive. Each study has its own page "
                                  "(linked below) with the tables, figures and tests behind its verdicts.")]
+    if analyses and all(a.spec.smoke for a in analyses):
+        blocks.append(("verdict", "inconclusive", f"Smoke tests ({analyses[0].spec.smoke}): a quick check that the "
+                       "programme runs, kept apart from the full studies. Not evidence."))
     rows = []
     for a in analyses:
         for v in a.verdicts:
-            rows.append([("link", a.spec.name, _page(a, root)), v.hypothesis.id, v.hypothesis.says,
+            rows.append([("link", a.spec.name, _page(a, out_dir)), v.hypothesis.id, v.hypothesis.says,
                          ("verdict", v.verdict), v.detail])
     blocks += [("h", 2, "Verdicts"), ("table", ["study", "id", "hypothesis", "verdict", "numbers"], rows)]
     blocks.append(("h", 2, "Studies"))
     for a in analyses:
         n = len({r.trial_id for r in a.runs})
         ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
+        ranked += [c for c in a.configs if not c.n_complete]  # diverged / collapsed / failed in every seed
         smoke = f" Smoke test ({a.spec.smoke}): not evidence." if a.spec.smoke else ""
         blocks += [("h", 3, a.spec.title or a.spec.name),
                    ("p", f"{a.spec.description} — {n} trials, {len(a.configs)} configurations × "
                          f"{len(a.spec.seeds)} seeds.{smoke}"),
-                   ("table", ["study page", f"top {min(TOP, len(ranked))} of {len(ranked)} by {metric}", "seeds",
+                   ("table", ["study page", f"top {min(TOP, len(ranked))} of {len(ranked)} configurations by {metric}", "seeds",
                               metric, "test_acc", "s alone (model)", "params"],
-                    [[("link", a.spec.name, _page(a, root)) if i == 0 else "", describe(c, a.params), seeds_cell(c),
+                    [[("link", a.spec.name, _page(a, out_dir)) if i == 0 else "", describe(c, a.params), seeds_cell(c),
                       pm(c, metric), pm(c, "test_acc"), seconds_alone(c), f"{c.params:,}"]
                      for i, c in enumerate(ranked[:TOP])])]
     # --- the final summary over every distinct configuration of the programme ---
