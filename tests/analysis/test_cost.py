@@ -50,3 +50,21 @@ def test_too_few_groups_give_a_flops_proportional_model_that_says_so():
     (model,) = fit_cost_models(runs).values()
     assert not model.fitted and model.seconds_per_step == 0
     assert "proportional to FLOPs (fewer than 4 distinct groups" in model.describe()
+
+
+def test_a_group_read_in_part_is_scaled_to_its_recorded_size():
+    """A study holds only some members of a shared group (the rest belong to other studies):
+    the fit must not read the whole group's wall time as the cost of those few."""
+    groups = [_group("20260101-000001", (32, 32), 64, 5), _group("20260101-000002", (256, 256), 64, 25),
+              _group("20260101-000003", (128,), 16, 5), _group("20260101-000004", (1024, 1024), 128, 3)]
+    whole = fit_cost_models([r for g in groups for r in g])
+    part = fit_cost_models([r for g in groups for r in g[: max(1, len(g) // 3)]])
+    (w,), (p,) = whole.values(), part.values()
+    assert p.seconds_per_step == pytest.approx(w.seconds_per_step, rel=1e-6)
+    assert p.seconds_per_flop == pytest.approx(w.seconds_per_flop, rel=1e-6)
+
+
+def test_two_hosts_with_the_same_device_name_are_two_machines():
+    runs = _group("20260101-000001", (32, 32), 64, 5)
+    other = [replace(r, meta={"host": "elsewhere"}) for r in _group("20260101-000002", (64,), 64, 5)]
+    assert len(fit_cost_models(runs + other)) == 2

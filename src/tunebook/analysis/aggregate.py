@@ -11,6 +11,7 @@ from ..records import is_collapsed
 from ..spec import TrialConfig
 from ..store import Run
 from ..hypotheses import param_value
+from .cost import machine
 from .stats import Summary, summarize
 
 #: Metrics summarised per configuration, with the direction that counts as better.
@@ -42,8 +43,8 @@ class ConfigStats:
     stats: Mapping[str, Summary]
     histories: tuple[Any, ...]     # History of each complete run
     n_collapsed: int = 0
-    seconds_alone: float = math.nan  # modelled time to train it alone on its device (analysis.cost)
-    device: str = ""
+    seconds_alone: float = math.nan  # modelled time to train it alone on its machine (analysis.cost)
+    device: str = ""                 # the machine (host and device) most of its runs trained on
 
     @property
     def n_runs(self) -> int:
@@ -97,7 +98,7 @@ def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None)
             else:
                 values[m] = tuple(float(getattr(r.result, m)) for r in done)
         flops = max((r.result.flops for r in done), default=0)
-        devices = [r.result.device for r in done if r.result.device]
+        devices = [machine(r) for r in done if r.result.device]
         device = max(set(devices), key=devices.count) if devices else ""
         model = (cost_models or {}).get(device)
         out.append(ConfigStats(

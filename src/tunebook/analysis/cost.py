@@ -5,7 +5,8 @@ depends on the group (a 32-32 trial in a group of 5 "costs" more than a 256-256 
 group of 25), so it must not rank configurations. What belongs to a configuration:
 
 - its parameter count and its training FLOPs (exact, device-free);
-- the time to train it *alone* on the recorded device, modelled per device as
+- the time to train it *alone* on the recorded device, modelled per machine (host and
+  device: "cpu:2 threads" on two hosts are two machines) as
 
       seconds ≈ a · steps + b · FLOPs
 
@@ -28,16 +29,21 @@ import numpy as np
 
 from ..datasets import DATASETS, train_count
 from ..spec import TrialConfig
-from ..store import RUN_NAME, Run
+from ..store import Run
 
 
 #: Distinct (steps, FLOPs per step) groups needed to fit a per-step cost.
 MIN_GROUPS = 4
 
 
+def machine(run: Run) -> str:
+    """Where a run trained: its host and device (the key of a cost model)."""
+    return f"{run.meta.get('host', '?')} {run.result.device}"
+
+
 @dataclass(frozen=True)
 class CostModel:
-    device: str
+    device: str           # the machine: host and device
     seconds_per_step: float
     seconds_per_flop: float
     groups: int           # groups the model was fitted on
@@ -60,29 +66,32 @@ def steps(config: TrialConfig) -> int:
 
 
 def _groups(runs: Sequence[Run]) -> dict[str, list[tuple[float, float, float]]]:
-    """Per device: (wall seconds, steps, FLOPs) of each stored group."""
+    """Per machine: (wall seconds, steps, FLOPs) of each stored group.
+
+    A group is known by its machine, wall time and size (the wall time is measured to the
+    nanosecond: two groups never share it). Where only some of its members are stored here
+    (the others belong to studies not read), its FLOPs are scaled up from the members
+    present to the recorded group size."""
     by_group: dict[tuple, list[Run]] = {}
     for r in runs:
         res = r.result
         if res.status not in ("complete", "diverged") or res.group_seconds <= 0 or not res.device:
             continue
-        m = RUN_NAME.fullmatch(r.path.name)
-        key = (res.device, m["stamp"] if m else "", res.group_seconds, res.group_size)
-        by_group.setdefault(key, []).append(r)
+        by_group.setdefault((machine(r), res.group_seconds, res.group_size), []).append(r)
     out: dict[str, list[tuple[float, float, float]]] = {}
-    for (device, _, seconds, _), members in by_group.items():
+    for (where, seconds, size), members in by_group.items():
         streams = {m.trial_id: m for m in members if not m.result.derived_from}
         if not streams:
             continue
-        longest = max(streams.values(), key=lambda m: m.result.epochs_run).config
-        n_steps = steps(longest) * max(m.result.epochs_run for m in streams.values()) / max(longest.epochs, 1)
-        flops = float(sum(m.result.flops for m in streams.values()))
-        out.setdefault(device, []).append((seconds, n_steps, flops))
+        longest = max(streams.values(), key=lambda m: m.result.epochs_run)
+        n_steps = steps(longest.config) * longest.result.epochs_run / max(longest.config.epochs, 1)
+        flops = float(sum(m.result.flops for m in streams.values())) * size / len(streams)
+        out.setdefault(where, []).append((seconds, n_steps, flops))
     return out
 
 
 def fit_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
-    """One :class:`CostModel` per device that trained any of ``runs``."""
+    """One :class:`CostModel` per machine that trained any of ``runs``."""
     from scipy.optimize import nnls
 
     models = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..spec import StudySpec, load_spec
-from ..store import Run, RunStore
+from ..store import Run, RunStore, find_studies
 from .cost import CostModel, fit_cost_models
 from .aggregate import ConfigStats, aggregate, varying_params
 from .overfit import Overfit, overfitting
@@ -30,10 +30,12 @@ class StudyAnalysis:
 
 
 def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
-                 problems: Sequence[str] = ()) -> StudyAnalysis:
+                 problems: Sequence[str] = (), cost_runs: Sequence[Run] = ()) -> StudyAnalysis:
+    """``cost_runs``: more runs (other studies under the same root) whose stacked groups
+    the cost model may learn from, besides this study's own."""
     wanted = {c.trial_id for c in spec.configs()}
     runs = list({r.trial_id: r for r in runs if r.trial_id in wanted}.values())  # one trial, one observation
-    models = fit_cost_models(runs)
+    models = fit_cost_models(list({r.path: r for r in [*runs, *cost_runs]}.values()))
     configs = aggregate(runs, models)
     return StudyAnalysis(
         spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),
@@ -49,4 +51,11 @@ def analyze(folder: str | Path) -> StudyAnalysis:
     spec = load_spec(folder / "study.toml", check_selectors=False)
     problems: list[str] = []
     runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))  # copies are listed once
-    return analyze_runs(spec, runs, folder, problems)
+    return analyze_runs(spec, runs, folder, problems, sibling_runs(folder))
+
+
+def sibling_runs(folder: Path) -> list[Run]:
+    """The runs of the other studies under ``folder``'s parent: the cost model fits on every
+    stacked group a machine recorded there, not only this study's few."""
+    others = [s for s in find_studies(folder.parent) if s.resolve() != folder.resolve()] if folder.parent != folder else []
+    return [r for s in others for r in RunStore(s.parent, s.name).iter_runs()]
