@@ -290,6 +290,9 @@ class RunStore:
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise StoreIOError(f"{final}: cannot write the run folder: {_why(exc)}; nothing of it was kept") from None
+        except BaseException:  # Ctrl-C or SIGTERM mid-write: no half-assembled folder stays behind
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return final
 
     def staging_dir(self, trial_id: str) -> Path:
