@@ -58,6 +58,8 @@ def test_verdicts_tables_and_figures(study_folder):
     md, html = write_report(study_folder)
     text = md.read_text()
     assert "**Verdict: SUPPORTED**" in text and "**Verdict: REFUTED**" in text
+    assert a.survives_holm("H1") == (v["H1"].p <= 0.05 / 2 or v["H2"].p <= 0.05 / 2 and v["H1"].p <= 0.05)
+    assert text.count("Holm-adjusted over the study's 2 tested hypotheses") == 2
     assert re.search(r"\| 64-16 \| 3 \| \d+\.\d+ ± \d+\.\d+ % \|", text)
     figs = sorted(p.name for p in (study_folder / "report" / "figures").iterdir())
     assert {"H1-compare.png", "pareto.png", "curves-loss.png", "vs-units1.png"} <= set(figs)

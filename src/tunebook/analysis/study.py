@@ -9,6 +9,7 @@ from typing import Sequence
 from ..spec import StudySpec, load_spec
 from ..store import Run, RunStore, find_studies
 from .cost import CostModel, fit_cost_models
+from .multiple import holm
 from .aggregate import ConfigStats, aggregate, varying_params
 from .overfit import Overfit, overfitting
 from .verdicts import Verdict, judge_all
@@ -27,6 +28,10 @@ class StudyAnalysis:
     params: tuple[str, ...]          # hyperparameters that vary across configurations
     problems: tuple[str, ...] = ()   # run folders skipped or ignored, keys ignored
     cost_models: tuple[CostModel, ...] = ()
+    holm: dict[str, bool] | None = None  # hypothesis id -> its test survives Holm over the study
+
+    def survives_holm(self, hypothesis_id: str) -> bool:
+        return bool(self.holm and self.holm.get(hypothesis_id))
 
 
 def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
@@ -37,9 +42,11 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
     runs = list({r.trial_id: r for r in runs if r.trial_id in wanted}.values())  # one trial, one observation
     models = fit_cost_models(list({r.path: r for r in [*runs, *cost_runs]}.values()))
     configs = aggregate(runs, models)
+    verdicts = tuple(judge_all(spec.hypotheses, configs, spec.alpha))
+    survives = holm([v.p for v in verdicts], spec.alpha)
     return StudyAnalysis(
         spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),
-        verdicts=tuple(judge_all(spec.hypotheses, configs, spec.alpha)),
+        verdicts=verdicts, holm={v.hypothesis.id: r for v, r in zip(verdicts, survives)},
         overfit={c.key: overfitting(c) for c in configs},
         winners=winners(configs, spec.metric, spec.alpha),
         params=tuple(varying_params(configs)), problems=tuple(problems), cost_models=tuple(models.values()))

@@ -42,9 +42,15 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None
     rows = []
     for a in analyses:
         for v in a.verdicts:
+            holm = "—" if v.verdict == "inconclusive" else ("yes" if a.survives_holm(v.hypothesis.id) else "no")
             rows.append([("link", a.spec.name, _page(a, out_dir)), v.hypothesis.id, v.hypothesis.says,
-                         ("verdict", v.verdict), v.detail])
-    blocks += [("h", 2, "Verdicts"), ("table", ["study", "id", "hypothesis", "verdict", "numbers"], rows)]
+                         ("verdict", v.verdict), holm, v.detail])
+    held = sum(1 for a in analyses for v in a.verdicts if v.verdict != "inconclusive" and a.survives_holm(v.hypothesis.id))
+    blocks += [("h", 2, "Verdicts"),
+               ("p", f"“Holm” says whether a decided verdict survives Holm's adjustment over its study's "
+                     f"hypotheses (family-wise error at the study's alpha): {held} of "
+                     f"{tally['supported'] + tally['refuted']} do."),
+               ("table", ["study", "id", "hypothesis", "verdict", "Holm", "numbers"], rows)]
     blocks.append(("h", 2, "Studies"))
     for a in analyses:
         n = len({r.trial_id for r in a.runs})

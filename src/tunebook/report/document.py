@@ -102,6 +102,19 @@ def insight(v: Verdict) -> str:
     return text
 
 
+def holm_note(v: Verdict, a: StudyAnalysis) -> str:
+    """Whether a decided verdict survives Holm's adjustment over the study's hypotheses."""
+    if v.verdict == "inconclusive" or v.no_data:
+        return ""
+    m = sum(1 for x in a.verdicts if math.isfinite(x.p))
+    if m < 2:
+        return ""
+    if a.survives_holm(v.hypothesis.id):
+        return f" Holm-adjusted over the study's {m} tested hypotheses (family-wise alpha {a.spec.alpha}): still decided."
+    return (f" Holm-adjusted over the study's {m} tested hypotheses (family-wise alpha {a.spec.alpha}): "
+            f"not decided (p = {v.p:.3g} does not pass its step-down threshold).")
+
+
 def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block]) -> list[Block]:
     h = v.hypothesis
     blocks: list[Block] = [("h", 3, f"{h.id}: {h.says}"),
@@ -129,7 +142,7 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
         blocks.append(fig(f"{h.id}-ranking", lambda: figures.compare(
             [(describe(c, a.params), c.metric(h.metric)) for c in ranked], h.metric), f"{h.id}: top configurations"))
     need = f" Seeds that would resolve it: {v.seeds_needed}." if v.verdict == "inconclusive" and v.seeds_needed else ""
-    blocks.append(("verdict", v.verdict, f"{v.detail}.{need}"))
+    blocks.append(("verdict", v.verdict, f"{v.detail}.{need}{holm_note(v, a)}"))
     blocks.append(("p", "Insight: " + insight(v)))
     return blocks
 
