@@ -138,3 +138,26 @@ def test_the_spec_layer_does_not_import_analysis():
     code = ("import sys, tunebook.spec, tunebook.hypotheses; "
             "assert not [m for m in sys.modules if m.startswith('tunebook.analysis')], sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_margin_and_decide_plan():
+    from tunebook.spec import DecidePlan
+
+    s = parse_spec('[study]\nname = "x"\nseeds = 5\nmargin = 0.003\n[study.decide]\nmax_seeds = 20\nround = 5\n')
+    assert s.margin == 0.003 and s.decide == DecidePlan(20, 5) and s.decide.looks(5) == [5, 10, 15, 20]
+    d = parse_spec('[study]\nname = "x"\nseeds = 3\n')
+    assert d.margin == 0.0 and d.decide == DecidePlan(100, 3) and d.decide.looks(3)[-2:] == [99, 100]
+
+
+def test_margin_and_decide_plan_errors_are_all_named():
+    with pytest.raises(SpecError) as e:
+        parse_spec('[study]\nname = "x"\nseeds = 5\nmargin = -1\n[study.decide]\nmax_seeds = 3\nround = 0\nrond = 2\n',
+                   where="d.toml")
+    assert e.value.problems == [
+        "d.toml: study.margin: must be a non-negative number in the metric's units (0.003 = 0.3 points of "
+        "accuracy), got -1",
+        "d.toml: study.decide.rond: unknown key (expected max_seeds, round)",
+        "d.toml: study.decide.max_seeds: must be an integer from the study's 5 seeds (at least 2) to 10000, got 3",
+        "d.toml: study.decide.round: must be a positive integer (seeds added per round), got 0"]
+    with pytest.raises(SpecError, match=r"study.decide: must be a table"):
+        parse_spec('[study]\nname = "x"\ndecide = 3\n')

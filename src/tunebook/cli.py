@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=_positive, help="smoke test: use only the first N seeds")
     r.add_argument("--epochs", type=_positive, help="smoke test: every trial trains N epochs")
     r.add_argument("--subset", type=_positive, help="smoke test: train on N samples of the training split")
+    r.add_argument("--until-decided", action="store_true",
+                   help="add seeds, round by round, to the configurations of undecided hypotheses until each is "
+                        "decided or reaches [study.decide] max_seeds (verdicts stay valid however often it looks)")
+    r.add_argument("--budget", help="with --until-decided: stop starting groups after this much wall time (10m, "
+                                    "90s, 1h) or model-epochs (2000me); the same command resumes")
 
     v = _command(sub, "validate", "Check study files without training",
                  "Prints each study's trials and model-epochs, or every problem found.",
@@ -198,6 +203,10 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
                                    ("epochs", getattr(args, "epochs", None)),
                                    ("train_subset", getattr(args, "subset", None))) if v is not None}
     reporter = _quiet_reporter() if args.quiet else _progress_reporter()
+    if getattr(args, "budget", None) and not getattr(args, "until_decided", False):
+        raise SpecError(["--budget: only with --until-decided"])
+    if getattr(args, "until_decided", False):
+        return _run_until_decided(args, overrides, reporter)
     outcomes = run_path(path or args.path, args.out, device=args.device, engine=args.engine,
                         max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
                         reporter=reporter, **overrides)
@@ -216,6 +225,30 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
     if len(outcomes) > 1 and not args.no_report:
         _write_combined(outcomes, Path(args.out))
     return EXIT_FAILED if any(o.failed for o in outcomes) else EXIT_OK
+
+
+def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> int:
+    from .execute import load_specs
+    from .loop import Budget, run_until_decided
+
+    budget = Budget.parse(args.budget) if args.budget else Budget()
+    specs = [s.with_overrides(**overrides) for s in load_specs(args.path)]
+    failed = False
+    for spec in specs:
+        res = run_until_decided(spec, args.out, budget=budget, device=args.device, engine=args.engine,
+                                max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir, reporter=reporter)
+        why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
+               "budget": "budget spent — run the same command to go on", "failed": "trials keep failing"}[res.stopped]
+        out.print(f"{spec.name}: decided {res.decided} of {res.hypotheses} hypotheses after {res.rounds} added rounds "
+                  f"({res.model_epochs} model-epochs, {res.seconds:.0f} s; {why})"
+                  + (f"; open: {', '.join(res.undecided)}" if res.undecided else ""))
+        failed |= bool(res.last and res.last.failed)
+        if not args.no_report:
+            _write_report(res.folder)
+        if res.stopped == "budget":
+            break
+    out.print(f"budget: {budget.describe()}")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _write_report(folder: Path) -> None:

@@ -16,14 +16,17 @@ import traceback
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .errors import SpecError, TrialError
 from .model import param_count
 from .records import TrialResult
-from .spec import StudySpec, TrialConfig, load_spec
+from .spec import StudySpec, TrialConfig, load_spec, model_epochs
 from .store import Run, RunStore
 from .tboard import LiveScalars
+
+if TYPE_CHECKING:
+    from .loop import Budget
 
 CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
 # On the CPU, throughput per model stops growing past a few dozen members (the batch
@@ -40,6 +43,9 @@ class Reporter:
     def epoch(self, event) -> None: ...
     def trial_saved(self, config: TrialConfig, result: TrialResult) -> None: ...
     def study_end(self, outcome: "StudyOutcome") -> None: ...
+    def round_done(self, round_: int, decided: int, total: int, adding: int, configs: int, seeds: int) -> None:
+        """--until-decided: a round was judged; ``adding`` trials (``configs`` configurations
+        up to ``seeds`` seeds) train next."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class StudyOutcome:
     seconds: float
     problems: tuple[str, ...] = () # run folders skipped (unreadable), ignored (duplicates), keys ignored
     restored: int = 0              # TensorBoard event files written again from stored results
+    stopped_by_budget: bool = False  # the budget ran out before every trial was trained
 
     @property
     def failed(self) -> list[Run]:
@@ -180,7 +187,9 @@ def check_out_dir(out: str | Path) -> list[str]:
 
 def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, device: str = "auto",
                 engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
-                data_dir: str | Path | None = None, reporter: Reporter | None = None) -> list[StudyOutcome]:
+                data_dir: str | Path | None = None, reporter: Reporter | None = None,
+                extra: Mapping[str, Sequence[TrialConfig]] | None = None,
+                budget: "Budget | None" = None) -> list[StudyOutcome]:
     """Run several studies as one programme.
 
     A trial (the same resolved config, hence the same trial id) wanted by several
@@ -190,12 +199,17 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
 
     Order: inputs are checked (:func:`check_inputs`), then each study's lock is taken,
     then (with ``fresh``) old folders are set aside, then the store is read and written.
+
+    ``extra`` (study folder → configs) adds trials beyond the study file's grid × seeds
+    (more seeds of its configurations, from ``--until-decided``). ``budget`` is consulted
+    before every group: once it is spent, no further group starts.
     """
     dev = check_inputs(specs, out, device, engine, data_dir)
     reporter = reporter or Reporter()
     t0 = time.perf_counter()
     stores = {s.folder: RunStore(out, s.folder) for s in specs}
-    study_configs = {s.folder: s.configs() for s in specs}
+    study_configs = {s.folder: list({c.trial_id: c for c in [*s.configs(), *(extra or {}).get(s.folder, ())]}.values())
+                     for s in specs}
     wanted: dict[str, list[str]] = {}      # trial id -> study folders that want it
     configs: dict[str, TrialConfig] = {}
     spec_of = {s.folder: s for s in specs}
@@ -232,7 +246,11 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
         groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
         live = LiveScalars()
+        stopped = False
         for group in groups:
+            if budget is not None and budget.spent():
+                stopped = True
+                break
             started = time.time()  # names the run folders
             opened = []
             for lead in {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values():
@@ -248,13 +266,15 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                         save(name, c, r, started)
                         trained[name] += 1
                     reporter.trial_saved(c, r)
+                if budget is not None:
+                    budget.spend(model_epochs(group))
             finally:  # interrupted: the live curves of trials that were not saved go too
                 for staging in opened:
                     shutil.rmtree(staging, ignore_errors=True)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
                                  trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
-                                 restored[s.folder])
+                                 restored[s.folder], stopped)
                     for s in specs]
     for o in outcomes:
         reporter.study_end(o)

@@ -88,8 +88,10 @@ def selector_keys(config_fields: Collection[str]) -> set[str]:
 
 
 def parse_hypotheses(raw: Any, configs: Sequence["TrialConfig"], default_metric: str, p: Problems,
-                     config_fields: Collection[str], check_selectors: bool = True) -> list[Hypothesis]:
-    """Every ``[[hypothesis]]`` table, checked against the study's ``configs``; problems go to ``p``."""
+                     config_fields: Collection[str], check_selectors: bool = True,
+                     default_margin: float = 0.0) -> list[Hypothesis]:
+    """Every ``[[hypothesis]]`` table, checked against the study's ``configs``; problems go to ``p``.
+    A compare without its own ``margin`` takes the study's (``[study] margin``)."""
     if not isinstance(raw, list):
         p.add("hypothesis", "must be an array of tables ([[hypothesis]])", raw)
         return []
@@ -134,11 +136,11 @@ def parse_hypotheses(raw: Any, configs: Sequence["TrialConfig"], default_metric:
                 required = key != "where"
                 args[key] = _selector(h.get(key), f"{where}.{key}", required, configs if check_selectors else None, keys, p)
         if kind == "compare":
-            margin = h.get("margin", 0.0)
+            margin = h.get("margin", default_margin)
             if isinstance(margin, bool) or not isinstance(margin, (int, float)) or margin < 0:
                 p.add(f"{where}.margin", "must be a non-negative number", margin)
             elif args.get("expect") == "a ~ b" and margin <= 0:
-                p.add(f"{where}.margin", 'is required (> 0) with expect = "a ~ b"', margin)
+                p.add(f"{where}.margin", 'is required (> 0) with expect = "a ~ b" (here or as [study] margin)', margin)
             args["margin"] = float(margin) if isinstance(margin, (int, float)) else 0.0
         if kind == "trend":
             param = h.get("param")

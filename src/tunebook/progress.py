@@ -48,3 +48,7 @@ class RichReporter(Reporter):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def round_done(self, round_, decided, total, adding, configs, seeds):
+        self.console.print(f"decided {decided} of {total} hypotheses; round {round_}: {adding} more trials "
+                           f"({configs} configurations up to {seeds} seeds)")

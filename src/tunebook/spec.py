@@ -85,6 +85,22 @@ class TrialConfig:
 
 
 @dataclass(frozen=True)
+class DecidePlan:
+    """How ``tunebook run --until-decided`` spends seeds: start with the study's seeds, add
+    ``round`` more to every configuration an undecided hypothesis needs, look again, and
+    stop at ``max_seeds`` per configuration. The looks are planned from these numbers, so
+    tests that split alpha over the looks know how many there can be."""
+
+    max_seeds: int = 100
+    round: int = 5
+
+    def looks(self, initial: int) -> list[int]:
+        """Seeds per configuration at each planned look."""
+        ns = list(range(initial, self.max_seeds + 1, self.round)) if initial <= self.max_seeds else [initial]
+        return ns if ns[-1] >= self.max_seeds else ns + [self.max_seeds]
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A validated study file."""
 
@@ -104,6 +120,8 @@ class StudySpec:
     source: str = ""
     description: str = ""
     smoke: str = ""        # the smoke-test overrides this study runs with ("" for a full run)
+    margin: float = 0.0    # smallest effect of interest (metric units): smaller is "negligible"
+    decide: DecidePlan = DecidePlan()
 
     @property
     def folder(self) -> str:
@@ -193,7 +211,8 @@ _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "
 # --- parsing ---------------------------------------------------------------------------
 
 _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
-               "split_seed", "train_subset", "metric", "alpha", "smoke"}
+               "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide"}
+_DECIDE_KEYS = {"max_seeds", "round"}
 _TOP_KEYS = {"study", "defaults", "grid", "hypothesis"}
 
 
@@ -242,7 +261,7 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     p.raise_if_any()
 
     hyps = parse_hypotheses(raw.get("hypothesis", []), spec.configs(), spec.metric, p,
-                            TrialConfig.__dataclass_fields__, check_selectors)
+                            TrialConfig.__dataclass_fields__, check_selectors, spec.margin)
     p.raise_if_any()
     return replace(spec, hypotheses=tuple(hyps))
 
@@ -309,7 +328,13 @@ def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     for key in ("title", "description", "smoke"):
         if key in t and not isinstance(t[key], str):
             p.add(f"study.{key}", "must be a string", t[key])
+    margin, err = float_rule(lambda x: x >= 0, "a non-negative number in the metric's units (0.003 = 0.3 points "
+                             "of accuracy)")(t.get("margin", 0.0))
+    if err:
+        p.add("study.margin", err, t.get("margin"))
+    decide = _parse_decide(t.get("decide", {}), len(seeds), p)
     return {
+        "margin": margin or 0.0, "decide": decide,
         "name": name if isinstance(name, str) else "",
         "title": t.get("title") if isinstance(t.get("title"), str) else (name if isinstance(name, str) else ""),
         "description": t.get("description") if isinstance(t.get("description"), str) else "",
@@ -318,6 +343,24 @@ def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
         "split_seed": split_seed or 0, "train_subset": subset or 0,
         "metric": metric if metric in METRICS else "val_acc", "alpha": alpha or 0.05,
     }
+
+
+def _parse_decide(t: Any, n_seeds: int, p: Problems) -> "DecidePlan":
+    """``[study.decide]``: how ``--until-decided`` adds seeds (see :class:`DecidePlan`)."""
+    if not isinstance(t, dict):
+        p.add("study.decide", "must be a table ([study.decide] with max_seeds and round)", t)
+        return DecidePlan(max(n_seeds, 100), n_seeds)
+    for key in t:
+        if key not in _DECIDE_KEYS:
+            p.add(f"study.decide.{key}", "unknown key (expected max_seeds, round)")
+    max_seeds, err = int_rule(max(n_seeds, 2), 10_000, f"an integer from the study's {n_seeds} seeds (at least 2) "
+                              "to 10000")(t.get("max_seeds", max(n_seeds, 100)))
+    if err:
+        p.add("study.decide.max_seeds", err, t.get("max_seeds"))
+    rnd, err = int_rule(1, 10_000, "a positive integer (seeds added per round)")(t.get("round", n_seeds))
+    if err:
+        p.add("study.decide.round", err, t.get("round"))
+    return DecidePlan(max_seeds or max(n_seeds, 100), rnd or n_seeds)
 
 
 def _rule_for(section: str, key: str, p: Problems):
@@ -419,5 +462,5 @@ def model_epochs(configs: Iterable[TrialConfig], shared: bool = True) -> int:
     return sum(longest.values())
 
 
-__all__ = ["StudySpec", "TrialConfig", "load_spec", "parse_spec", "model_epochs",
+__all__ = ["StudySpec", "TrialConfig", "DecidePlan", "load_spec", "parse_spec", "model_epochs",
            "HPARAM_RULES", "BASE_DEFAULTS", "ACTIVATIONS", "OPTIMIZERS", "METRICS"]

@@ -10,7 +10,8 @@ from ..spec import StudySpec, load_spec
 from ..store import Run, RunStore, find_studies
 from .cost import CostModel, fit_cost_models
 from .multiple import holm
-from .aggregate import ConfigStats, aggregate, varying_params
+from .decide import sequential_verdicts
+from .aggregate import config_key, ConfigStats, aggregate, varying_params
 from .overfit import Overfit, overfitting
 from .verdicts import Verdict, judge_all
 from .winners import Winners, winners
@@ -29,27 +30,35 @@ class StudyAnalysis:
     problems: tuple[str, ...] = ()   # run folders skipped or ignored, keys ignored
     cost_models: tuple[CostModel, ...] = ()
     holm: dict[str, bool] | None = None  # hypothesis id -> its test survives Holm over the study
+    sequential: bool = False             # judged at the planned looks of --until-decided
 
     def survives_holm(self, hypothesis_id: str) -> bool:
         return bool(self.holm and self.holm.get(hypothesis_id))
 
 
 def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
-                 problems: Sequence[str] = (), cost_runs: Sequence[Run] = ()) -> StudyAnalysis:
+                 problems: Sequence[str] = (), cost_runs: Sequence[Run] = (),
+                 sequential: bool = False) -> StudyAnalysis:
     """``cost_runs``: more runs (other studies under the same root) whose stacked groups
-    the cost model may learn from, besides this study's own."""
-    wanted = {c.trial_id for c in spec.configs()}
-    runs = list({r.trial_id: r for r in runs if r.trial_id in wanted}.values())  # one trial, one observation
+    the cost model may learn from, besides this study's own. ``sequential``: the study
+    runs with ``--until-decided``; its verdicts are judged at the planned looks
+    (:mod:`.decide`), valid however many seeds were added."""
+    wanted = {config_key(c) for c in spec.configs()}  # any seed of the study's configurations
+    runs = list({r.trial_id: r for r in runs if config_key(r.config) in wanted}.values())  # one trial, one observation
     models = fit_cost_models(list({r.path: r for r in [*runs, *cost_runs]}.values()))
     configs = aggregate(runs, models)
-    verdicts = tuple(judge_all(spec.hypotheses, configs, spec.alpha))
+    if sequential:
+        verdicts = tuple(sequential_verdicts(spec, runs, models))
+    else:
+        verdicts = tuple(judge_all(spec.hypotheses, configs, spec.alpha))
     survives = holm([v.p for v in verdicts], spec.alpha)
     return StudyAnalysis(
         spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),
         verdicts=verdicts, holm={v.hypothesis.id: r for v, r in zip(verdicts, survives)},
         overfit={c.key: overfitting(c) for c in configs},
         winners=winners(configs, spec.metric, spec.alpha),
-        params=tuple(varying_params(configs)), problems=tuple(problems), cost_models=tuple(models.values()))
+        params=tuple(varying_params(configs)), problems=tuple(problems), cost_models=tuple(models.values()),
+        sequential=sequential)
 
 
 def analyze(folder: str | Path) -> StudyAnalysis:
@@ -58,7 +67,15 @@ def analyze(folder: str | Path) -> StudyAnalysis:
     spec = load_spec(folder / "study.toml", check_selectors=False)
     problems: list[str] = []
     runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))  # copies are listed once
-    return analyze_runs(spec, runs, folder, problems, sibling_runs(folder))
+    return analyze_runs(spec, runs, folder, problems, sibling_runs(folder), sequential=is_decided(folder))
+
+
+#: Written by ``--until-decided`` into the study folder: the study's verdicts are sequential.
+DECIDE_MARK = "decide.toml"
+
+
+def is_decided(folder: Path) -> bool:
+    return (Path(folder) / DECIDE_MARK).is_file()
 
 
 def sibling_runs(folder: Path) -> list[Run]:

@@ -57,6 +57,8 @@ class Verdict:
     detail: str                  # one sentence with the numbers
     configs: tuple[str, ...] = ()  # keys of the configurations involved
     no_data: bool = False          # inconclusive for want of data (nothing matched, all diverged...)
+    looks: tuple = ()              # sequential mode: the analysis.sequential.Look of each look so far
+    looks_planned: int = 0         # sequential mode: how many looks the plan allows
 
 
 def _pooled(cs: Sequence[ConfigStats], metric: str) -> list[float]:

@@ -118,7 +118,8 @@ def holm_note(v: Verdict, a: StudyAnalysis) -> str:
 def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block]) -> list[Block]:
     h = v.hypothesis
     blocks: list[Block] = [("h", 3, f"{h.id}: {h.says}"),
-                           ("p", f"Claim, as tested: {claim(h)}. Test: {v.test}; alpha = {a.spec.alpha}.")]
+                           ("p", f"Claim, as tested: {claim(h)}. Test: {v.test}; alpha = {a.spec.alpha}"
+                                 + (f"; {v.looks_planned} planned looks" if v.looks_planned else "") + ".")]
     involved = _involved(v, a)
     if involved:
         blocks.append(("table", _headers(h.metric if h.metric in involved[0].stats else a.spec.metric),
@@ -141,6 +142,9 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
         ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[h.metric].mean)[:8]
         blocks.append(fig(f"{h.id}-ranking", lambda: figures.compare(
             [(describe(c, a.params), c.metric(h.metric)) for c in ranked], h.metric), f"{h.id}: top configurations"))
+    if v.looks and any(math.isfinite(lk.lo) for lk in v.looks) and h.kind in ("compare", "threshold"):
+        blocks.append(fig(f"{h.id}-looks", lambda: figures.looks(v, h.metric),
+                          f"{h.id}: the estimate and its interval at each look (seeds per configuration)"))
     need = f" Seeds that would resolve it: {v.seeds_needed}." if v.verdict == "inconclusive" and v.seeds_needed else ""
     blocks.append(("verdict", v.verdict, f"{v.detail}.{need}{holm_note(v, a)}"))
     blocks.append(("p", "Insight: " + insight(v)))

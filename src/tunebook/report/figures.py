@@ -186,6 +186,35 @@ def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str) -> Figur
     return fig
 
 
+def looks(v, metric: str) -> Figure:
+    """A sequential verdict: the estimate and its interval (valid over all looks) at each look."""
+    sc = _scale(metric)
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    ns = [lk.n for lk in v.looks]
+    est = [lk.estimate * sc for lk in v.looks]
+    lo = [lk.lo * sc if math.isfinite(lk.lo) else np.nan for lk in v.looks]
+    hi = [lk.hi * sc if math.isfinite(lk.hi) else np.nan for lk in v.looks]
+    finite = [i for i in range(len(ns)) if not (np.isnan(lo[i]) or np.isnan(hi[i]))]
+    ax.errorbar([ns[i] for i in finite], [est[i] for i in finite],
+                yerr=[[est[i] - lo[i] for i in finite], [hi[i] - est[i] for i in finite]],
+                fmt="none", ecolor="C0", capsize=4, label="interval valid over all looks")
+    ax.plot(ns, est, "o-", color="C0", label="estimate (unbounded interval: too few seeds yet)"
+            if len(finite) < len(ns) else "estimate")
+    ax.axhline(0, color="0.3", lw=0.8)
+    margin = v.hypothesis.margin
+    if margin:
+        for m in (-margin, margin):
+            ax.axhline(m * sc, color="0.5", lw=0.8, ls="--")
+    ax.set_xlabel("seeds per configuration (look)")
+    ax.set_ylabel(("Δ " if v.hypothesis.kind == "compare" else "") + _label(metric))
+    ax.set_title(f"{v.hypothesis.id}: {v.verdict} at look {len(v.looks)} of {v.looks_planned}", fontsize=10)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: Figure, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,125 @@
+"""--until-decided on a real (tiny) study: seeds only where a hypothesis is open, resumable,
+within a budget."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from tunebook.analysis.study import analyze
+from tunebook.errors import SpecError
+from tunebook.loop import Budget, run_until_decided
+from tunebook.spec import parse_spec
+
+STUDY = """
+[study]
+name = "dec"
+seeds = 3
+train_subset = 1500
+margin = 0.05
+[study.decide]
+max_seeds = 9
+round = 3
+[defaults]
+layers = [16]
+epochs = 2
+[grid]
+units1 = [4, 64]
+lr = [0.001, 0.0011]
+[[hypothesis]]
+id = "wide"
+says = "64 units beat 4"
+kind = "compare"
+a = { units1 = 64, lr = 0.001 }
+b = { units1 = 4, lr = 0.001 }
+expect = "a > b"
+[[hypothesis]]
+id = "same"
+says = "lr 0.001 and 0.0011 are the same within 5 points for 64 units"
+kind = "compare"
+a = { units1 = 64, lr = 0.001 }
+b = { units1 = 64, lr = 0.0011 }
+expect = "a ~ b"
+[[hypothesis]]
+id = "tiny-gap"
+says = "lr 0.0011 beats 0.001 for 4 units by more than 0.1 points"
+kind = "compare"
+a = { units1 = 4, lr = 0.0011 }
+b = { units1 = 4, lr = 0.001 }
+expect = "a > b"
+margin = 0.001
+"""
+
+
+def _seeds(folder):
+    """(configuration → seeds stored, hypothesis id → verdict) of a study folder."""
+    from tunebook.analysis.decide import stored_seeds
+
+    a = analyze(folder)
+    counts = stored_seeds(list(a.runs))
+    return ({f"{c.label} lr={c.config.lr:g}": counts[c.key] for c in a.configs},
+            {v.hypothesis.id: v for v in a.verdicts})
+
+
+def test_seeds_go_only_where_a_hypothesis_is_open_and_a_rerun_resumes(tmp_path):
+    spec = parse_spec(STUDY, where="dec.toml")
+    res = run_until_decided(spec, tmp_path, device="cpu")
+    assert res.hypotheses == 3 and res.stopped in ("decided", "max_seeds")
+    seeds, verdicts = _seeds(res.folder)
+    assert verdicts["wide"].verdict == "supported" and verdicts["same"].verdict == "supported"
+    assert "negligible" in verdicts["same"].detail and "paired by seed" in verdicts["same"].detail
+    for v in verdicts.values():  # every verdict says which look and which test
+        assert v.looks and v.looks_planned == 3 and v.detail.startswith("look ")
+    # the undecided hypothesis's configurations got seeds up to the cap; the rest stopped earlier
+    if verdicts["tiny-gap"].verdict == "inconclusive":
+        assert res.stopped == "max_seeds" and res.undecided == ("tiny-gap",)
+        assert seeds["4 lr=0.0011"] == seeds["4 lr=0.001"] == 9
+    assert seeds["64 lr=0.0011"] <= 6
+    plan = tomllib.loads((res.folder / "decide.toml").read_text())["decide"]
+    assert plan["looks"] == [3, 6, 9] and plan["max_seeds"] == 9
+    again = run_until_decided(spec, tmp_path, device="cpu")  # resumes: nothing left to train
+    assert again.model_epochs == 0 and again.last.trained == 0
+    assert {k: v.verdict for k, v in _seeds(again.folder)[1].items()} == {k: v.verdict for k, v in verdicts.items()}
+
+
+def test_a_budget_stops_between_groups_and_the_same_call_resumes(tmp_path):
+    spec = parse_spec(STUDY, where="dec.toml")
+    first = run_until_decided(spec, tmp_path / "a", device="cpu", budget=Budget(model_epochs=1))
+    assert first.stopped == "budget" and first.last.stopped_by_budget
+    n_first = len(first.last.runs)
+    assert 0 < n_first < 12  # one group of the first round, not all
+    done = run_until_decided(spec, tmp_path / "a", device="cpu")
+    fresh = run_until_decided(spec, tmp_path / "b", device="cpu")
+    assert done.stopped == fresh.stopped and done.undecided == fresh.undecided
+    va, vb = _seeds(done.folder), _seeds(fresh.folder)
+    assert va[0] == vb[0]  # the same seeds went to the same configurations
+    assert {k: (v.verdict, v.effect) for k, v in va[1].items()} == {k: (v.verdict, v.effect) for k, v in vb[1].items()}
+
+
+def test_budget_parsing():
+    assert Budget.parse("10m").seconds == 600 and Budget.parse("1.5h").seconds == 5400
+    assert Budget.parse("90s").seconds == 90 and Budget.parse("2000me").model_epochs == 2000
+    for bad in ("10", "ten minutes", "0m", ""):
+        with pytest.raises(SpecError, match="--budget: must be"):
+            Budget.parse(bad)
+
+
+def test_until_decided_needs_hypotheses(tmp_path):
+    with pytest.raises(SpecError, match="--until-decided needs \\[\\[hypothesis\\]\\] tables"):
+        run_until_decided(parse_spec('[study]\nname = "x"\n'), tmp_path)
+
+
+def test_cli_until_decided_with_a_budget(tmp_path, capsys):
+    from tunebook.cli import main
+
+    f = tmp_path / "dec.toml"
+    f.write_text(STUDY)
+    out = tmp_path / "logs"
+    assert main(["run", str(f), "--out", str(out), "--quiet", "--budget", "10m"]) == 2
+    assert "--budget: only with --until-decided" in capsys.readouterr().err
+    assert main(["run", str(f), "--out", str(out), "--quiet", "--until-decided", "--budget", "10m"]) == 0
+    text = capsys.readouterr().out
+    assert "dec: decided " in text and "of 3 hypotheses after" in text and "budget: " in text
+    report = (out / "dec" / "report" / "report.md").read_text()
+    assert "3 planned looks" in report and "wide-looks.png" in report
