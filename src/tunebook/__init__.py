@@ -20,6 +20,9 @@ def __getattr__(name: str):
     if name in ("run_study", "run_path", "StudyOutcome"):
         from . import execute
         return getattr(execute, name)
+    if name == "run_until_decided":
+        from . import loop
+        return loop.run_until_decided
     if name in ("load_runs", "runs_dataframe", "runs_table"):
         from . import results
         return getattr(results, name)
@@ -28,4 +31,4 @@ def __getattr__(name: str):
 
 __all__ = ["DataError", "SpecError", "StoreError", "TrialError", "TunebookError", "StudySpec",
            "TrialConfig", "load_spec", "parse_spec", "run_study", "run_path", "StudyOutcome",
-           "load_runs", "runs_dataframe", "runs_table"]
+           "load_runs", "runs_dataframe", "runs_table", "run_until_decided"]

@@ -16,6 +16,7 @@ from ..analysis.aggregate import aggregate, describe, varying_params
 from ..analysis.cost import fit_cost_models
 from ..analysis.study import StudyAnalysis
 from ..analysis.winners import winners
+from ..spec import model_epochs
 from . import figures
 from .document import cost_text, pm, recommended_toml, seconds_alone, seeds_cell
 
@@ -36,6 +37,17 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None
                                  f"{tally['supported']} supported, {tally['refuted']} refuted, "
                                  f"{tally['inconclusive']} inconclusive. Each study has its own page "
                                  "(linked below) with the tables, figures and tests behind its verdicts.")]
+    seq = [a for a in analyses if a.sequential]
+    if seq:
+        n_dec = sum(v.verdict != "inconclusive" for a in seq for v in a.verdicts)
+        n_all = sum(len(a.verdicts) for a in seq)
+        spent = sum(model_epochs([r.config for r in a.runs]) for a in seq)
+        still = [f"{v.hypothesis.id} (~{v.seeds_needed} seeds)" if v.seeds_needed else v.hypothesis.id
+                 for a in seq for v in a.verdicts if v.verdict == "inconclusive"]
+        blocks.append(("p", f"Run with --until-decided ({len(seq)} of {len(analyses)} studies): decided {n_dec} of "
+                            f"{n_all} hypotheses, {spent} model-epochs stored"
+                            + (f"; still open, with a fixed-n estimate of the seeds per configuration that would "
+                               f"resolve each: {', '.join(still)}." if still else ".")))
     if analyses and all(a.spec.smoke for a in analyses):
         blocks.append(("verdict", "inconclusive", f"Smoke tests ({analyses[0].spec.smoke}): a quick check that the "
                        "programme runs, kept apart from the full studies. Not evidence."))
