@@ -123,3 +123,11 @@ def test_cli_until_decided_with_a_budget(tmp_path, capsys):
     assert "dec: decided " in text and "of 3 hypotheses after" in text and "budget: " in text
     report = (out / "dec" / "report" / "report.md").read_text()
     assert "3 planned looks" in report and "wide-looks.png" in report
+
+
+def test_fresh_starts_over_once_not_every_round(tmp_path):
+    spec = parse_spec(STUDY, where="dec.toml")
+    run_until_decided(spec, tmp_path, device="cpu", budget=Budget(model_epochs=1))
+    res = run_until_decided(spec, tmp_path, device="cpu", fresh=True)
+    assert len(list(tmp_path.glob("dec-*"))) == 1  # the old folder, kept once
+    assert res.rounds >= 1 and (res.folder / "decide.toml").is_file()

@@ -129,6 +129,7 @@ def run_until_decided(spec: StudySpec, out: str | Path = "modellogs", *, budget:
     looks = spec.decide.looks(len(spec.seeds))
     while True:
         last = run_studies([spec], out, extra={spec.folder: extra}, budget=budget, reporter=reporter, **run_kwargs)[0]
+        run_kwargs["fresh"] = False  # --fresh starts the study over once, not every round
         if rounds == 0 and not (last.folder / "decide.toml").exists():
             with RunStore(out, spec.folder):
                 mark(last.folder, spec)
