@@ -247,7 +247,7 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
             _write_report(res.folder)
         if res.stopped == "budget":
             break
-    out.print(f"budget: {budget.describe()}")
+    out.print(f"budget used (training, judging and reports): {budget.describe()}")
     return EXIT_FAILED if failed else EXIT_OK
 
 

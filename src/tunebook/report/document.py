@@ -151,6 +151,18 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
     return blocks
 
 
+def seeds_line(a: StudyAnalysis) -> str:
+    spec = a.spec
+    listed = f"{', '.join(map(str, spec.seeds[:10]))}{'…' if len(spec.seeds) > 10 else ''}"
+    if not a.sequential:
+        return f"Seeds: {len(spec.seeds)} per configuration ({listed})."
+    per = [c.n_runs for c in a.configs] or [0]
+    return (f"Seeds: run with --until-decided — {len(spec.seeds)} at the first look ({listed}), then "
+            f"{spec.decide.round} more per look up to {spec.decide.max_seeds} for the configurations of open "
+            f"hypotheses ({len(spec.decide.looks(len(spec.seeds)))} planned looks); stored now: "
+            f"{min(per)}–{max(per)} per configuration; margin (smallest effect of interest) {spec.margin:g}.")
+
+
 def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], level: int = 1) -> list[Block]:
     spec, metric = a.spec, a.spec.metric
     statuses = [r.result.status for r in a.runs]
@@ -174,7 +186,7 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     blocks += [("h", level + 1, "Setup"), ("list", [
         f"Dataset: {spec.dataset}; validation on {val}" + (f"; training subset {spec.train_subset}" if spec.train_subset else "") + ".",
         f"Defaults: {defaults}.", f"Grid: {grid}.",
-        f"Seeds: {len(spec.seeds)} per configuration ({', '.join(map(str, spec.seeds[:10]))}{'…' if len(spec.seeds) > 10 else ''}).",
+        seeds_line(a),
         f"Trials: {len(a.runs)} stored — {statuses.count('complete') - collapsed} complete, "
         f"{collapsed} collapsed (stuck at chance accuracy; counted, not averaged in), "
         f"{statuses.count('diverged')} diverged, {statuses.count('failed')} failed; {len(a.configs)} configurations.",
