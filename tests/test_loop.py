@@ -120,7 +120,7 @@ def test_cli_until_decided_with_a_budget(tmp_path, capsys):
     assert "--budget: only with --until-decided" in capsys.readouterr().err
     assert main(["run", str(f), "--out", str(out), "--quiet", "--until-decided", "--budget", "10m"]) == 0
     text = capsys.readouterr().out
-    assert "dec: decided " in text and "of 3 hypotheses after" in text and "budget used" in text
+    assert "dec: decided " in text and "of 3 hypotheses after" in text and "budget used" in text and "model-epochs trained" in text
     report = (out / "dec" / "report" / "report.md").read_text()
     assert "3 planned looks" in report and "wide-looks.png" in report
 
@@ -131,3 +131,17 @@ def test_fresh_starts_over_once_not_every_round(tmp_path):
     res = run_until_decided(spec, tmp_path, device="cpu", fresh=True)
     assert len(list(tmp_path.glob("dec-*"))) == 1  # the old folder, kept once
     assert res.rounds >= 1 and (res.folder / "decide.toml").is_file()
+
+
+def test_studies_decided_together_train_a_shared_trial_once(tmp_path):
+    from tunebook.loop import run_all_until_decided
+
+    a = parse_spec(STUDY, where="dec.toml")
+    b = parse_spec(STUDY.replace('name = "dec"', 'name = "dec-b"').replace("units1 = [4, 64]", "units1 = [8, 64]")
+                   .replace("units1 = 4,", "units1 = 8,"), where="dec-b.toml")
+    ra, rb = run_all_until_decided([a, b], tmp_path, device="cpu")
+    runs_a = {r.trial_id: r.result for r in analyze(ra.folder).runs}
+    runs_b = {r.trial_id: r.result for r in analyze(rb.folder).runs}
+    shared = runs_a.keys() & runs_b.keys()
+    assert len(shared) >= 6  # 64 units at both learning rates, every seed either study asked for
+    assert all(runs_a[t] == runs_b[t] for t in shared)  # one training, stored in both

@@ -229,26 +229,26 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
 
 def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> int:
     from .execute import load_specs
-    from .loop import Budget, run_until_decided
+    from .loop import Budget, run_all_until_decided
 
     budget = Budget.parse(args.budget) if args.budget else Budget()
     specs = [s.with_overrides(**overrides) for s in load_specs(args.path)]
-    failed = False
-    for spec in specs:
-        res = run_until_decided(spec, args.out, budget=budget, device=args.device, engine=args.engine,
-                                max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir, reporter=reporter)
-        why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
-               "budget": "budget spent — run the same command to go on", "failed": "trials keep failing"}[res.stopped]
-        out.print(f"{spec.name}: decided {res.decided} of {res.hypotheses} hypotheses after {res.rounds} added rounds "
-                  f"({res.model_epochs} model-epochs, {res.seconds:.0f} s; {why})"
-                  + (f"; open: {', '.join(res.undecided)}" if res.undecided else ""))
-        failed |= bool(res.last and res.last.failed)
+    results = run_all_until_decided(specs, args.out, budget=budget, device=args.device, engine=args.engine,
+                                    max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
+                                    reporter=reporter)
+    why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
+           "budget": "budget spent — run the same command to go on", "failed": "trials keep failing"}
+    for res in results:
+        out.print(f"{res.spec.name}: decided {res.decided} of {res.hypotheses} hypotheses after {res.rounds} added "
+                  f"rounds ({why[res.stopped]})" + (f"; open: {', '.join(res.undecided)}" if res.undecided else ""))
         if not args.no_report:
             _write_report(res.folder)
-        if res.stopped == "budget":
-            break
-    out.print(f"budget used (training, judging and reports): {budget.describe()}")
-    return EXIT_FAILED if failed else EXIT_OK
+    if len(results) > 1 and not args.no_report:
+        _write_combined([r.last for r in results], Path(args.out))
+    total = sum(r.decided for r in results), sum(r.hypotheses for r in results)
+    out.print(f"decided {total[0]} of {total[1]} hypotheses; {results[0].model_epochs if results else 0} model-epochs "
+              f"trained by this call; budget used (training, judging and reports): {budget.describe()}")
+    return EXIT_FAILED if any(r.last and r.last.failed for r in results) else EXIT_OK
 
 
 def _write_report(folder: Path) -> None:

@@ -21,6 +21,7 @@ import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import tomli_w
 
@@ -111,59 +112,92 @@ def mark(folder: Path, spec: StudySpec) -> None:
                  + tomli_w.dumps(plan))
 
 
-def run_until_decided(spec: StudySpec, out: str | Path = "modellogs", *, budget: Budget | None = None,
-                      reporter: Reporter | None = None, **run_kwargs) -> DecideOutcome:
+def run_until_decided(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> DecideOutcome:
     """Run ``spec``, then add seeds where hypotheses are undecided until each is decided,
     reaches ``[study.decide] max_seeds``, or ``budget`` is spent. Resumable: call it again.
-    Options as for :func:`tunebook.execute.run_studies`."""
+    Options as for :func:`run_all_until_decided`."""
+    return run_all_until_decided([spec], out, **kwargs)[0]
+
+
+def _todo(spec: StudySpec, a) -> tuple[list, dict[str, tuple[TrialConfig, int]]]:
+    """(open verdicts, configuration key → (config, seeds it needs for the next look))."""
     from .analysis.decide import involved, stored_seeds
+
+    looks = spec.decide.looks(len(spec.seeds))
+    open_ = [v for v in a.verdicts if v.verdict == "inconclusive"]
+    counts = stored_seeds(list(a.runs))
+    todo: dict[str, tuple[TrialConfig, int]] = {}
+    for v in open_:
+        cfgs = involved(v.hypothesis, a.configs)
+        have = min((counts.get(c.key, 0) for c in cfgs), default=0)
+        later = [n for n in looks if n > have]
+        if later:
+            for c in cfgs:
+                todo[c.key] = (c.config, max(later[0], todo.get(c.key, (None, 0))[1]))
+    return open_, todo
+
+
+def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modellogs", *,
+                          budget: Budget | None = None, reporter: Reporter | None = None,
+                          **run_kwargs) -> list[DecideOutcome]:
+    """:func:`run_until_decided` for several studies as one programme: each round's new
+    seeds of all studies train together, and a trial several studies want trains once."""
     from .analysis.study import analyze
 
-    if not spec.hypotheses:
-        raise SpecError([f"{spec.path}: --until-decided needs [[hypothesis]] tables to decide"])
+    for spec in specs:
+        if not spec.hypotheses:
+            raise SpecError([f"{spec.path}: --until-decided needs [[hypothesis]] tables to decide"])
     budget = budget or Budget()
     reporter = reporter or Reporter()
     t0, used0 = time.monotonic(), budget.used_model_epochs
-    extra: list[TrialConfig] = []
-    rounds, last, stopped = 0, None, "decided"
-    looks = spec.decide.looks(len(spec.seeds))
+    extra: dict[str, list[TrialConfig]] = {s.folder: [] for s in specs}
+    rounds = 0
+    stopped = {s.folder: "" for s in specs}
     while True:
-        last = run_studies([spec], out, extra={spec.folder: extra}, budget=budget, reporter=reporter, **run_kwargs)[0]
-        run_kwargs["fresh"] = False  # --fresh starts the study over once, not every round
-        if rounds == 0 and not (last.folder / "decide.toml").exists():
-            with RunStore(out, spec.folder):
-                mark(last.folder, spec)
-        a = analyze(last.folder)
-        open_ = [v for v in a.verdicts if v.verdict == "inconclusive"]
-        counts = stored_seeds(list(a.runs))
-        todo: dict[str, tuple[TrialConfig, int]] = {}
-        for v in open_:
-            cfgs = involved(v.hypothesis, a.configs)
-            have = min((counts.get(c.key, 0) for c in cfgs), default=0)
-            later = [n for n in looks if n > have]
-            if not later:
+        lasts = run_studies(specs, out, extra=extra, budget=budget, reporter=reporter, **run_kwargs)
+        run_kwargs["fresh"] = False  # --fresh starts the studies over once, not every round
+        analyses = {}
+        for spec, last in zip(specs, lasts):
+            if not (last.folder / "decide.toml").exists():
+                with RunStore(out, spec.folder):
+                    mark(last.folder, spec)
+            analyses[spec.folder] = analyze(last.folder)
+        plans = {s.folder: _todo(s, analyses[s.folder]) for s in specs}
+        spent = budget.spent() or any(o.stopped_by_budget for o in lasts)
+        added_any, trained_any = [], sum(o.trained for o in lasts)
+        for spec in specs:
+            open_, todo = plans[spec.folder]
+            if stopped[spec.folder]:
                 continue
-            for c in cfgs:
-                todo[c.key] = (c.config, max(later[0], todo.get(c.key, (None, 0))[1]))
-        if last.stopped_by_budget or budget.spent():
-            stopped = "budget" if open_ else "decided"
+            if not open_:
+                stopped[spec.folder] = "decided"
+            elif spent:
+                stopped[spec.folder] = "budget"
+            elif not todo:
+                stopped[spec.folder] = "max_seeds"
+            else:
+                known = {c.trial_id for c in extra[spec.folder]}
+                new = [replace(cfg, seed=sd) for cfg, n in todo.values() for sd in extra_seeds(spec, n)]
+                added = [c for c in new if c.trial_id not in known]
+                extra[spec.folder] += added
+                added_any += added
+        if all(stopped.values()):
             break
-        if not open_:
+        if not added_any and not trained_any:  # the seeds asked for cannot be trained (they keep failing)
+            for k, v in stopped.items():
+                stopped[k] = v or "failed"
             break
-        if not todo:
-            stopped = "max_seeds"
-            break
-        new = [replace(cfg, seed=s) for cfg, n in todo.values() for s in extra_seeds(spec, n)]
-        known = {c.trial_id for c in extra}
-        added = [c for c in new if c.trial_id not in known]
-        if not added and last.trained == 0:  # the seeds asked for cannot be trained (they keep failing)
-            stopped = "failed"
-            break
-        reporter.round_done(rounds + 1, len(a.verdicts) - len(open_), len(a.verdicts), len(added), len(todo),
-                            max(n for _, n in todo.values()))
-        extra += added
+        n_dec = sum(len(a.verdicts) - len(plans[f][0]) for f, a in analyses.items())
+        n_all = sum(len(a.verdicts) for a in analyses.values())
+        open_cfgs = [v for f in plans for v in plans[f][1].values() if not stopped[f]]
+        reporter.round_done(rounds + 1, n_dec, n_all, len(added_any), len(open_cfgs),
+                            max((n for _, n in open_cfgs), default=0))
         rounds += 1
-    decided = [v for v in a.verdicts if v.verdict != "inconclusive"]
-    return DecideOutcome(spec, last.folder, rounds, len(decided), len(a.verdicts),
-                         tuple(v.hypothesis.id for v in a.verdicts if v.verdict == "inconclusive"), stopped,
-                         budget.used_model_epochs - used0, time.monotonic() - t0, last)
+    out_ = []
+    for spec, last in zip(specs, lasts):
+        a = analyses[spec.folder]
+        open_ids = tuple(v.hypothesis.id for v in a.verdicts if v.verdict == "inconclusive")
+        out_.append(DecideOutcome(spec, last.folder, rounds, len(a.verdicts) - len(open_ids), len(a.verdicts),
+                                  open_ids, stopped[spec.folder], budget.used_model_epochs - used0,
+                                  time.monotonic() - t0, last))
+    return out_
