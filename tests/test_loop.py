@@ -145,3 +145,20 @@ def test_studies_decided_together_train_a_shared_trial_once(tmp_path):
     shared = runs_a.keys() & runs_b.keys()
     assert len(shared) >= 6  # 64 units at both learning rates, every seed either study asked for
     assert all(runs_a[t] == runs_b[t] for t in shared)  # one training, stored in both
+
+
+def test_configurations_closest_to_a_decision_are_queued_first():
+    from types import SimpleNamespace
+
+    from tunebook.analysis.sequential import Look
+    from tunebook.loop import _priority
+
+    def verdict(est, lo, hi, margin=0.0):
+        h = SimpleNamespace(margin=margin)
+        return SimpleNamespace(looks=(Look("t", 5, est, lo, hi, "undecided", ""),), hypothesis=h)
+
+    near = verdict(0.9, -0.1, 1.9)       # estimate 0.9 half-widths... of 1.0: close to deciding
+    far = verdict(0.1, -0.9, 1.1)
+    assert _priority(near, 0.0) > _priority(far, 0.0)
+    assert _priority(verdict(0.0, -float("inf"), float("inf")), 0.0) == 0.0
+    assert _priority(far, 0.5) == pytest.approx(0.5)  # a margin can make a small estimate decidable

@@ -120,21 +120,39 @@ def run_until_decided(spec: StudySpec, out: str | Path = "modellogs", **kwargs) 
 
 
 def _todo(spec: StudySpec, a) -> tuple[list, dict[str, tuple[TrialConfig, int]]]:
-    """(open verdicts, configuration key → (config, seeds it needs for the next look))."""
+    """(open verdicts, configuration key → (config, seeds it needs for the next look)),
+    configurations in order of expected decisions per model-epoch (:func:`_priority`), so
+    that under a budget the groups most likely to decide something train first."""
     from .analysis.decide import involved, stored_seeds
 
     looks = spec.decide.looks(len(spec.seeds))
     open_ = [v for v in a.verdicts if v.verdict == "inconclusive"]
     counts = stored_seeds(list(a.runs))
-    todo: dict[str, tuple[TrialConfig, int]] = {}
+    wants: list[tuple[float, list, int]] = []
     for v in open_:
         cfgs = involved(v.hypothesis, a.configs)
         have = min((counts.get(c.key, 0) for c in cfgs), default=0)
         later = [n for n in looks if n > have]
         if later:
-            for c in cfgs:
-                todo[c.key] = (c.config, max(later[0], todo.get(c.key, (None, 0))[1]))
+            cost = sum(c.config.epochs * max(later[0] - counts.get(c.key, 0), 0) for c in cfgs) or 1
+            wants.append((_priority(v, spec.margin) / cost, cfgs, later[0]))
+    todo: dict[str, tuple[TrialConfig, int]] = {}
+    for _, cfgs, n in sorted(wants, key=lambda w: -w[0]):
+        for c in cfgs:
+            todo[c.key] = (c.config, max(n, todo.get(c.key, (None, 0))[1]))
     return open_, todo
+
+
+def _priority(v, margin: float) -> float:
+    """How close a verdict is to a decision: its estimate, or the margin, in half-widths of
+    its current interval (0 while the interval is unbounded)."""
+    if not v.looks:
+        return 0.0
+    last = v.looks[-1]
+    half = (last.hi - last.lo) / 2
+    if not (half > 0 and half != float("inf")):
+        return 0.0
+    return max(abs(last.estimate), v.hypothesis.margin or margin) / half
 
 
 def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modellogs", *,
