@@ -51,7 +51,6 @@ def main(root: str) -> None:
             if vx.std() == 0 or vy.std() == 0:
                 continue
             corr.append(float(np.corrcoef(vx, vy)[0, 1]))
-            n = len(vx)
             ratio.append(float(np.std(vx - vy, ddof=1) / math.sqrt(vx.var(ddof=1) + vy.var(ddof=1))))
         med = (lambda v: f"{np.median(v):.2f}" if v else "—")  # noqa: E731
         print(f"| {folder.name} | {len(corr)} | {med(corr)} | {med(ratio)} |")
