@@ -162,3 +162,15 @@ def test_configurations_closest_to_a_decision_are_queued_first():
     assert _priority(near, 0.0) > _priority(far, 0.0)
     assert _priority(verdict(0.0, -float("inf"), float("inf")), 0.0) == 0.0
     assert _priority(far, 0.5) == pytest.approx(0.5)  # a margin can make a small estimate decidable
+
+
+def test_trials_that_keep_failing_stop_the_loop(tmp_path, monkeypatch):
+    from tunebook import engine
+
+    def broken(group, data, hooks=(), label=""):
+        raise RuntimeError("out of luck")
+
+    monkeypatch.setitem(engine.ENGINES, "stacked", broken)
+    res = run_until_decided(parse_spec(STUDY, where="dec.toml"), tmp_path, device="cpu")
+    assert res.stopped == "failed" and res.decided == 0 and res.rounds <= 2
+    assert res.last.failed and "out of luck" in res.last.failed[0].result.error

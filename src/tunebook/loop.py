@@ -169,7 +169,7 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
     reporter = reporter or Reporter()
     t0, used0 = time.monotonic(), budget.used_model_epochs
     extra: dict[str, list[TrialConfig]] = {s.folder: [] for s in specs}
-    rounds = 0
+    rounds, last_finals = 0, -1
     stopped = {s.folder: "" for s in specs}
     while True:
         lasts = run_studies(specs, out, extra=extra, budget=budget, reporter=reporter, **run_kwargs)
@@ -182,7 +182,9 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
             analyses[spec.folder] = analyze(last.folder)
         plans = {s.folder: _todo(s, analyses[s.folder]) for s in specs}
         spent = budget.spent() or any(o.stopped_by_budget for o in lasts)
-        added_any, trained_any = [], sum(o.trained for o in lasts)
+        added_any = []
+        finals = sum(1 for o in lasts for r in o.runs if r.result.done) + sum(len(a.runs) for a in analyses.values())
+        progressed, last_finals = finals != last_finals, finals
         for spec in specs:
             open_, todo = plans[spec.folder]
             if stopped[spec.folder]:
@@ -201,7 +203,7 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
                 added_any += added
         if all(stopped.values()):
             break
-        if not added_any and not trained_any:  # the seeds asked for cannot be trained (they keep failing)
+        if not added_any and not progressed:  # the seeds asked for cannot be trained (they keep failing)
             for k, v in stopped.items():
                 stopped[k] = v or "failed"
             break
