@@ -236,6 +236,8 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
     results = run_all_until_decided(specs, args.out, budget=budget, device=args.device, engine=args.engine,
                                     max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
                                     reporter=reporter)
+    for problem in sorted({p for r in results if r.last for p in r.last.problems}):
+        warning(problem)
     why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
            "budget": "budget spent — run the same command to go on", "failed": "trials keep failing"}
     for res in results:
