@@ -20,6 +20,11 @@ By kind (all valid over every look, see :mod:`.sequential`):
   the bound(s).
 - ``trend`` and ``best``: their fixed-n tests (:mod:`.verdicts`) at alpha / looks.
 
+A compare's arms are paired or not at each look from the data of that look; should a run
+diverge or collapse later and break the pairing, the later looks use Welch's split-alpha
+interval — each procedure is valid over all its looks, so a switch costs at most the sum
+of their alphas (noted, not yet tightened).
+
 A hypothesis is decided at its first decisive look and stays decided. Each verdict carries
 a p-value valid at that look, for Holm's adjustment across the study: 1/e for the anytime
 test (for "negligible", the larger of the two |Δ| = margin tests), looks × p for the
@@ -91,7 +96,7 @@ def _judge_sequential(h: Hypothesis, spec: StudySpec, looks: list[int], per_look
     done_looks = [n for n in looks if n <= have] or [looks[0]]
     history: list[Look] = []
     verdict, p_final = None, 1.0
-    for j, n in enumerate(done_looks, start=1):
+    for n in done_looks:
         try:
             verdict, look, p = _at_look(h, spec, per_look[n], len(looks))
         except _NoData as exc:
