@@ -209,8 +209,8 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
             break
         n_dec = sum(len(a.verdicts) - len(plans[f][0]) for f, a in analyses.items())
         n_all = sum(len(a.verdicts) for a in analyses.values())
-        open_cfgs = [v for f in plans for v in plans[f][1].values() if not stopped[f]]
-        reporter.round_done(rounds + 1, n_dec, n_all, len(added_any), len(open_cfgs),
+        open_cfgs = list({k: v for f in plans if not stopped[f] for k, v in plans[f][1].items()}.values())
+        reporter.round_done(rounds + 1, n_dec, n_all, len({c.trial_id for c in added_any}), len(open_cfgs),
                             max((n for _, n in open_cfgs), default=0))
         rounds += 1
     out_ = []
