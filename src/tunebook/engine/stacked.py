@@ -318,6 +318,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     model = StackedMLP(members, data.n_features, data.n_classes, device)
     opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members])
     rows = list(range(len(members)))  # member index of each stacked row
+    lead_ids = [m.lead.trial_id for m in members]  # hashed once, not every epoch
     loop = make_loop(model, opt, data, lead.batch_size)
     n = data.x_train.shape[0]
     max_epochs = max(m.lead.epochs for m in members)
@@ -343,7 +344,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         event = EpochEvent(label=label, epoch=epoch, max_epochs=max_epochs, members=len(rows),
                            val_acc=[v for r, v in enumerate(val_acc) if r not in diverged],
                            seconds=share * len(rows), train_seconds=t_train,
-                           members_detail=tuple((members[i].lead.trial_id, train_loss[r], train_acc[r], val_loss[r],
+                           members_detail=tuple((lead_ids[i], train_loss[r], train_acc[r], val_loss[r],
                                                  val_acc[r]) for r, i in enumerate(rows)))
         for hook in hooks:
             hook(event)
