@@ -246,3 +246,10 @@ def test_report_of_a_folder_keeps_smoke_tests_and_full_studies_on_separate_pages
     assert "Smoke tests (--seeds 1)" in smoke and "](../tiny.smoke/report/report.md)" in smoke
     with pytest.raises(ValueError, match="mixes smoke tests and full studies"):
         write_combined_report([out / "tiny", out / "tiny.smoke"], out)
+
+
+def test_export_to_a_path_under_a_file_is_named(trained, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    dest = tmp_path / "afile" / "runs.csv"
+    assert run("export", str(trained), "-o", str(dest)) == EXIT_BAD_INPUT
+    assert f"-o {dest}: {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err

@@ -291,7 +291,8 @@ def _existing(path: str, what: str) -> Path:
     return p
 
 
-def _rows(args: argparse.Namespace, long: bool = False) -> tuple[list[dict], list[str]]:
+def _rows(args: argparse.Namespace, long: bool = False) -> list[dict]:
+    """The runs under ``args.dir`` (ls) or ``args.study`` (export) as rows; warnings on stderr."""
     from .results import epochs_table, filter_rows, load_runs, runs_table, sort_rows
 
     root = _existing(args.dir if hasattr(args, "dir") else args.study, "folder")
@@ -300,16 +301,16 @@ def _rows(args: argparse.Namespace, long: bool = False) -> tuple[list[dict], lis
     for p in problems:
         warning(p)
     if long:
-        return epochs_table(runs), problems
+        return epochs_table(runs)
     rows = filter_rows(runs_table(runs), getattr(args, "where", []))
     default = ["study", "layers", "epochs", "batch_size", "optimizer", "lr", "seed"]
-    return sort_rows(rows, getattr(args, "sort", []) or default), problems
+    return sort_rows(rows, getattr(args, "sort", []) or default)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from .results import LS_LEFT, LS_RIGHT, RUN_COLUMNS, export_rows, varying_columns
 
-    rows, _ = _rows(args)
+    rows = _rows(args)
     if args.format != "table":  # for programs: every column, as `export` writes them
         sys.stdout.write(export_rows(rows, RUN_COLUMNS, args.format).decode())
         return EXIT_OK
@@ -353,12 +354,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise SpecError(["--format parquet: needs -o FILE (Parquet is binary)"])
     if args.output:
         from .execute import check_out_dir
-        problems = check_out_dir(Path(args.output).parent)
+        problems = check_out_dir(Path(args.output).parent, "-o", args.output)
         if Path(args.output).is_dir():
             problems.append(f"-o {args.output}: is a folder")
         if problems:
-            raise SpecError([p.replace("--out", "-o") for p in problems])
-    rows, _ = _rows(args, long=args.long)
+            raise SpecError(problems)
+    rows = _rows(args, long=args.long)
     try:
         data = export_rows(rows, EPOCH_COLUMNS if args.long else RUN_COLUMNS, args.format)
     except ImportError as exc:

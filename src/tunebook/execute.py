@@ -167,21 +167,23 @@ def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engin
     return dev
 
 
-def check_out_dir(out: str | Path) -> list[str]:
-    """Problems with ``out`` as the root of run folders: under a file, or not writable."""
+def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None = None) -> list[str]:
+    """Problems with ``out`` as a folder to write in: under a file, or not writable. Messages
+    name the option (``flag``) and what the user gave (``shown``, default ``out``)."""
     out = Path(out)
+    where = f"{flag} {shown if shown is not None else out}"
     probe = out
     while not probe.exists():
         if probe.is_symlink():
-            return [f"--out {out}: {probe} is a broken symbolic link"]
+            return [f"{where}: {probe} is a broken symbolic link"]
         probe = probe.parent
     if not probe.is_dir():
-        return [f"--out {out}: {probe} is a file, not a folder"]
+        return [f"{where}: {probe} is a file, not a folder"]
     try:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        return [f"--out {out}: cannot write in {probe} ({exc.strerror or exc})"]
+        return [f"{where}: cannot write in {probe} ({exc.strerror or exc})"]
     return []
 
 

@@ -160,7 +160,7 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
                           **run_kwargs) -> list[DecideOutcome]:
     """:func:`run_until_decided` for several studies as one programme: each round's new
     seeds of all studies train together, and a trial several studies want trains once."""
-    from .analysis.study import analyze
+    from .analysis.study import analyze_runs, is_decided
 
     for spec in specs:
         if not spec.hypotheses:
@@ -174,12 +174,15 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
     while True:
         lasts = run_studies(specs, out, extra=extra, budget=budget, reporter=reporter, **run_kwargs)
         run_kwargs["fresh"] = False  # --fresh starts the studies over once, not every round
-        analyses = {}
         for spec, last in zip(specs, lasts):
-            if not (last.folder / "decide.toml").exists():
+            if not is_decided(last.folder):
                 with RunStore(out, spec.folder):
                     mark(last.folder, spec)
-            analyses[spec.folder] = analyze(last.folder)
+        # each study's runs read once per round; all of them feed every study's cost model
+        stored = {s.folder: list(RunStore(out, s.folder).iter_runs()) for s in specs}
+        every = [r for rs in stored.values() for r in rs]
+        analyses = {s.folder: analyze_runs(s, stored[s.folder], last.folder, cost_runs=every, sequential=True)
+                    for s, last in zip(specs, lasts)}
         plans = {s.folder: _todo(s, analyses[s.folder]) for s in specs}
         spent = budget.spent() or any(o.stopped_by_budget for o in lasts)
         added_any = []

@@ -22,7 +22,6 @@ from typing import Any, Iterable, Sequence
 from .datasets import DATASETS
 from .errors import SpecError
 from .records import HISTORY_KEYS, is_collapsed
-from .spec import TrialConfig
 from .store import RUN_NAME, Run, RunStore, find_studies
 
 HPARAM_COLUMNS = ("layers", "depth", "activation", "dropout", "epochs", "batch_size", "optimizer", "lr",
@@ -46,17 +45,11 @@ def load_runs(path: str | Path = "modellogs", problems: list[str] | None = None)
     return runs
 
 
-def config_id(c: TrialConfig) -> str:
-    """The id of a configuration across its seeds (the trial id of its seed-0 twin)."""
-    from dataclasses import replace
-    return replace(c, seed=0).trial_id
-
-
 def run_row(run: Run) -> dict[str, Any]:
     c, r = run.config, run.result
     h = r.history
     m = RUN_NAME.fullmatch(run.path.name)
-    row: dict[str, Any] = {"study": run.study, "trial": c.trial_id, "config": config_id(c),
+    row: dict[str, Any] = {"study": run.study, "trial": c.trial_id, "config": c.config_id,
                            "layers": c.label, "depth": len(c.layers)}
     row |= {k: getattr(c, k) for k in HPARAM_COLUMNS if k not in row}
     row |= {"status": r.status, "collapsed": is_collapsed(r, DATASETS[c.dataset].n_classes),
@@ -82,7 +75,7 @@ def epochs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     for run in runs:
         h = run.result.history
         for i in range(len(h)):
-            row = {"study": run.study, "trial": run.trial_id, "config": config_id(run.config),
+            row = {"study": run.study, "trial": run.trial_id, "config": run.config.config_id,
                    "seed": run.config.seed, "epoch": i + 1}
             row |= {k: getattr(h, k)[i] for k in HISTORY_KEYS}
             row["wall_time"] = h.wall_time[i] if h.wall_time else math.nan

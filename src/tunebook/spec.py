@@ -62,6 +62,11 @@ class TrialConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
+    def config_id(self) -> str:
+        """The id of the configuration across its seeds (the trial id of its seed-0 twin)."""
+        return replace(self, seed=0).trial_id
+
+    @property
     def stream_key(self) -> tuple:
         """Everything but ``epochs``: trials equal here share one training run."""
         d = self.to_dict()
@@ -127,7 +132,7 @@ class StudySpec:
     def folder(self) -> str:
         """The study's folder under the output root; smoke tests get their own
         (``<name>.smoke``, a name no study can take), so they never mix with full runs."""
-        return f"{self.name}.smoke" if self.smoke else self.name
+        return f"{self.name}{SMOKE_SUFFIX}" if self.smoke else self.name
 
     def varying(self) -> tuple[str, ...]:
         """Grid keys that take more than one value (what tells this study's trials apart)."""
@@ -203,6 +208,8 @@ class StudySpec:
         return spec
 
 
+#: A smoke test's study folder is ``<name>.smoke`` (a name no study can take).
+SMOKE_SUFFIX = ".smoke"
 LAYER_KEYS = ("layers", "units1", "units2", "units3", "width", "depth")
 _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "dropout": "drop",
           "weight_decay": "wd", "momentum": "mom"}

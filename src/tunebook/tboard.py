@@ -62,7 +62,7 @@ def hparams_summaries(config: TrialConfig, result: TrialResult, varying: Sequenc
     """Experiment, session-start and session-end summaries of one run."""
     pairs = ordered_hparams(config, varying)
     exp = api_pb2.Experiment(metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in METRIC_TAGS])
-    start = plugin_data_pb2.SessionStartInfo(group_name=_group(config), start_time_secs=start_time)
+    start = plugin_data_pb2.SessionStartInfo(group_name="config-" + config.config_id, start_time_secs=start_time)
     for k, v in pairs:
         typ = api_pb2.DATA_TYPE_STRING if isinstance(v, str) else api_pb2.DATA_TYPE_FLOAT64
         exp.hparam_infos.add(name=k, type=typ)
@@ -75,10 +75,6 @@ def hparams_summaries(config: TrialConfig, result: TrialResult, varying: Sequenc
             _plugin_summary(metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)),
             _plugin_summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end))]
 
-
-def _group(config: TrialConfig) -> str:
-    from dataclasses import replace
-    return "config-" + replace(config, seed=0).trial_id
 
 
 def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying: Sequence[str] = (),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..datasets import DATASETS
@@ -23,7 +23,7 @@ SUMMARISED = ("val_acc", "test_acc", "train_acc", "val_loss", "test_loss", "trai
 
 def config_key(c: TrialConfig) -> str:
     """The id of a configuration across its seeds."""
-    return replace(c, seed=0).trial_id
+    return c.config_id
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,6 @@ class ConfigStats:
     histories: tuple[Any, ...]     # History of each complete run
     n_collapsed: int = 0
     seconds_alone: float = math.nan  # modelled time to train it alone on its machine (analysis.cost)
-    device: str = ""                 # the machine (host and device) most of its runs trained on
 
     @property
     def n_runs(self) -> int:
@@ -98,9 +97,8 @@ def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None)
             else:
                 values[m] = tuple(float(getattr(r.result, m)) for r in done)
         flops = max((r.result.flops for r in done), default=0)
-        devices = [machine(r) for r in done if r.result.device]
-        device = max(set(devices), key=devices.count) if devices else ""
-        model = (cost_models or {}).get(device)
+        machines = [machine(r) for r in done if r.result.device]  # where most of its runs trained
+        model = (cost_models or {}).get(max(set(machines), key=machines.count)) if machines else None
         out.append(ConfigStats(
             key=key, config=rs[0].config, seeds=tuple(r.config.seed for r in done),
             n_complete=len(done), n_diverged=sum(r.result.status == "diverged" for r in rs),
@@ -108,7 +106,7 @@ def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None)
             params=rs[0].result.params, flops=flops,
             values=values, stats={m: summarize(v) for m, v in values.items()},
             histories=tuple(r.result.history for r in done), n_collapsed=len(collapsed),
-            seconds_alone=model.seconds(rs[0].config, flops) if model and done else math.nan, device=device))
+            seconds_alone=model.seconds(rs[0].config, flops) if model and done else math.nan))
     return sorted(out, key=lambda c: (c.config.layers, c.config.epochs, c.config.batch_size,
                                       c.config.lr, c.config.optimizer, c.key))
 

@@ -42,7 +42,7 @@ import numpy as np
 from ..hypotheses import Hypothesis, matches
 from ..spec import StudySpec
 from ..store import Run
-from .aggregate import ConfigStats, aggregate, describe, varying_params
+from .aggregate import ConfigStats, aggregate, config_key, describe, varying_params
 from .sequential import Look, avt_evalue, avt_interval, decide, paired_look, welch_look
 from .stats import tost, welch
 from .verdicts import Verdict, _NoData, _pct, _usable, judge
@@ -52,8 +52,6 @@ PAIR_KEYS = ("batch_size", "dataset", "validation", "split_seed", "train_subset"
 
 def first_seeds(runs: Sequence[Run], n: int) -> list[Run]:
     """Each configuration's runs on its first ``n`` seeds (by seed number)."""
-    from .aggregate import config_key
-
     by_cfg: dict[str, list[Run]] = {}
     for r in runs:
         by_cfg.setdefault(config_key(r.config), []).append(r)
@@ -62,8 +60,6 @@ def first_seeds(runs: Sequence[Run], n: int) -> list[Run]:
 
 def stored_seeds(runs: Sequence[Run]) -> dict[str, int]:
     """Configuration key → number of seeds with a final result stored."""
-    from .aggregate import config_key
-
     out: dict[str, int] = {}
     for r in runs:
         if r.result.done:

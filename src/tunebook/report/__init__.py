@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 from ..analysis.study import StudyAnalysis, analyze
 from ..lock import StudyLock
+from ..spec import SMOKE_SUFFIX
 from ..store import write_atomic
 from . import figures
 from .document import study_blocks
@@ -89,7 +90,7 @@ def write_combined_report(folders: Sequence[str | Path], root: str | Path) -> tu
 
 def is_smoke(folder: str | Path) -> bool:
     """A smoke test's study folder (``<study>.smoke``, see StudySpec.folder)."""
-    return Path(folder).name.endswith(".smoke")
+    return Path(folder).name.endswith(SMOKE_SUFFIX)
 
 
 __all__ = ["write_report", "write_combined_report"]
