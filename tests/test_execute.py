@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tunebook.execute import CPU_MAX_MEMBERS, max_members, plan_groups, run_studies
 from tunebook.spec import parse_spec
+from tunebook.store import RunStore, is_run_name
+from tunebook.tboard import LiveScalars
 
 CPU = torch.device("cpu")
 
@@ -62,3 +65,32 @@ def test_a_shared_trial_is_named_by_each_studys_own_varying_parameters(tmp_path)
     (fa,) = [r.path.name for r in oa.runs if r.trial_id == shared]
     (fb,) = [r.path.name for r in ob.runs if r.trial_id == shared]
     assert fa.endswith(f"_16_s0_{shared}") and fb.endswith(f"_lr0.001_s0_{shared}")
+
+
+@pytest.mark.parametrize("where", ["open_live", "writer_open", "epoch", "close", "save"])
+def test_an_interrupt_at_any_point_of_a_group_leaves_no_staging_folder(tmp_path, monkeypatch, where):
+    """Ctrl-C or SIGTERM (raised as KeyboardInterrupt) may land on any line: after the live
+    folder is made, while its TensorBoard writer opens, mid-epoch, while writers close, or
+    while a run folder is assembled. The finished groups stay; nothing half-made does."""
+    s = spec("i", "units1 = [8, 16]", seeds=1)
+    calls = {"n": 0}
+
+    def interrupt_on_second(original):
+        def wrapped(*args, **kwargs):
+            out = original(*args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == 2:  # the first group finishes; the second is cut
+                raise KeyboardInterrupt
+            return out
+        return wrapped
+
+    target = {"open_live": (RunStore, "open_live"), "writer_open": (LiveScalars, "open"),
+              "epoch": (LiveScalars, "__call__"), "close": (LiveScalars, "close_all"),
+              "save": (RunStore, "save")}[where]
+    monkeypatch.setattr(*target, interrupt_on_second(getattr(*target)))
+    with pytest.raises(KeyboardInterrupt):
+        run_studies([s], tmp_path, device="cpu", max_group=1)
+    runs = tmp_path / "i" / "runs"
+    assert not list(runs.glob(".staging*"))
+    kept = [p for p in runs.iterdir() if is_run_name(p.name)]
+    assert len(kept) == (2 if where == "save" else 1)  # save: the interrupt comes after the rename

@@ -9,7 +9,6 @@ the group in flight and a rerun resumes.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 import traceback
@@ -22,7 +21,7 @@ from .errors import SpecError, TrialError
 from .model import param_count
 from .records import TrialResult
 from .spec import StudySpec, TrialConfig, load_spec, model_epochs
-from .store import Run, RunStore
+from .store import Run, RunStore, remove_staging
 from .tboard import LiveScalars
 
 if TYPE_CHECKING:
@@ -255,11 +254,12 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 break
             started = time.time()  # names the run folders
             opened = []
-            for lead in {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values():
-                opened.append(stores[wanted[lead.trial_id][0]].open_live(lead.trial_id))
-                live.open(lead.trial_id, opened[-1])
             try:
                 try:
+                    for lead in {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values():
+                        store = stores[wanted[lead.trial_id][0]]
+                        opened.append(store.staging_dir(lead.trial_id))  # before it exists: a signal
+                        live.open(lead.trial_id, store.open_live(lead.trial_id))  # may come at any line
                     results = _train_group(group, engine, dev, data_dir, reporter, extra_hooks=[live])
                 finally:
                     live.close_all()
@@ -271,8 +271,9 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 if budget is not None:
                     budget.spend(model_epochs(group))
             finally:  # interrupted: the live curves of trials that were not saved go too
+                live.close_all()  # again: an interrupt inside the first close leaves writers open
                 for staging in opened:
-                    shutil.rmtree(staging, ignore_errors=True)
+                    remove_staging(staging)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
                                  trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),

@@ -130,6 +130,16 @@ def read_run(folder: Path) -> Run:
     return Run(folder, folder.parent.parent.name, config, result, raw_cfg.get("env", {}), tuple(notes))
 
 
+def remove_staging(folder: Path, tries: int = 5) -> None:
+    """Delete one of tunebook's own ``.staging-*`` folders. A TensorBoard writer thread
+    that is still closing can add a file while the tree is removed, so try again."""
+    for attempt in range(tries):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.02 * (attempt + 1))
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing {exc}"
@@ -202,7 +212,7 @@ class RunStore:
             raise StoreIOError(f"{self.dir}: cannot create the study folder: {_why(exc)}") from None
         self._lock = StudyLock(self.dir).acquire()
         for stale in self.runs_dir.glob(".staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # ours, from a run that was killed
+            remove_staging(stale)  # ours, from a run that was killed
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -291,7 +301,7 @@ class RunStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise StoreIOError(f"{final}: cannot write the run folder: {_why(exc)}; nothing of it was kept") from None
         except BaseException:  # Ctrl-C or SIGTERM mid-write: no half-assembled folder stays behind
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_staging(staging)
             raise
         return final
 

@@ -129,6 +129,8 @@ class LiveScalars:
         return trial_id in self.writers
 
     def close_all(self) -> None:
-        for w in self.writers.values():
+        """Close every writer (their threads stop writing); safe to call again after an
+        interrupt cut the first call short."""
+        while self.writers:
+            _, w = self.writers.popitem()
             w.close()
-        self.writers.clear()
