@@ -71,3 +71,27 @@ def test_diverging_member_on_cuda(gpu_data):
     wild = configs('layers = [32, 32]\nepochs = 3\noptimizer = "adam"\nlr = 50.0', seeds=1)
     together = {r.trial_id: r for r in stacked.train_group(normal + wild, gpu_data)}
     assert all(together[c.trial_id].status == "complete" for c in normal)
+
+
+@cuda
+@pytest.mark.parametrize("defaults, grid", [
+    ('epochs = 2\nactivation = "sigmoid"\noptimizer = "sgd"\nlr = 0.05', "layers = [[40, 24], [16, 56]]"),
+    ('epochs = 2\ndropout = 0.2\noptimizer = "adamw"', "layers = [[64, 32], [24, 48]]"),
+    ("epochs = 2\nlayers = [32, 32]", 'units1 = [16, 48]\noptimizer = ["adam", "sgd", "rmsprop"]'),
+])
+def test_mixed_shapes_and_optimizers_on_cuda_match_the_reference(gpu_data, defaults, grid):
+    cfgs = configs(defaults, seeds=1, grid=grid)
+    got = stacked.train_group(cfgs, gpu_data)
+    want = {r.trial_id: r for r in reference.train_group(cfgs, gpu_data)}
+    for r in got:
+        assert_same(r, want[r.trial_id], n_val=gpu_data.y_val.shape[0], loss_tol=5e-3, samples=30)
+
+
+@cuda
+def test_mixed_widths_graphed_equal_eager(gpu_data, monkeypatch):
+    cfgs = configs("epochs = 2", seeds=2, grid="layers = [[32, 64], [128, 16], [64, 64]]")
+    graphed = stacked.train_group(cfgs, gpu_data)
+    monkeypatch.setenv("TUNEBOOK_CUDA_GRAPHS", "0")
+    eager = stacked.train_group(cfgs, gpu_data)
+    for g, e in zip(graphed, eager):
+        assert g.history.train_loss == pytest.approx(e.history.train_loss, rel=1e-6, abs=1e-7)

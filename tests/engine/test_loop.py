@@ -14,7 +14,7 @@ def test_snapshot_restore_undoes_steps_in_place():
     params = [torch.randn(3, 4, 5), torch.randn(3, 1, 5)]
     grads = [torch.randn(3, 4, 5), torch.randn(3, 1, 5)]
     opt = StackedOptimizer(params, grads, [OptimHParams("adam", 1e-2)] * 3)
-    views = opt._runs[0][3]["p"]
+    views = opt._runs[0].p
     before = [p.clone() for p in params]
     snap = opt.snapshot()
     opt.step()

@@ -91,7 +91,33 @@ def test_select_keeps_state_of_the_remaining_members():
     torch.testing.assert_close(params2[0][0], alone.detach())
 
 
-def test_mixed_kinds_are_refused():
-    with pytest.raises(ValueError, match="one optimizer kind"):
-        StackedOptimizer([torch.zeros(2, 1)], [torch.zeros(2, 1)],
-                         [OptimHParams("adam", 1e-3), OptimHParams("sgd", 1e-3)])
+def test_mixed_kinds_in_one_stack_each_match_torch_optim_alone():
+    """One stack, six optimizer kinds: each run keeps its own kind's state and updates as
+    torch.optim would for that member alone, and selecting members keeps it so."""
+    hs = sorted([OptimHParams("adam", 1e-3), OptimHParams("sgd", 0.1), OptimHParams("momentum", 0.05, momentum=0.9),
+                 OptimHParams("rmsprop", 1e-3, momentum=0.5), OptimHParams("adamw", 1e-3, weight_decay=0.01),
+                 OptimHParams("nesterov", 0.05, momentum=0.8)], key=lambda h: h.kind)
+    gen = torch.Generator().manual_seed(2)
+    init = [torch.randn(len(hs), *s, generator=gen) for s in SHAPES]
+    grads = [_grads(i, len(hs), gen) for i in range(20)]
+    params = [p.clone() for p in init]
+    gbufs = [torch.zeros_like(p) for p in params]
+    opt = StackedOptimizer(params, gbufs, hs)
+    assert opt.kinds == {h.kind for h in hs} and len(opt._runs) == 6
+    assert set(opt._runs[0].state) == {"m", "v"} and set(opt._runs[-1].state) == {"buf"}  # adam, sgd
+    keep = torch.tensor([0, 2, 5])
+    for i, g in enumerate(grads):
+        if i == 10:  # members 1, 3, 4 leave the stack half-way
+            params = [p.index_select(0, keep) for p in params]
+            gbufs = [gb.index_select(0, keep) for gb in gbufs]
+            opt.select(keep, params, gbufs)
+            assert opt.kinds == {hs[i].kind for i in keep.tolist()}
+        rows = keep if i >= 10 else torch.arange(len(hs))
+        for buf, gi in zip(gbufs, g):
+            buf.copy_(gi.index_select(0, rows))
+        opt.step()
+    for row, t in enumerate(keep.tolist()):
+        want = _run_torch(hs[t], [p[t] for p in init], [[gi[t] for gi in g] for g in grads])
+        for got, exp in zip(params, want):
+            torch.testing.assert_close(got[row], exp, rtol=1e-5, atol=1e-7)
+

@@ -10,10 +10,14 @@ two samples.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+import torch
 
 from tunebook.engine import reference, stacked
+from tunebook.engine.optim import StackedOptimizer, hparams_of
+from tunebook.model import param_count, train_flops
 from tunebook.spec import parse_spec
 
 LOSS_TOL = 1e-5
@@ -105,10 +109,71 @@ def test_reference_is_deterministic_too(small_data):
     assert a[0].history.train_loss == b[0].history.train_loss and a[0].test_acc == b[0].test_acc
 
 
-def test_mixed_shapes_are_refused(small_data):
-    cfgs = configs("epochs = 1", seeds=1, grid="units1 = [8, 16]")
-    with pytest.raises(ValueError, match="must share layers"):
+@pytest.mark.parametrize("grid, rule", [
+    ("layers = [[8], [8, 8]]", "members of one stack must have the same depth"),
+    ('activation = ["relu", "tanh"]', "configs of one group must share activation"),
+    ("batch_size = [32, 64]", "configs of one group must share batch_size"),
+])
+def test_groups_that_cannot_stack_are_refused(small_data, grid, rule):
+    cfgs = configs("epochs = 1\nlayers = [8]", seeds=1, grid=grid)
+    with pytest.raises(ValueError, match=re.escape(rule)):
         stacked.train_group(cfgs, small_data)
+
+
+# Mixed widths and optimizers in one stack: every activation, dropout, every optimizer,
+# each member against the reference trainer alone and against its exact-shape stack.
+MIXED = [
+    ('activation = "relu"\noptimizer = "adam"', "layers = [[64, 32], [16, 48], [40, 40]]"),
+    ('activation = "tanh"\noptimizer = "sgd"\nlr = 0.05', "layers = [[48], [20], [33]]"),
+    ('activation = "gelu"\noptimizer = "rmsprop"', "layers = [[32, 32, 16], [8, 40, 16], [32, 12, 24]]"),
+    ('activation = "sigmoid"\noptimizer = "nesterov"\nlr = 0.05', "layers = [[40, 24], [16, 56]]"),
+    ('optimizer = "adamw"\ndropout = 0.2', "layers = [[64, 32], [24, 48]]"),
+    ('activation = "sigmoid"\ndropout = 0.3\noptimizer = "momentum"\nlr = 0.05', "layers = [[24], [60]]"),
+    ("epochs = 2\nlayers = [32, 32]",
+     'units1 = [16, 48]\noptimizer = ["adam", "sgd", "rmsprop", "adamw", "momentum", "nesterov"]'),
+]
+
+
+@pytest.mark.parametrize("defaults, grid", MIXED, ids=lambda x: x.split("\n")[0][:40])
+def test_mixed_shapes_and_optimizers_match_the_reference(small_data, defaults, grid):
+    cfgs = configs("epochs = 2\n" + defaults if "epochs" not in defaults else defaults, seeds=1, grid=grid)
+    assert len({c.layers for c in cfgs}) > 1
+    got = stacked.train_group(cfgs, small_data)
+    assert {r.group_size for r in got} == {len(cfgs)}  # one stack
+    want = {r.trial_id: r for r in reference.train_group(cfgs, small_data)}
+    by_id = {c.trial_id: c for c in cfgs}
+    for r in got:
+        assert_same(r, want[r.trial_id], n_val=small_data.y_val.shape[0])
+        c = by_id[r.trial_id]  # counted for its own shape, not the padded one
+        assert r.params == param_count(c.layers) and r.flops == train_flops(c.layers, 3000, c.epochs)
+    exact = {}  # the same members in exact-shape stacks: padding changes nothing but rounding
+    for shape in {c.layers for c in cfgs}:
+        exact.update({r.trial_id: r for r in stacked.train_group([c for c in cfgs if c.layers == shape], small_data)})
+    for r in got:
+        assert_same(r, exact[r.trial_id], n_val=small_data.y_val.shape[0], loss_tol=1e-6, samples=1)
+
+
+def test_padded_units_stay_zero_and_take_no_gradient(small_data):
+    """The padding is inert: after training, every weight and bias outside a member's own
+    shape is exactly zero, and so is its optimizer state."""
+    cfgs = configs('epochs = 1\nactivation = "sigmoid"\ndropout = 0.2', seeds=1,
+                   grid="layers = [[8, 24], [24, 8]]")
+    members = stacked.plan_members(cfgs)
+    model = stacked.StackedMLP(members, 784, 10, torch.device("cpu"))
+    opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members])
+    loop = stacked.EpochLoop(model, opt, small_data, 64)
+    loop.run(1)
+    for t, m in enumerate(members):
+        dims = [784, *m.lead.layers, 10]
+        for l in range(len(dims) - 1):
+            w, b = model.params[2 * l][t], model.params[2 * l + 1][t]
+            assert w[:dims[l], :dims[l + 1]].abs().sum() > 0
+            assert torch.count_nonzero(w[dims[l]:, :]) == 0 and torch.count_nonzero(w[:, dims[l + 1]:]) == 0
+            assert torch.count_nonzero(b[:, dims[l + 1]:]) == 0
+            for run in opt._runs:
+                if run.a <= t < run.b:
+                    for state in run.state.values():
+                        assert torch.count_nonzero(state[2 * l][t - run.a][:, dims[l + 1]:]) == 0
 
 
 def test_cost_accounting(small_data):

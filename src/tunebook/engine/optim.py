@@ -4,7 +4,8 @@ Every parameter tensor is stacked, ``[T, ...]``: row ``t`` belongs to member ``t
 Members are ordered so that members with equal optimizer hyperparameters are
 contiguous ("runs"). A step applies torch.optim's own functional kernels to each run's
 rows (views, no copies): fused single-pass kernels for SGD, Adam and AdamW, the
-multi-tensor ones for RMSprop.
+multi-tensor ones for RMSprop. A run keeps the state of its own kind only, so one stack
+can hold members of different optimizers.
 
 Why not a hand-written update with ``[T, 1, 1]`` hyperparameter tensors: on the CPU and
 on a large GPU group the optimizer is bound by memory traffic, and the fused kernels
@@ -48,89 +49,110 @@ def runs_of(hparams: Sequence[OptimHParams]) -> list[tuple[int, int, OptimHParam
     return out
 
 
+#: The state tensors each optimizer kind keeps per parameter.
+STATE_NAMES = {"adam": ("m", "v"), "adamw": ("m", "v"), "rmsprop": ("sq", "buf"),
+               "sgd": ("buf",), "momentum": ("buf",), "nesterov": ("buf",)}
+
+
+class _Run:
+    """Rows [a, b) of the stack with one set of hyperparameters: views of the parameters
+    and gradients, and the run's own optimizer state (sized to the run, of its kind)."""
+
+    def __init__(self, a: int, b: int, h: OptimHParams, params, grads, state, steps):
+        self.a, self.b, self.h = a, b, h
+        self.p = [p[a:b] for p in params]
+        self.g = [g[a:b] for g in grads]
+        self.state = state      # name -> one tensor per parameter, rows of this run only
+        self.steps = steps      # torch.optim's per-parameter step counters
+
+    def snapshot(self) -> tuple:
+        return ({k: [t.clone() for t in ts] for k, ts in self.state.items()}, [s.clone() for s in self.steps])
+
+    def restore(self, snap: tuple) -> None:
+        state, steps = snap
+        for k, ts in state.items():
+            for dst, src in zip(self.state[k], ts):
+                dst.copy_(src)
+        for dst, src in zip(self.steps, steps):
+            dst.copy_(src)
+
+
 class StackedOptimizer:
-    """Optimizer state for stacked parameters; ``step(grads)`` updates in place."""
+    """Optimizer state for stacked parameters; ``step()`` updates in place.
+
+    Members may use different optimizers: each run of equal hyperparameters (kind
+    included) owns state of its own kind, so an Adam run and an SGD run in one stack are
+    each updated by their own torch.optim kernel, as if trained apart.
+    """
 
     def __init__(self, params: list[torch.Tensor], grads: list[torch.Tensor],
                  hparams: Sequence[OptimHParams]):
-        kinds = {h.kind for h in hparams}
-        if len(kinds) != 1:
-            raise ValueError(f"a group has one optimizer kind, got {sorted(kinds)}")
-        self.kind = kinds.pop()
         self.params = params
         self.grads = grads
         self.hparams = list(hparams)
         self.step_count = 0
-        zeros = lambda: [torch.zeros_like(p) for p in params]  # noqa: E731
-        self.state: dict[str, list[torch.Tensor]] = {}
-        if self.kind in ("adam", "adamw"):
-            self.state = {"m": zeros(), "v": zeros()}
-        elif self.kind == "rmsprop":
-            self.state = {"sq": zeros(), "buf": zeros()}
-        else:
-            self.state = {"buf": zeros()}
-        self._plan()
-
-    def _plan(self) -> None:
-        """Per run: the row views of every parameter and state tensor (made once)."""
-        fused = self.params[0].device.type in ("cpu", "cuda")
-        self._fused = fused
+        self._fused = params[0].device.type in ("cpu", "cuda")
+        step_device = params[0].device if self._fused else "cpu"
         self._runs = []
         for a, b, h in runs_of(self.hparams):
-            views = {"p": [p[a:b] for p in self.params], "g": [g[a:b] for g in self.grads]}
-            for name, tensors in self.state.items():
-                views[name] = [t[a:b] for t in tensors]
-            steps = [torch.tensor(float(self.step_count), device=self.params[0].device if fused else "cpu")
-                     for _ in self.params]
-            self._runs.append((a, b, h, views, steps))
+            state = {name: [torch.zeros_like(p[a:b]) for p in params] for name in STATE_NAMES[h.kind]}
+            steps = [torch.tensor(0.0, device=step_device) for _ in params]
+            self._runs.append(_Run(a, b, h, params, grads, state, steps))
+
+    @property
+    def kinds(self) -> set[str]:
+        return {h.kind for h in self.hparams}
 
     def snapshot(self) -> tuple:
         """A copy of everything a step changes (parameters, state, step counters)."""
-        return (self.step_count, [p.clone() for p in self.params],
-                {k: [t.clone() for t in ts] for k, ts in self.state.items()},
-                [[st.clone() for st in run[4]] for run in self._runs])
+        return (self.step_count, [p.clone() for p in self.params], [run.snapshot() for run in self._runs])
 
     def restore(self, snap: tuple) -> None:
         """Undo the steps taken since ``snap``, in place (views stay valid)."""
-        self.step_count, params, state, steps = snap
+        self.step_count, params, runs = snap
         for dst, src in zip(self.params, params):
             dst.copy_(src)
-        for k, ts in state.items():
-            for dst, src in zip(self.state[k], ts):
-                dst.copy_(src)
-        for run, saved in zip(self._runs, steps):
-            for dst, src in zip(run[4], saved):
-                dst.copy_(src)
+        for run, saved in zip(self._runs, runs):
+            run.restore(saved)
 
     def select(self, keep: torch.Tensor, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        """Keep only the members at indices ``keep`` (params, grads compacted by the caller)."""
+        """Keep only the members at indices ``keep`` (params, grads compacted by the caller).
+        Runs are maximal and ordered, so every surviving run stays one run."""
         idx = keep.tolist()
         self.params, self.grads = params, grads
         self.hparams = [self.hparams[i] for i in idx]
-        self.state = {k: [t.index_select(0, keep) for t in ts] for k, ts in self.state.items()}
-        self._plan()
+        runs, start = [], 0
+        for run in self._runs:
+            local = [i - run.a for i in idx if run.a <= i < run.b]
+            if not local:
+                continue
+            rows = torch.tensor(local, device=keep.device)
+            state = {k: [t.index_select(0, rows) for t in ts] for k, ts in run.state.items()}
+            runs.append(_Run(start, start + len(local), run.h, params, grads, state, run.steps))
+            start += len(local)
+        self._runs = runs
 
     def step(self) -> None:
         """One update of every member from the gradients in ``self.grads``."""
         self.step_count += 1
-        for _, _, h, v, steps in self._runs:
-            g = v["g"]
-            if self.kind == "adam":
-                adam.adam(v["p"], g, v["m"], v["v"], [], steps, fused=self._fused, amsgrad=False,
+        for run in self._runs:
+            h, p, g, st, steps = run.h, run.p, run.g, run.state, run.steps
+            if h.kind == "adam":
+                adam.adam(p, g, st["m"], st["v"], [], steps, fused=self._fused, amsgrad=False,
                           beta1=h.beta1, beta2=h.beta2, lr=h.lr, weight_decay=h.weight_decay,
                           eps=h.eps, maximize=False)
-            elif self.kind == "adamw":
-                adamw.adamw(v["p"], g, v["m"], v["v"], [], steps, fused=self._fused, amsgrad=False,
+            elif h.kind == "adamw":
+                adamw.adamw(p, g, st["m"], st["v"], [], steps, fused=self._fused, amsgrad=False,
                             beta1=h.beta1, beta2=h.beta2, lr=h.lr, weight_decay=h.weight_decay,
                             eps=h.eps, maximize=False)
-            elif self.kind == "rmsprop":
-                rmsprop.rmsprop(v["p"], g, v["sq"], [], v["buf"] if h.momentum > 0 else [], steps,
+            elif h.kind == "rmsprop":
+                rmsprop.rmsprop(p, g, st["sq"], [], st["buf"] if h.momentum > 0 else [], steps,
                                 foreach=True, lr=h.lr, alpha=h.alpha, eps=h.eps,
                                 weight_decay=h.weight_decay, momentum=h.momentum, centered=False)
             else:
                 # Zero-initialised buffers: buf = momentum·0 + grad on the first step,
                 # exactly torch.optim.SGD's first step (dampening = 0).
-                sgd.sgd(v["p"], g, v["buf"] if h.momentum > 0 else [None] * len(g),
+                sgd.sgd(p, g, st["buf"] if h.momentum > 0 else [None] * len(g),
                         fused=self._fused and h.momentum > 0, foreach=None if h.momentum > 0 else True,
                         weight_decay=h.weight_decay, momentum=h.momentum, lr=h.lr, dampening=0.0,
                         nesterov=h.kind == "nesterov", maximize=False)

@@ -53,12 +53,21 @@ def permutations(seeds: Sequence[int], epoch: int, n: int, device: torch.device 
 
 
 def keep_mask(seeds: Sequence[int], step: int, layer: int, shape: tuple[int, int],
-              rate: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+              rate: torch.Tensor, device: torch.device | str = "cpu",
+              widths: torch.Tensor | None = None) -> torch.Tensor:
     """Dropout keep-mask ``[T, B, W]``: element kept when its hash >= rate · 2^32.
 
-    ``rate`` is a float tensor ``[T, 1, 1]`` of per-member dropout rates.
+    ``rate`` is a float tensor ``[T, 1, 1]`` of per-member dropout rates. Element (b, j)
+    of a member is counter ``b · width + j`` of its stream, ``width`` being the layer's
+    width in that member's own shape: ``widths`` (int64 ``[T]``) when members of
+    different widths are padded to ``W``, so a padded member draws the very mask it
+    would draw alone (entries past its width are unused).
     """
     bases = torch.tensor([key(_DROP, s, step, layer) for s in seeds], dtype=torch.int64, device=device)
-    i = torch.arange(shape[0] * shape[1], dtype=torch.int64, device=device).view(1, *shape)
+    if widths is None:
+        i = torch.arange(shape[0] * shape[1], dtype=torch.int64, device=device).view(1, *shape)
+    else:
+        rows = torch.arange(shape[0], dtype=torch.int64, device=device).view(1, -1, 1) * widths.view(-1, 1, 1)
+        i = rows + torch.arange(shape[1], dtype=torch.int64, device=device).view(1, 1, -1)
     u = mix32(mix32((i + bases.view(-1, 1, 1)) & M32) ^ bases.view(-1, 1, 1))
     return u.to(torch.float64) >= rate.to(torch.float64) * float(1 << 32)

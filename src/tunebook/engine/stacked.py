@@ -1,6 +1,8 @@
-"""The stacked engine: T trials of one shape trained as one batched model.
+"""The stacked engine: T trials of one depth trained as one batched model.
 
-Weights are ``[T, in, out]``, biases ``[T, 1, out]``; a layer is one ``baddbmm``. The
+Weights are ``[T, in, out]``, biases ``[T, 1, out]``; a layer is one ``baddbmm``. Members
+of different widths are padded to the widest (exactly: see :class:`StackedMLP`), members
+of different optimizers each keep their own kind's state (:mod:`.optim`). The
 forward and backward passes are written out by hand (an MLP's are short), so a step is
 a fixed list of batched kernels with no autograd graph, no ``.item()`` and no host sync;
 gradients land in preallocated buffers that the optimizer updates in place.
@@ -67,6 +69,10 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
             "gelu": F.gelu}[name]
 
 
+def activation_at_zero(name: str) -> float:
+    return float(activation(name)(torch.zeros(())))
+
+
 def activation_grad(name: str, dh: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
     """dL/dz from dL/da, given a = act(z). ``dh`` is a fresh buffer and may be overwritten."""
     if name == "relu":
@@ -80,22 +86,50 @@ def activation_grad(name: str, dh: torch.Tensor, a: torch.Tensor, z: torch.Tenso
 
 
 class StackedMLP:
-    """Parameters, gradient buffers and the hand-written passes of a stacked MLP."""
+    """Parameters, gradient buffers and the hand-written passes of a stacked MLP.
+
+    Members must have the same depth; their widths may differ. Each hidden layer is then
+    padded to the widest member's width: a member's weights sit in the top-left corner
+    of its slice and the rest is zero. Zero weights into and out of a padded unit make
+    its contribution exactly nothing — forward (its output feeds zero weights), backward
+    (the gradient reaching it is zero, so are the gradients of the weights touching it,
+    which leaves their optimizer state and the weights themselves at zero). One
+    activation is not zero at zero (sigmoid, 0.5): there the padded units are masked.
+    A member's initial weights, dropout masks and results are those of its own shape.
+    """
 
     def __init__(self, members: Sequence[Member], n_in: int, n_out: int, device: torch.device):
         lead = members[0].lead
+        shapes = [tuple(m.lead.layers) for m in members]
+        if len({len(s) for s in shapes}) != 1:
+            raise ValueError(f"members of one stack must have the same depth, got {sorted(set(shapes))}")
         self.act_name = lead.activation
         self.act = activation(lead.activation)
         self.device = device
-        per_member = [init_params(m.lead.seed, lead.layers, n_in, n_out) for m in members]
+        hidden = [max(col) for col in zip(*shapes)]
+        dims = [n_in, *hidden, n_out]
+        t = len(members)
+        per_member = [init_params(m.lead.seed, m.lead.layers, n_in, n_out) for m in members]
         self.params: list[torch.Tensor] = []
-        for i in range(0, len(per_member[0]), 2):
-            self.params.append(torch.stack([p[i].t() for p in per_member]).contiguous().to(device))
-            self.params.append(torch.stack([p[i + 1][None, :] for p in per_member]).to(device))
+        for l, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+            w = torch.zeros(t, fan_in, fan_out)
+            b = torch.zeros(t, 1, fan_out)
+            for i, p in enumerate(per_member):
+                out_i, in_i = p[2 * l].shape
+                w[i, :in_i, :out_i] = p[2 * l].t()
+                b[i, 0, :out_i] = p[2 * l + 1]
+            self.params += [w.to(device), b.to(device)]
         self.grads = [torch.zeros_like(p) for p in self.params]
         self.rates = torch.tensor([m.lead.dropout for m in members], device=device).view(-1, 1, 1)
         self.dropout = bool((self.rates > 0).any())
         self.seeds = [m.lead.seed for m in members]
+        self.padded = any(s != tuple(hidden) for s in shapes)
+        # per hidden layer: every member's own width ([T] int64), when the stack is padded
+        self.widths = ([torch.tensor([s[l] for s in shapes], dtype=torch.int64, device=device)
+                        for l in range(len(hidden))] if self.padded else None)
+        self.unit_masks = ([(torch.arange(hidden[l], device=device)[None, :] < w[:, None]).to(torch.float32)
+                            .view(t, 1, -1) for l, w in enumerate(self.widths)]
+                           if self.padded and activation_at_zero(self.act_name) != 0 else None)
 
     @property
     def n_layers(self) -> int:
@@ -107,6 +141,10 @@ class StackedMLP:
         self.rates = self.rates.index_select(0, keep)
         self.seeds = [self.seeds[i] for i in keep.tolist()]
         self.dropout = bool((self.rates > 0).any())
+        if self.widths is not None:
+            self.widths = [w.index_select(0, keep) for w in self.widths]
+        if self.unit_masks is not None:
+            self.unit_masks = [m.index_select(0, keep) for m in self.unit_masks]
 
     def forward_train(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, list]:
         """Logits ``[T, B, classes]`` and, per layer, (input, activation, pre-activation, mask)."""
@@ -120,8 +158,11 @@ class StackedMLP:
             a = self.act(z)
             mask = None
             if self.dropout:
-                keep = rng.keep_mask(self.seeds, step, l, tuple(a.shape[1:]), self.rates, self.device)
+                keep = rng.keep_mask(self.seeds, step, l, tuple(a.shape[1:]), self.rates, self.device,
+                                     None if self.widths is None else self.widths[l])
                 mask = keep.to(a.dtype).div_(1 - self.rates)
+            if self.unit_masks is not None:  # padded units of an activation not zero at zero
+                mask = self.unit_masks[l] if mask is None else mask.mul_(self.unit_masks[l])
             cache.append((h, a, z if self.act_name == "gelu" else None, mask))
             h = a * mask if mask is not None else a
         raise AssertionError("an MLP has at least one layer")
@@ -242,7 +283,7 @@ class GraphedEpochLoop(EpochLoop):
     @staticmethod
     def applies(model: StackedMLP, opt: StackedOptimizer) -> bool:
         n_params = sum(p.numel() for p in model.params)
-        return (model.device.type == "cuda" and not model.dropout and opt.kind in ("adam", "adamw")
+        return (model.device.type == "cuda" and not model.dropout and opt.kinds <= {"adam", "adamw"}
                 and n_params <= GraphedEpochLoop.MAX_PARAMS
                 and os.environ.get("TUNEBOOK_CUDA_GRAPHS", "1") != "0")
 
@@ -306,11 +347,12 @@ def _run_epoch(loop: EpochLoop, epoch: int) -> tuple[EpochLoop, torch.Tensor, to
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> list[TrialResult]:
-    """Train configs that share layer shapes, activation, batch size and optimizer kind."""
+    """Train configs that share depth, activation and batch size (and data) as one stack;
+    widths and optimizers may differ (see :class:`StackedMLP`, :class:`StackedOptimizer`)."""
     members = plan_members(configs)
     lead = members[0].lead
     for m in members:
-        for key in ("layers", "activation", "batch_size", "optimizer"):
+        for key in ("activation", "batch_size", "dataset", "validation", "split_seed", "train_subset"):
             if getattr(m.lead, key) != getattr(lead, key):
                 raise ValueError(f"configs of one group must share {key}")
     device = data.device
