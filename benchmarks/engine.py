@@ -115,7 +115,7 @@ def row_stacked5(layers, device, **_):
 def row_stacked_big(layers, device, big=None, cpu_big_steps=40, **_):
     import torch
     from tunebook.engine import stacked
-    from tunebook.execute import max_members
+    from tunebook.planner import max_members
 
     dev = torch.device(device)
     t = big or max_members(_configs(layers, 1, 1)[0], dev)

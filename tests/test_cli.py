@@ -33,7 +33,7 @@ def test_run_writes_toml_and_tensorboard_then_resumes(tmp_path, cli_env):
     study = tmp_path / "e2e.toml"
     study.write_text(STUDY)
     out = tmp_path / "logs"
-    p = run(["run", str(study), "--out", str(out), "--no-report"], cli_env)  # with the progress display
+    p = run(["run", str(study), "--out", str(out), "--no-report", "--no-pad"], cli_env)  # with the progress display
     assert p.returncode == 0, p.stderr
     assert "4 trained, 0 already done (4 complete)" in p.stdout
     assert "e2e: 4 trials to train in 2 groups, 0 already done" in p.stderr

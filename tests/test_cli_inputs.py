@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,7 @@ def test_version_and_help_of_every_command(capsys):
         run("--version")
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"tunebook {__version__}"
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) == {"run", "validate", "ls", "show", "report", "export", "demo"}
+    assert set(commands) == {"run", "validate", "ls", "show", "report", "export", "demo", "calibrate"}
     for name in commands:
         with pytest.raises(SystemExit):
             run(name, "--help")
@@ -253,3 +254,36 @@ def test_export_to_a_path_under_a_file_is_named(trained, tmp_path, capsys):
     dest = tmp_path / "afile" / "runs.csv"
     assert run("export", str(trained), "-o", str(dest)) == EXIT_BAD_INPUT
     assert f"-o {dest}: {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+
+
+# --- the planner's cost model ------------------------------------------------------------
+
+def test_calibrate_measures_and_stores_the_step_cost(tmp_path, capsys):
+    assert run("calibrate", "--out", str(tmp_path / "logs"), "--device", "cpu") == EXIT_OK
+    o = capsys.readouterr().out
+    assert "µs per step of a group" in o and "per TFLOP" in o and ".planner.toml" in o
+    assert (tmp_path / "logs" / ".planner.toml").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "mps"], "--device: must be auto, cpu, cuda or cuda:N, got 'mps'"),
+    (["--out", "{file}/logs"], "--out {file}/logs: {file} is a file, not a folder"),
+])
+def test_calibrate_refuses_bad_input_before_writing(tmp_path, capsys, args, message):
+    f = tmp_path / "a-file"
+    f.write_text("mine")
+    args = [a.replace("{file}", str(f)) for a in args]
+    out_args = [] if "--out" in args else ["--out", str(tmp_path / "logs")]
+    assert run("calibrate", *out_args, *args) == EXIT_BAD_INPUT
+    assert message.replace("{file}", str(f)) in capsys.readouterr().err
+    assert not (tmp_path / "logs").exists() and f.read_text() == "mine"
+
+
+def test_run_with_no_pad_keeps_widths_apart(tmp_path):
+    f = tmp_path / "w.toml"
+    f.write_text(TINY.replace('optimizer = ["adam", "sgd"]', "units1 = [8, 12]"))
+    logs = tmp_path / "logs"
+    assert run("run", str(f), "--out", str(logs), "--quiet", "--no-report", "--device", "cpu", "--no-pad") == EXIT_OK
+    assert not (logs / ".planner.toml").exists()  # nothing to choose: nothing measured
+    sizes = {tomllib.loads(p.read_text())["group_size"] for p in (logs / "tiny" / "runs").glob("*/result.toml")}
+    assert sizes == {2}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import tomllib
+
 import pytest
 import torch
 
-from tunebook.execute import CPU_MAX_MEMBERS, max_members, plan_groups, run_studies
+from tunebook.execute import run_studies
+from tunebook.planner import (CPU_MAX_MEMBERS, StepCost, cost_for, machine_of, max_members, modelled_seconds,
+                              plan_groups, stack_key, store_cost)
 from tunebook.spec import parse_spec
 from tunebook.store import RunStore, is_run_name
 from tunebook.tboard import LiveScalars
@@ -27,10 +32,11 @@ def test_plan_groups_splits_evenly_and_keeps_epoch_streams_together():
         assert all(keys.count(k) == 2 for k in keys)
 
 
-def test_groups_separate_shapes_and_optimizers():
+def test_without_a_cost_model_shapes_stay_apart_and_optimizers_share_stacks():
     cfgs = spec("p", 'units1 = [8, 16]\noptimizer = ["adam", "sgd"]').configs()
     groups = plan_groups(cfgs, CPU)
-    assert len(groups) == 4 and all(len({(c.layers, c.optimizer) for c in g}) == 1 for g in groups)
+    assert len(groups) == 2 and all(len({c.layers for c in g}) == 1 for g in groups)
+    assert all({c.optimizer for c in g} == {"adam", "sgd"} for g in groups)
 
 
 def test_cpu_cap_and_memory_budget():
@@ -94,3 +100,88 @@ def test_an_interrupt_at_any_point_of_a_group_leaves_no_staging_folder(tmp_path,
     assert not list(runs.glob(".staging*"))
     kept = [p for p in runs.iterdir() if is_run_name(p.name)]
     assert len(kept) == (2 if where == "save" else 1)  # save: the interrupt comes after the rename
+
+
+# -- the planner ---------------------------------------------------------------------
+
+GPU_LIKE = StepCost("test gpu", seconds_per_step=2e-4, seconds_per_flop=1e-14)   # launch-bound
+CPU_LIKE = StepCost("test cpu", seconds_per_step=1e-4, seconds_per_flop=3e-11)   # arithmetic-bound
+
+
+def test_a_launch_bound_device_packs_a_width_grid_into_one_padded_group():
+    cfgs = spec("w", "units1 = [16, 32, 64, 128]\nunits2 = [16, 32, 64, 128]", seeds=4,
+                defaults="layers = [16, 16]\nepochs = 3").configs()
+    exact = plan_groups(cfgs, CPU)
+    assert len(exact) == 16
+    packed = plan_groups(cfgs, CPU, cost=GPU_LIKE)
+    assert len(packed) == 1 and len(packed[0]) == 64  # the CPU's member cap
+    assert len(plan_groups(cfgs, CPU, max_group=40, cost=GPU_LIKE)) == 2
+    assert modelled_seconds(packed, GPU_LIKE) < modelled_seconds(exact, GPU_LIKE) / 8
+    # an arithmetic-bound device does not pad 16-16 up to 128-128
+    cpu = plan_groups(cfgs, CPU, cost=CPU_LIKE)
+    assert modelled_seconds(cpu, CPU_LIKE) <= modelled_seconds(exact, CPU_LIKE)
+    assert max(len({c.layers for c in g}) for g in cpu) < 16
+
+
+@pytest.mark.parametrize("cost", [GPU_LIKE, CPU_LIKE, StepCost("mid", 3e-3, 3e-11)], ids=lambda c: c.machine)
+def test_the_plan_is_never_slower_than_exact_shapes_under_its_model(cost):
+    rng = random.Random(7)
+    for _ in range(20):
+        widths = sorted({rng.choice([8, 16, 24, 32, 48, 64, 96, 128, 256, 512]) for _ in range(rng.randint(2, 9))})
+        grid = f"units1 = {widths}\nepochs = {sorted(rng.sample([1, 2, 3, 5], 2))}"
+        cfgs = spec("r", grid, seeds=rng.randint(1, 4), defaults="layers = [8]\nepochs = 1").configs()
+        plan = plan_groups(cfgs, CPU, cost=cost)
+        assert sorted(c.trial_id for g in plan for c in g) == sorted(c.trial_id for c in cfgs)
+        assert modelled_seconds(plan, cost) <= modelled_seconds(plan_groups(cfgs, CPU), cost) * (1 + 1e-9)
+        for g in plan:  # an epoch stream is never split; one depth, batch size, activation per group
+            assert len({len(c.layers) for c in g}) == 1
+        streams = {}
+        for i, g in enumerate(plan):
+            for c in g:
+                streams.setdefault(c.stream_key, set()).add(i)
+        assert all(len(v) == 1 for v in streams.values())
+
+
+def test_depths_batch_sizes_and_cuda_graph_eligibility_never_mix():
+    cfgs = spec("m", 'layers = [[16], [16, 16]]\nbatch_size = [32, 64]\noptimizer = ["adam", "sgd"]').configs()
+    groups = plan_groups(cfgs, CPU, cost=GPU_LIKE)
+    assert len(groups) == 4
+    assert all(len({(len(c.layers), c.batch_size) for c in g}) == 1 for g in groups)
+    cuda = torch.device("cuda")  # keys only: no device needed
+    assert stack_key(cfgs[0], cuda) != stack_key([c for c in cfgs if c.optimizer == "sgd"][0], cuda) or \
+        cfgs[0].optimizer == "sgd"
+    adam = [c for c in cfgs if c.optimizer == "adam"][0]
+    sgd = [c for c in cfgs if c.optimizer == "sgd" and c.layers == adam.layers and c.batch_size == adam.batch_size][0]
+    assert stack_key(adam, CPU) == stack_key(sgd, CPU) and stack_key(adam, cuda) != stack_key(sgd, cuda)
+
+
+def test_calibration_measures_stores_once_and_keeps_other_machines(tmp_path):
+    (tmp_path / ".planner.toml").write_text('["other-host cuda:X"]\nseconds_per_step = 1.0\nseconds_per_flop = 2.0\n')
+    cost, measured = cost_for(tmp_path, CPU)
+    assert measured and cost.seconds_per_flop > 0 and cost.seconds_per_step >= 0 and len(cost.points) == 4
+    for members, layers, flops, seconds in cost.points:  # the model fits what it measured
+        assert cost.step_seconds(flops) == pytest.approx(seconds, rel=1.0)
+    again, measured_again = cost_for(tmp_path, CPU)
+    assert not measured_again and again == cost
+    doc = tomllib.loads((tmp_path / ".planner.toml").read_text())
+    assert doc["other-host cuda:X"]["seconds_per_step"] == 1.0 and machine_of(CPU) in doc
+
+
+def test_a_study_of_several_widths_trains_padded_and_matches_exact_groups(tmp_path):
+    s = spec("wp", "units1 = [8, 24, 40]", seeds=2, defaults='layers = [16]\nepochs = 2\nactivation = "tanh"')
+    cheap_steps = StepCost(machine_of(CPU), seconds_per_step=1.0, seconds_per_flop=1e-15)  # pack everything
+    store_cost(tmp_path / "padded", cheap_steps)
+    (padded,) = run_studies([s], tmp_path / "padded", device="cpu")
+    (exact,) = run_studies([s], tmp_path / "exact", device="cpu", pad=False)
+    assert {r.result.group_size for r in padded.runs} == {6} and {r.result.group_size for r in exact.runs} == {2}
+    by_id = {r.trial_id: r.result for r in exact.runs}
+    for r in padded.runs:
+        e = by_id[r.trial_id]
+        assert r.result.params == e.params and r.result.flops == e.flops
+        assert r.result.history.train_loss == pytest.approx(e.history.train_loss, abs=1e-6)
+        assert r.result.val_acc == pytest.approx(e.val_acc, abs=1 / 600 + 1e-12)
+
+
+def test_no_cost_model_is_measured_when_there_is_nothing_to_choose(tmp_path):
+    run_studies([spec("one", "lr = [0.001, 0.002]", seeds=1)], tmp_path, device="cpu")
+    assert not (tmp_path / ".planner.toml").exists()

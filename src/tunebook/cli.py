@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
         sp.add_argument("--engine", default="stacked", choices=("stacked", "reference"))
         sp.add_argument("--max-group", type=_positive, help="at most this many trials per stacked group")
+        sp.add_argument("--no-pad", action="store_true",
+                        help="stack only trials of equal layer widths (by default the planner pads different "
+                             "widths into one stack where this device's measured cost model says it is faster)")
         sp.add_argument("--data-dir", help="folder with the dataset's IDX files (or set TUNEBOOK_DATA)")
         sp.add_argument("--fresh", action="store_true",
                         help="keep the old study folder as <study>-<timestamp> and start over")
@@ -138,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", default="csv", choices=("csv", "json", "parquet"))
     ex.add_argument("--long", action="store_true", help="one row per run and epoch")
     ex.add_argument("-o", "--output", help="file to write (default: standard output; required for parquet)")
+
+    cal = _command(sub, "calibrate", "Measure this device's stacked-step cost for the group planner",
+                   "Times a few synthetic stacked groups on the device (about a second) and stores\n"
+                   "seconds per step = a + b · FLOPs for this machine in <out>/.planner.toml, which\n"
+                   "`tunebook run` reads to decide when layers of different widths share a padded stack.\n"
+                   "`run` measures it by itself the first time it has a choice to make; this re-measures.",
+                   "  tunebook calibrate\n  tunebook calibrate --device cuda --out /data/modellogs")
+    cal.add_argument("--out", default="modellogs", help="root of the run folders (default: modellogs)")
+    cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
 
     d = _command(sub, "demo", "A small real study on the full dataset (under a minute on 2 cores)",
                  "Runs the packaged demo study into --out and writes its report.", "  tunebook demo")
@@ -209,7 +221,7 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
         return _run_until_decided(args, overrides, reporter)
     outcomes = run_path(path or args.path, args.out, device=args.device, engine=args.engine,
                         max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
-                        reporter=reporter, **overrides)
+                        reporter=reporter, pad=not args.no_pad, **overrides)
     for problem in sorted({p for o in outcomes for p in o.problems}):
         warning(problem)
     for o in outcomes:
@@ -235,7 +247,7 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
     specs = [s.with_overrides(**overrides) for s in load_specs(args.path)]
     results = run_all_until_decided(specs, args.out, budget=budget, device=args.device, engine=args.engine,
                                     max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
-                                    reporter=reporter)
+                                    reporter=reporter, pad=not args.no_pad)
     for problem in sorted({p for r in results if r.last for p in r.last.problems}):
         warning(problem)
     why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
@@ -437,6 +449,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .engine.common import resolve_device
+    from .execute import check_out_dir
+    from .planner import COST_FILE, cost_for
+
+    problems = check_out_dir(args.out)
+    try:
+        dev = resolve_device(args.device)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise SpecError(problems)
+    cost, _ = cost_for(args.out, dev, remeasure=True)
+    table = Table("members", "layers", "GFLOP per step", "ms per step", "model (ms)")
+    for members, layers, flops, seconds in cost.points:
+        table.add_row(str(members), layers, f"{flops / 1e9:.3f}", f"{1e3 * seconds:.3f}",
+                      f"{1e3 * cost.step_seconds(flops):.3f}")
+    out.print(table)
+    out.print(cost.describe())
+    out.print(f"stored in {Path(args.out) / COST_FILE}")
+    return EXIT_OK
+
+
 def _quiet_reporter():
     from .execute import Reporter
     return Reporter()
@@ -448,7 +483,7 @@ def _progress_reporter():
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "ls": cmd_ls, "show": cmd_show,
-            "report": cmd_report, "export": cmd_export, "demo": cmd_demo}
+            "report": cmd_report, "export": cmd_export, "demo": cmd_demo, "calibrate": cmd_calibrate}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,6 @@ the group in flight and a rerun resumes.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import traceback
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .errors import SpecError, TrialError
 from .model import param_count
+from .planner import group_label, needs_cost, plan_groups
 from .records import TrialResult
 from .spec import StudySpec, TrialConfig, load_spec, model_epochs
 from .store import Run, RunStore, remove_staging
@@ -26,13 +26,6 @@ from .tboard import LiveScalars
 
 if TYPE_CHECKING:
     from .loop import Budget
-
-CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
-# On the CPU, throughput per model stops growing past a few dozen members (the batch
-# gather falls out of cache; see docs/performance.md) while a bigger group delays the
-# first saved result, so CPU groups are capped by count as well.
-CPU_MAX_MEMBERS = 64
-
 
 class Reporter:
     """Progress callbacks; the default says nothing. The CLI draws progress bars."""
@@ -42,6 +35,8 @@ class Reporter:
     def epoch(self, event) -> None: ...
     def trial_saved(self, config: TrialConfig, result: TrialResult) -> None: ...
     def study_end(self, outcome: "StudyOutcome") -> None: ...
+    def planner_measured(self, cost, seconds: float) -> None:
+        """The planner's cost model of this device was measured (once per output root)."""
     def round_done(self, round_: int, decided: int, total: int, adding: int, configs: int, seeds: int) -> None:
         """--until-decided: a round was judged; ``adding`` trials (``configs`` configurations
         up to ``seeds`` seeds) train next."""
@@ -68,68 +63,6 @@ class StudyOutcome:
     @property
     def diverged(self) -> list[Run]:
         return [r for r in self.runs if r.result.status == "diverged"]
-
-
-def group_key(c: TrialConfig) -> tuple:
-    """Trials equal here can train as one stacked model."""
-    return (c.layers, c.activation, c.batch_size, c.optimizer, c.dataset, c.validation,
-            c.split_seed, c.train_subset)
-
-
-def member_bytes(c: TrialConfig, n_in: int = 784, n_out: int = 10) -> int:
-    """Memory one stacked member needs: weights, gradients, optimizer state, activations."""
-    states = 1 if c.optimizer in ("sgd", "momentum", "nesterov") else 2
-    acts = c.batch_size * (n_in + 4 * sum(c.layers) + 3 * n_out)
-    return 4 * (param_count(c.layers, n_in, n_out) * (2 + states) + acts)
-
-
-def group_budget(device) -> int:
-    if device.type == "cuda":
-        import torch
-
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.6)
-    try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        avail = CPU_GROUP_BYTES
-    return min(CPU_GROUP_BYTES, avail // 3)
-
-
-def max_members(c: TrialConfig, device, max_group: int | None = None) -> int:
-    """The largest stacked group of ``c``'s shape that fits this device's budget."""
-    cap = max(1, group_budget(device) // member_bytes(c))
-    if device.type == "cpu":
-        cap = min(cap, CPU_MAX_MEMBERS)
-    return min(cap, max_group) if max_group else cap
-
-
-def plan_groups(configs: Sequence[TrialConfig], device, max_group: int | None = None) -> list[list[TrialConfig]]:
-    """Split configs into stackable groups no larger than the memory budget allows.
-
-    Trials that differ only in ``epochs`` count once (they are one member) and are
-    never split apart.
-    """
-    by_key: dict[tuple, dict[tuple, list[TrialConfig]]] = {}
-    for c in configs:
-        by_key.setdefault(group_key(c), {}).setdefault(c.stream_key, []).append(c)
-    groups = []
-    for streams in by_key.values():
-        members = list(streams.values())
-        cap = max_members(members[0][0], device, max_group)
-        n_groups = -(-len(members) // cap)
-        base, extra = divmod(len(members), n_groups)  # even split: 10 members, cap 4 -> 4 + 3 + 3
-        start = 0
-        for i in range(n_groups):
-            size = base + (1 if i < extra else 0)
-            groups.append([c for m in members[start:start + size] for c in m])
-            start += size
-    return groups
-
-
-def _group_label(group: Sequence[TrialConfig]) -> str:
-    c = group[0]
-    return f"{c.label} b{c.batch_size} {c.optimizer} ×{len({g.stream_key for g in group})}"
 
 
 def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> StudyOutcome:
@@ -190,7 +123,7 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
                 data_dir: str | Path | None = None, reporter: Reporter | None = None,
                 extra: Mapping[str, Sequence[TrialConfig]] | None = None,
-                budget: "Budget | None" = None) -> list[StudyOutcome]:
+                budget: "Budget | None" = None, pad: bool = True) -> list[StudyOutcome]:
     """Run several studies as one programme.
 
     A trial (the same resolved config, hence the same trial id) wanted by several
@@ -204,6 +137,10 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     ``extra`` (study folder → configs) adds trials beyond the study file's grid × seeds
     (more seeds of its configurations, from ``--until-decided``). ``budget`` is consulted
     before every group: once it is spent, no further group starts.
+
+    Groups are planned by :func:`tunebook.planner.plan_groups`; with ``pad`` (the
+    default) trials of different widths share a stack where this device's measured cost
+    model says it saves time (measured once per output root, ``<out>/.planner.toml``).
     """
     dev = check_inputs(specs, out, device, engine, data_dir)
     reporter = reporter or Reporter()
@@ -244,7 +181,8 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                     save(name, anywhere[tid].config, anywhere[tid].result)
         skipped = {s.folder: sum(c.trial_id in anywhere for c in study_configs[s.folder]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
-        groups = plan_groups(todo, dev, max_group) if engine == "stacked" else [[c] for c in todo]
+        groups = (plan_groups(todo, dev, max_group, _cost_model(out, dev, todo, reporter) if pad else None)
+                  if engine == "stacked" else [[c] for c in todo])
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
         live = LiveScalars()
         stopped = False
@@ -284,6 +222,19 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     return outcomes
 
 
+def _cost_model(out, dev, todo: Sequence[TrialConfig], reporter: Reporter):
+    """The planner's cost model, when there is a choice to make (measured once per root)."""
+    from .planner import cost_for
+
+    if not needs_cost(todo, dev):
+        return None
+    t0 = time.perf_counter()
+    cost, measured = cost_for(out, dev)
+    if measured:
+        reporter.planner_measured(cost, time.perf_counter() - t0)
+    return cost
+
+
 _DATA_CACHE: dict[tuple, object] = {}
 
 
@@ -306,7 +257,7 @@ def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, repor
     from .engine import ENGINES
 
     data = _device_data(group[0], dev, data_dir)
-    label = _group_label(group)
+    label = group_label(group)
     reporter.group_start(label, len(group), max(c.epochs for c in group))
     try:
         return ENGINES[engine](group, data, hooks=[reporter.epoch, *extra_hooks], label=label)

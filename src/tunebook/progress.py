@@ -16,7 +16,7 @@ class RichReporter(Reporter):
 
     def study_start(self, specs, todo, done, groups):
         names = ", ".join(s.name for s in specs)
-        self.console.print(Text(names, style="bold") + Text(f": {todo} trials to train in {groups} groups, "
+        self.console.print(Text(names, style="bold") + Text(f": {todo} trials to train in {groups} group{'' if groups == 1 else 's'}, "
                                                             f"{done} already done"))
         if not todo:
             return
@@ -25,6 +25,10 @@ class RichReporter(Reporter):
         self.progress.start()
         self.trials = self.progress.add_task("trials", total=todo)
         self.epochs = None
+
+    def planner_measured(self, cost, seconds):
+        self.console.print(f"planner: measured this device's stacked-step cost in {seconds:.1f} s "
+                           f"(stored; `tunebook calibrate` re-measures): {cost.describe()}")
 
     def group_start(self, label, trials, epochs):
         if self.progress is None:

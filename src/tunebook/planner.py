@@ -1,0 +1,335 @@
+"""Which trials train together: stacked groups chosen by modelled time.
+
+A stack needs one depth, activation, batch size and data split (see
+:mod:`tunebook.engine.stacked`); widths and optimizers may differ. Members of different
+widths are padded to the widest, which costs arithmetic; every extra group costs its
+fixed per-step overhead (kernel launches, the batch gather, the host loop). The planner
+weighs the two with a per-device cost model,
+
+    seconds of a group ≈ steps · (a · epochs + b · Σ over members of epochs · FLOPs per step),
+
+``a`` the fixed seconds of one step of a group and ``b`` seconds per FLOP — the same form
+as the configuration cost in :mod:`tunebook.analysis.cost`, but *measured* before
+training, by :func:`calibrate` (a few timed epochs of synthetic stacks, about a second),
+and stored per machine in ``<out>/.planner.toml`` so that it is measured once.
+
+Within one stackable key, the distinct shapes are sorted by FLOPs and split into
+contiguous segments by dynamic programming; a segment trains padded to its widest
+shape, cut into as few groups as the memory budget allows. The exact-shape grouping is
+one of the partitions considered, so under the model the plan is never slower than it.
+Without a cost model (``cost=None``) nothing is padded: shapes stay apart, optimizers
+still share stacks.
+
+On CUDA, members that can replay a captured CUDA graph (Adam/AdamW without dropout)
+are not mixed with members that cannot, which would send the whole group eager.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import tomli_w
+
+from . import __version__
+from .datasets import DATASETS, train_count
+from .model import flops_per_sample, param_count
+from .spec import TrialConfig
+
+CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
+# On the CPU, throughput per model stops growing past a few dozen members (the batch
+# gather falls out of cache; see docs/performance.md) while a bigger group delays the
+# first saved result, so CPU groups are capped by count as well.
+CPU_MAX_MEMBERS = 64
+
+COST_FILE = ".planner.toml"
+
+
+# -- what stacks ------------------------------------------------------------------
+
+def graphable(c: TrialConfig) -> bool:
+    """Whether a member can be part of a CUDA-graph-replayed group."""
+    return c.optimizer in ("adam", "adamw") and c.dropout == 0
+
+
+def stack_key(c: TrialConfig, device=None) -> tuple:
+    """Trials equal here can train as one stacked model (widths and optimizers aside)."""
+    key = (len(c.layers), c.activation, c.batch_size, c.dataset, c.validation, c.split_seed, c.train_subset)
+    if device is not None and device.type == "cuda":
+        key += (graphable(c),)
+    return key
+
+
+def padded_shape(shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    """The layer widths a stack of these shapes trains at: the widest of each layer."""
+    return tuple(max(col) for col in zip(*shapes))
+
+
+def member_bytes(layers: Sequence[int], batch_size: int, states: int = 2, n_in: int = 784, n_out: int = 10) -> int:
+    """Memory one stacked member needs: weights, gradients, optimizer state, activations."""
+    acts = batch_size * (n_in + 4 * sum(layers) + 3 * n_out)
+    return 4 * (param_count(layers, n_in, n_out) * (2 + states) + acts)
+
+
+def _states(configs: Sequence[TrialConfig]) -> int:
+    return max(1 if c.optimizer in ("sgd", "momentum", "nesterov") else 2 for c in configs)
+
+
+def group_budget(device) -> int:
+    if device.type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.6)
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        avail = CPU_GROUP_BYTES
+    return min(CPU_GROUP_BYTES, avail // 3)
+
+
+def max_members(c: TrialConfig, device, max_group: int | None = None,
+                layers: Sequence[int] | None = None, states: int | None = None) -> int:
+    """The largest stacked group of ``c`` (at ``layers`` when padded) that fits the
+    device's budget."""
+    size = member_bytes(layers or c.layers, c.batch_size, states or _states([c]))
+    cap = max(1, group_budget(device) // size)
+    if device.type == "cpu":
+        cap = min(cap, CPU_MAX_MEMBERS)
+    return min(cap, max_group) if max_group else cap
+
+
+# -- the cost model -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StepCost:
+    """Seconds of one training step of a stacked group: ``a + b · FLOPs of the step``."""
+
+    machine: str
+    seconds_per_step: float   # a
+    seconds_per_flop: float   # b
+    measured: str = ""        # when (ISO time), by which tunebook
+    #: the timed stacks: (members, layers, FLOPs per step, seconds per step)
+    points: tuple[tuple[int, str, float, float], ...] = ()
+
+    def step_seconds(self, flops: float) -> float:
+        return self.seconds_per_step + self.seconds_per_flop * flops
+
+    def describe(self) -> str:
+        return (f"{self.machine}: {1e6 * self.seconds_per_step:.1f} µs per step of a group + "
+                f"{1e12 * self.seconds_per_flop:.2f} s per TFLOP (measured {self.measured or 'now'})")
+
+    def to_dict(self) -> dict:
+        return {"seconds_per_step": self.seconds_per_step, "seconds_per_flop": self.seconds_per_flop,
+                "measured": self.measured, "points": [list(p) for p in self.points]}
+
+
+def machine_of(device) -> str:
+    """The key of a stored cost model: this host and its device."""
+    from .engine.common import device_name
+
+    return f"{socket.gethostname()} {device_name(device)}"
+
+
+def _points(device) -> list[tuple[int, tuple[int, ...], int]]:
+    """(members, layers, steps timed) of the stacks :func:`calibrate` times."""
+    if device.type == "cuda":
+        return [(1, (32,), 100), (16, (128, 128), 100), (64, (256, 256), 50), (256, (512, 512), 20),
+                (64, (1024,), 20)]
+    return [(1, (32,), 40), (4, (128,), 20), (16, (64, 64), 10), (8, (256, 256), 6)]
+
+
+def calibrate(device, batch_size: int = 128) -> StepCost:
+    """Time a few synthetic stacks on ``device`` and fit ``a`` and ``b`` by non-negative
+    least squares (seconds per step against FLOPs per step). About a second on a CPU."""
+    import numpy as np
+    import torch
+    from scipy.optimize import nnls
+
+    from .engine.common import DeviceData
+    from .engine.optim import StackedOptimizer, hparams_of
+    from .engine.stacked import StackedMLP, _run_epoch, _sync, make_loop, plan_members
+    from .spec import parse_spec
+
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for members, layers, steps in _points(device):
+        n = batch_size * steps
+        x = torch.rand(n, 784, generator=gen).to(device)
+        y = torch.randint(0, 10, (n,), generator=gen).to(device)
+        data = DeviceData(x, y, x[:batch_size], y[:batch_size], x[:batch_size], y[:batch_size], 10, device)
+        spec = parse_spec(f'[study]\nname = "calibrate"\nseeds = {members}\n'
+                          f'[defaults]\nlayers = {list(layers)}\nbatch_size = {batch_size}\nepochs = 2\n')
+        ms = plan_members(spec.configs())
+        model = StackedMLP(ms, 784, 10, device)
+        opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in ms])
+        loop, *_ = _run_epoch(make_loop(model, opt, data, batch_size), 1)  # warm-up (and graph capture)
+        _sync(device)
+        t0 = time.perf_counter()
+        loop, *_ = _run_epoch(loop, 2)
+        _sync(device)
+        seconds = (time.perf_counter() - t0) / steps
+        rows.append((members, "-".join(map(str, layers)), float(members * batch_size * flops_per_sample(layers)),
+                     seconds))
+    x = np.array([[1.0, r[2]] for r in rows])
+    y = np.array([r[3] for r in rows])
+    scale = x.max(axis=0)
+    (a, b), _ = nnls(x / scale, y)
+    a, b = a / scale[0], b / scale[1]
+    if b <= 0:  # the arithmetic did not register (a tiny device?): price FLOPs by the largest stack
+        b = rows[-1][3] / rows[-1][2]
+    return StepCost(machine_of(device), float(a), float(b),
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%S')} tunebook {__version__}", tuple(rows))
+
+
+def load_cost(root: str | Path, device) -> StepCost | None:
+    """The stored cost model of this machine under ``root``, if one was measured."""
+    path = Path(root) / COST_FILE
+    try:
+        doc = tomllib.loads(path.read_text())
+        d = doc[machine_of(device)]
+        return StepCost(machine_of(device), float(d["seconds_per_step"]), float(d["seconds_per_flop"]),
+                        str(d.get("measured", "")), tuple(tuple(p) for p in d.get("points", ())))
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
+        return None
+
+
+def store_cost(root: str | Path, cost: StepCost) -> Path:
+    """Add (or replace) this machine's model in ``<root>/.planner.toml``; other machines'
+    entries are kept."""
+    from .store import write_atomic
+
+    path = Path(root) / COST_FILE
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        doc = {}
+    doc[cost.machine] = cost.to_dict()
+    Path(root).mkdir(parents=True, exist_ok=True)
+    write_atomic(path, "# tunebook's planner: seconds of a stacked step = a + b · FLOPs, per machine "
+                       "(tunebook calibrate re-measures)\n" + tomli_w.dumps(doc))
+    return path
+
+
+def cost_for(root: str | Path, device, remeasure: bool = False) -> tuple[StepCost, bool]:
+    """This machine's cost model: stored under ``root``, else measured now and stored.
+    Returns the model and whether it was measured by this call."""
+    if not remeasure:
+        stored = load_cost(root, device)
+        if stored is not None:
+            return stored, False
+    cost = calibrate(device)
+    store_cost(root, cost)
+    return cost, True
+
+
+# -- the plan ---------------------------------------------------------------------
+
+def needs_cost(configs: Sequence[TrialConfig], device) -> bool:
+    """Whether planning ``configs`` has a choice to make (two shapes could share a stack)."""
+    shapes: dict[tuple, set] = {}
+    for c in configs:
+        shapes.setdefault(stack_key(c, device), set()).add(c.layers)
+    return any(len(s) > 1 for s in shapes.values())
+
+
+def _steps_per_epoch(c: TrialConfig) -> int:
+    n = train_count(DATASETS[c.dataset], c.validation, c.train_subset)
+    return -(-n // c.batch_size)
+
+
+def plan_groups(configs: Sequence[TrialConfig], device, max_group: int | None = None,
+                cost: StepCost | None = None) -> list[list[TrialConfig]]:
+    """Split configs into stacked groups: stackable trials together, padded across
+    shapes where ``cost`` says that saves time, no group larger than memory allows.
+
+    Trials that differ only in ``epochs`` count once (they are one member) and are
+    never split apart.
+    """
+    by_key: dict[tuple, dict[tuple, dict[tuple, list[TrialConfig]]]] = {}
+    for c in configs:
+        by_key.setdefault(stack_key(c, device), {}).setdefault(c.layers, {}).setdefault(c.stream_key, []).append(c)
+    groups = []
+    for shapes in by_key.values():
+        for segment in _segments(shapes, device, max_group, cost):
+            groups += _split(segment, device, max_group)
+    return groups
+
+
+def _segments(shapes: dict[tuple, dict[tuple, list[TrialConfig]]], device, max_group, cost):
+    """Contiguous runs of shapes (sorted by FLOPs) that train padded together."""
+    order = sorted(shapes, key=lambda s: (flops_per_sample(s), s))
+    streams = [list(shapes[s].values()) for s in order]
+    if cost is None or len(order) == 1:
+        return streams
+    lead = streams[0][0][0]
+    batch, steps = lead.batch_size, _steps_per_epoch(lead)
+    n = len(order)
+    best = [0.0] + [math.inf] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        members: list[list[TrialConfig]] = []
+        for i in range(j - 1, -1, -1):
+            members += streams[i]
+            shape = padded_shape(order[i:j])
+            epochs = [max(c.epochs for c in m) for m in members]
+            cap = max_members(lead, device, max_group, shape, _states([m[0] for m in members]))
+            groups = -(-len(members) // cap)
+            seconds = steps * (cost.seconds_per_step * groups * max(epochs)
+                               + cost.seconds_per_flop * batch * flops_per_sample(shape) * sum(epochs))
+            if best[i] + seconds < best[j] - 1e-12:
+                best[j], cut[j] = best[i] + seconds, i
+    out, j = [], n
+    while j > 0:
+        i = cut[j]
+        out.append([m for k in range(i, j) for m in streams[k]])
+        j = i
+    return out[::-1]
+
+
+def _split(members: list[list[TrialConfig]], device, max_group) -> list[list[TrialConfig]]:
+    """Cut one segment into as few groups as the memory budget allows, evenly, in shape
+    order (so each group pads only to its own widest member)."""
+    shape = padded_shape([m[0].layers for m in members])
+    cap = max_members(members[0][0], device, max_group, shape, _states([m[0] for m in members]))
+    n_groups = -(-len(members) // cap)
+    base, extra = divmod(len(members), n_groups)  # even split: 10 members, cap 4 -> 4 + 3 + 3
+    out, start = [], 0
+    for i in range(n_groups):
+        size = base + (1 if i < extra else 0)
+        out.append([c for m in members[start:start + size] for c in m])
+        start += size
+    return out
+
+
+def modelled_seconds(groups: Sequence[Sequence[TrialConfig]], cost: StepCost) -> float:
+    """The training time ``cost`` predicts for these groups (the planner's objective)."""
+    total = 0.0
+    for g in groups:
+        epochs = [max(c.epochs for c in m) for m in _streams(g)]
+        total += _steps_per_epoch(g[0]) * (
+            cost.seconds_per_step * max(epochs)
+            + cost.seconds_per_flop * g[0].batch_size * flops_per_sample(padded_shape([c.layers for c in g])) * sum(epochs))
+    return total
+
+
+def _streams(group: Sequence[TrialConfig]) -> list[list[TrialConfig]]:
+    out: dict[tuple, list[TrialConfig]] = {}
+    for c in group:
+        out.setdefault(c.stream_key, []).append(c)
+    return list(out.values())
+
+
+def group_label(group: Sequence[TrialConfig]) -> str:
+    """How progress output names a group: its shape(s), batch size, optimizer(s), size."""
+    shapes = sorted({c.layers for c in group}, key=flops_per_sample)
+    c = group[0]
+    shape = c.label if len(shapes) == 1 else f"{len(shapes)} shapes ≤{'-'.join(map(str, padded_shape(shapes)))}"
+    opts = "+".join(sorted({g.optimizer for g in group}))
+    return f"{shape} b{c.batch_size} {opts} ×{len({g.stream_key for g in group})}"
