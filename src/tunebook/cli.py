@@ -462,10 +462,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if problems:
         raise SpecError(problems)
     cost, _ = cost_for(args.out, dev, remeasure=True)
-    table = Table("members", "layers", "GFLOP per step", "ms per step", "model (ms)")
-    for members, layers, flops, seconds in cost.points:
-        table.add_row(str(members), layers, f"{flops / 1e9:.3f}", f"{1e3 * seconds:.3f}",
-                      f"{1e3 * cost.step_seconds(flops):.3f}")
+    table = Table("members", "layers", "rows per step", "GFLOP per step", "ms per step", "model (ms)")
+    for members, layers, rows, flops, seconds in cost.points:
+        table.add_row(str(members), layers, str(rows), f"{flops / 1e9:.3f}", f"{1e3 * seconds:.3f}",
+                      f"{1e3 * cost.step_seconds(flops, rows):.3f}")
     out.print(table)
     out.print(cost.describe())
     out.print(f"stored in {Path(args.out) / COST_FILE}")

@@ -6,11 +6,15 @@ widths are padded to the widest, which costs arithmetic; every extra group costs
 fixed per-step overhead (kernel launches, the batch gather, the host loop). The planner
 weighs the two with a per-device cost model,
 
-    seconds of a group ≈ steps · (a · epochs + b · Σ over members of epochs · FLOPs per step),
+    seconds of a group ≈ a · steps + b · FLOPs + c · rows
 
-``a`` the fixed seconds of one step of a group and ``b`` seconds per FLOP — the same form
-as the configuration cost in :mod:`tunebook.analysis.cost`, but *measured* before
-training, by :func:`calibrate` (a few timed epochs of synthetic stacks, about a second),
+``steps`` the group's optimizer steps; ``FLOPs`` its members' at the padded shape
+(training, and evaluating the validation split every epoch and the test split at
+checkpoints); ``rows`` the training images its members gather, batch by batch (the
+gather of ``T × batch`` rows of 784 pixels falls out of cache and costs as much as the
+arithmetic of a small model). ``a`` is the fixed cost of one step of a group, ``b``
+seconds per FLOP, ``c`` seconds per gathered row. Padding changes only the FLOPs term,
+grouping only the steps term. The model is *measured* before training, by :func:`calibrate` (a few timed epochs of synthetic stacks, about a second),
 and stored per machine in ``<out>/.planner.toml`` so that it is measured once.
 
 Within one stackable key, the distinct shapes are sorted by FLOPs and split into
@@ -38,8 +42,8 @@ from typing import Sequence
 import tomli_w
 
 from . import __version__
-from .datasets import DATASETS, train_count
-from .model import flops_per_sample, param_count
+from .datasets import DATASETS, train_count, validation_count
+from .model import flops_per_sample, layer_sizes, param_count
 from .spec import TrialConfig
 
 CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
@@ -100,34 +104,37 @@ def max_members(c: TrialConfig, device, max_group: int | None = None,
     device's budget."""
     size = member_bytes(layers or c.layers, c.batch_size, states or _states([c]))
     cap = max(1, group_budget(device) // size)
-    if device.type == "cpu":
-        cap = min(cap, CPU_MAX_MEMBERS)
-    return min(cap, max_group) if max_group else cap
+    if max_group:  # asked for: replaces the CPU's count cap, never the memory budget
+        return min(cap, max_group)
+    return min(cap, CPU_MAX_MEMBERS) if device.type == "cpu" else cap
 
 
 # -- the cost model -----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StepCost:
-    """Seconds of one training step of a stacked group: ``a + b · FLOPs of the step``."""
+    """Seconds of one training step of a stacked group: ``a + b · FLOPs + c · rows``."""
 
     machine: str
     seconds_per_step: float   # a
     seconds_per_flop: float   # b
+    seconds_per_row: float = 0.0  # c
     measured: str = ""        # when (ISO time), by which tunebook
-    #: the timed stacks: (members, layers, FLOPs per step, seconds per step)
-    points: tuple[tuple[int, str, float, float], ...] = ()
+    #: the timed stacks: (members, layers, rows per step, FLOPs per step, seconds per step)
+    points: tuple[tuple[int, str, int, float, float], ...] = ()
 
-    def step_seconds(self, flops: float) -> float:
-        return self.seconds_per_step + self.seconds_per_flop * flops
+    def step_seconds(self, flops: float, rows: float = 0.0) -> float:
+        return self.seconds_per_step + self.seconds_per_flop * flops + self.seconds_per_row * rows
 
     def describe(self) -> str:
         return (f"{self.machine}: {1e6 * self.seconds_per_step:.1f} µs per step of a group + "
-                f"{1e12 * self.seconds_per_flop:.2f} s per TFLOP (measured {self.measured or 'now'})")
+                f"{1e12 * self.seconds_per_flop:.2f} s per TFLOP + {1e9 * self.seconds_per_row:.1f} ns per "
+                f"gathered row (measured {self.measured or 'now'})")
 
     def to_dict(self) -> dict:
         return {"seconds_per_step": self.seconds_per_step, "seconds_per_flop": self.seconds_per_flop,
-                "measured": self.measured, "points": [list(p) for p in self.points]}
+                "seconds_per_row": self.seconds_per_row, "measured": self.measured,
+                "points": [list(p) for p in self.points]}
 
 
 def machine_of(device) -> str:
@@ -140,14 +147,16 @@ def machine_of(device) -> str:
 def _points(device) -> list[tuple[int, tuple[int, ...], int]]:
     """(members, layers, steps timed) of the stacks :func:`calibrate` times."""
     if device.type == "cuda":
-        return [(1, (32,), 100), (16, (128, 128), 100), (64, (256, 256), 50), (256, (512, 512), 20),
-                (64, (1024,), 20)]
-    return [(1, (32,), 40), (4, (128,), 20), (16, (64, 64), 10), (8, (256, 256), 6)]
+        return [(1, (32,), 100), (64, (32,), 100), (1, (1024, 1024), 50), (16, (128, 128), 100),
+                (64, (256, 256), 50), (256, (512, 512), 20)]
+    return [(1, (32,), 40), (16, (32,), 20), (1, (512, 512), 10), (4, (128,), 20), (16, (64, 64), 10),
+            (8, (256, 256), 6)]
 
 
 def calibrate(device, batch_size: int = 128) -> StepCost:
     """Time a few synthetic stacks on ``device`` and fit ``a`` and ``b`` by non-negative
-    least squares (seconds per step against FLOPs per step). About a second on a CPU."""
+    least squares (seconds per step against FLOPs and rows per step). About two seconds
+    on a CPU."""
     import numpy as np
     import torch
     from scipy.optimize import nnls
@@ -157,34 +166,39 @@ def calibrate(device, batch_size: int = 128) -> StepCost:
     from .engine.stacked import StackedMLP, _run_epoch, _sync, make_loop, plan_members
     from .spec import parse_spec
 
+    # A training split of the real size (random pixels): the batch gather's cache misses
+    # are part of a step's cost. Each timed "epoch" is cut to a few steps.
     gen = torch.Generator().manual_seed(0)
+    n = 54_000
+    x = torch.rand(n, 784, generator=gen).to(device)
+    y = torch.randint(0, 10, (n,), generator=gen).to(device)
+    data = DeviceData(x, y, x[:batch_size], y[:batch_size], x[:batch_size], y[:batch_size], 10, device)
     rows = []
     for members, layers, steps in _points(device):
-        n = batch_size * steps
-        x = torch.rand(n, 784, generator=gen).to(device)
-        y = torch.randint(0, 10, (n,), generator=gen).to(device)
-        data = DeviceData(x, y, x[:batch_size], y[:batch_size], x[:batch_size], y[:batch_size], 10, device)
         spec = parse_spec(f'[study]\nname = "calibrate"\nseeds = {members}\n'
                           f'[defaults]\nlayers = {list(layers)}\nbatch_size = {batch_size}\nepochs = 2\n')
         ms = plan_members(spec.configs())
         model = StackedMLP(ms, 784, 10, device)
         opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in ms])
-        loop, *_ = _run_epoch(make_loop(model, opt, data, batch_size), 1)  # warm-up (and graph capture)
+        loop = make_loop(model, opt, data, batch_size)
+        loop.steps = steps
+        loop, *_ = _run_epoch(loop, 1)  # warm-up (and graph capture)
         _sync(device)
         t0 = time.perf_counter()
         loop, *_ = _run_epoch(loop, 2)
         _sync(device)
         seconds = (time.perf_counter() - t0) / steps
-        rows.append((members, "-".join(map(str, layers)), float(members * batch_size * flops_per_sample(layers)),
-                     seconds))
-    x = np.array([[1.0, r[2]] for r in rows])
-    y = np.array([r[3] for r in rows])
+        rows.append((members, "-".join(map(str, layers)), members * batch_size,
+                     float(members * batch_size * flops_per_sample(layers)), seconds))
+    # relative errors: the points span two orders of magnitude, and the smallest carry ``a``
+    y = np.array([r[4] for r in rows])
+    x = np.array([[1.0, r[3], r[2]] for r in rows]) / y[:, None]
     scale = x.max(axis=0)
-    (a, b), _ = nnls(x / scale, y)
-    a, b = a / scale[0], b / scale[1]
+    (a, b, c), _ = nnls(x / scale, np.ones_like(y))
+    a, b, c = a / scale[0], b / scale[1], c / scale[2]
     if b <= 0:  # the arithmetic did not register (a tiny device?): price FLOPs by the largest stack
-        b = rows[-1][3] / rows[-1][2]
-    return StepCost(machine_of(device), float(a), float(b),
+        b = max(rows, key=lambda r: r[3])[4] / max(r[3] for r in rows)
+    return StepCost(machine_of(device), float(a), float(b), float(c),
                     f"{time.strftime('%Y-%m-%dT%H:%M:%S')} tunebook {__version__}", tuple(rows))
 
 
@@ -195,7 +209,8 @@ def load_cost(root: str | Path, device) -> StepCost | None:
         doc = tomllib.loads(path.read_text())
         d = doc[machine_of(device)]
         return StepCost(machine_of(device), float(d["seconds_per_step"]), float(d["seconds_per_flop"]),
-                        str(d.get("measured", "")), tuple(tuple(p) for p in d.get("points", ())))
+                        float(d.get("seconds_per_row", 0.0)), str(d.get("measured", "")),
+                        tuple(tuple(p) for p in d.get("points", ())))
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError):
         return None
 
@@ -244,6 +259,24 @@ def _steps_per_epoch(c: TrialConfig) -> int:
     return -(-n // c.batch_size)
 
 
+def _forward_flops(layers: Sequence[int]) -> int:
+    return sum(2 * i * o + o for i, o in layer_sizes(layers))
+
+
+def _seconds(lead: TrialConfig, shape: Sequence[int], epochs: Sequence[int], checkpoints: int,
+             groups: int, cost: StepCost) -> float:
+    """Modelled seconds of training members (``epochs`` each, ``checkpoints`` test
+    evaluations in all) at ``shape``, cut into ``groups`` stacks."""
+    info = DATASETS[lead.dataset]
+    n_val = info.n_test if lead.validation == "test" else validation_count(info, float(lead.validation))
+    steps = _steps_per_epoch(lead)
+    flops = (steps * lead.batch_size * flops_per_sample(shape) * sum(epochs)
+             + _forward_flops(shape) * (n_val * sum(epochs) + info.n_test * checkpoints))
+    rows = steps * lead.batch_size * sum(epochs)
+    return (cost.seconds_per_step * steps * groups * max(epochs) + cost.seconds_per_flop * flops
+            + cost.seconds_per_row * rows)
+
+
 def plan_groups(configs: Sequence[TrialConfig], device, max_group: int | None = None,
                 cost: StepCost | None = None) -> list[list[TrialConfig]]:
     """Split configs into stacked groups: stackable trials together, padded across
@@ -269,7 +302,6 @@ def _segments(shapes: dict[tuple, dict[tuple, list[TrialConfig]]], device, max_g
     if cost is None or len(order) == 1:
         return streams
     lead = streams[0][0][0]
-    batch, steps = lead.batch_size, _steps_per_epoch(lead)
     n = len(order)
     best = [0.0] + [math.inf] * n
     cut = [0] * (n + 1)
@@ -278,11 +310,9 @@ def _segments(shapes: dict[tuple, dict[tuple, list[TrialConfig]]], device, max_g
         for i in range(j - 1, -1, -1):
             members += streams[i]
             shape = padded_shape(order[i:j])
-            epochs = [max(c.epochs for c in m) for m in members]
             cap = max_members(lead, device, max_group, shape, _states([m[0] for m in members]))
-            groups = -(-len(members) // cap)
-            seconds = steps * (cost.seconds_per_step * groups * max(epochs)
-                               + cost.seconds_per_flop * batch * flops_per_sample(shape) * sum(epochs))
+            seconds = _seconds(lead, shape, [max(c.epochs for c in m) for m in members],
+                               sum(len(m) for m in members), -(-len(members) // cap), cost)
             if best[i] + seconds < best[j] - 1e-12:
                 best[j], cut[j] = best[i] + seconds, i
     out, j = [], n
@@ -313,9 +343,7 @@ def modelled_seconds(groups: Sequence[Sequence[TrialConfig]], cost: StepCost) ->
     total = 0.0
     for g in groups:
         epochs = [max(c.epochs for c in m) for m in _streams(g)]
-        total += _steps_per_epoch(g[0]) * (
-            cost.seconds_per_step * max(epochs)
-            + cost.seconds_per_flop * g[0].batch_size * flops_per_sample(padded_shape([c.layers for c in g])) * sum(epochs))
+        total += _seconds(g[0], padded_shape([c.layers for c in g]), epochs, len(g), 1, cost)
     return total
 
 
