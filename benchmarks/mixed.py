@@ -9,13 +9,15 @@ evaluation included, storing excluded — the store's cost is the same for all):
 
   width      the width grid (examples/fashion-mnist/01-width-grid.toml: 16 shapes × 5
              seeds × 3 epochs) as (1) today's groups — one per shape and optimizer —,
-             (2) one padded group of all 80 members, (3) the planner's plan;
+             (2) one padded group of all 80 members, (3) the planner's plan, trained one
+             group at a time and with each --concurrent count (groups at once, each in
+             its own thread and CUDA stream, through tunebook's own concurrent path);
   random     64 trials of random widths (two hidden layers, each log-uniform in
              32–1024, one trial per shape, as a sampler proposes them) as (1) the
              reference loop one by one, (2) exact-shape groups (64 groups of one),
              (3) the planner's plan, (4) one padded group;
   programme  every trial of examples/fashion-mnist/ (shared trials once) as today's
-             groups and as the planner's plan.
+             groups and as the planner's plan (with each --concurrent count).
 
 "Today's groups" are the grouping before mixed stacks: one key per layer shape,
 activation, batch size, optimizer and data split, cut evenly by the memory cap. The
@@ -69,6 +71,39 @@ def train(groups, device, engine="stacked") -> tuple[float, list]:
     return time.perf_counter() - t0, results
 
 
+def train_concurrently(groups, device, workers: int) -> tuple[float, list]:
+    """The groups through tunebook's own concurrent path (execute._train_concurrently),
+    ``workers`` at a time, without a store: what `tunebook run --concurrent N` trains."""
+    import torch
+
+    from tunebook.execute import Reporter, _device_data, _Progress, _Slot, _train_concurrently
+
+    for g in groups:
+        _device_data(g[0], device, None)
+    results: list = []
+    t0 = time.perf_counter()
+    _train_concurrently(groups, workers, lambda g: _Slot(g, []), lambda slot, rs: results.extend(rs),
+                        _Progress(None), engine="stacked", dev=device, data_dir=None, reporter=Reporter(),
+                        n_groups=len(groups))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0, results
+
+
+def planner_rows(groups, device, args) -> list[tuple[str, list, float]]:
+    """The planner's groups, one at a time and with each --concurrent count asked for."""
+    rows = []
+    for workers in args.concurrent:
+        if workers == 1:
+            seconds, _ = train(groups, device)
+            rows.append(("planner", groups, seconds))
+        else:
+            seconds, _ = train_concurrently(groups, device, workers)
+            rows.append((f"planner, {workers} groups at once", groups, seconds))
+        print(f"  ({rows[-1][0]}: {seconds:.1f} s)", flush=True)
+    return rows
+
+
 def describe(groups) -> str:
     sizes = sorted((len({c.stream_key for c in g}) for g in groups), reverse=True)
     shown = ", ".join(map(str, sizes[:8])) + (", …" if len(sizes) > 8 else "")
@@ -104,9 +139,11 @@ def width(device, cost, args):
     planned = plan_groups(configs, device, cost=cost)
     rows = []
     results = {}
-    for name, groups in (("today (per shape)", today), ("one padded group", one), ("planner", planned)):
+    for name, groups in (("today (per shape)", today), ("one padded group", one)):
         seconds, results[name] = train(groups, device)
         rows.append((name, groups, seconds))
+        print(f"  ({name}: {seconds:.1f} s)", flush=True)
+    rows += planner_rows(planned, device, args)
     table(f"width grid: {len(configs)} trials, 16 shapes × 5 seeds × 3 epochs", rows)
     _check_same(results["one padded group"], results["today (per shape)"], "one padded group and today's")
 
@@ -147,12 +184,11 @@ def programme(device, cost, args):
     from tunebook.planner import plan_groups
 
     configs = list({c.trial_id: c for s in load_specs(ROOT / "examples/fashion-mnist") for c in s.configs()}.values())
-    rows = []
-    for name, groups in (("today (shape, optimizer)", todays_groups(configs, device)),
-                         ("planner", plan_groups(configs, device, cost=cost))):
-        seconds, _ = train(groups, device)
-        rows.append((name, groups, seconds))
-        print(f"  ({name}: {seconds:.1f} s)", flush=True)
+    today = todays_groups(configs, device)
+    seconds, _ = train(today, device)
+    print(f"  (today: {seconds:.1f} s)", flush=True)
+    rows = [("today (shape, optimizer)", today, seconds)]
+    rows += planner_rows(plan_groups(configs, device, cost=cost), device, args)
     table(f"the log's programme: {len(configs)} trials (shared trials once)", rows)
 
 
@@ -164,7 +200,10 @@ def main() -> None:
     ap.add_argument("--random-epochs", type=int, default=1)
     ap.add_argument("--subset", type=int, help="train on this many samples (width and random sections)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--concurrent", default="1", help="comma-separated group counts trained at once for the "
+                                                      "planner's rows (width, programme), e.g. 1,2,4")
     args = ap.parse_args()
+    args.concurrent = [int(x) for x in args.concurrent.split(",")]
 
     import torch
 

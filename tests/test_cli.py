@@ -129,14 +129,16 @@ def test_sigkill_mid_study_then_resume_finds_each_trial_once(tmp_path, cli_env):
         tomllib.loads((f / "result.toml").read_text())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_sigint_and_sigterm_exit_130_and_keep_finished_trials(tmp_path, cli_env, sig):
+@pytest.mark.parametrize("sig, concurrent", [(signal.SIGINT, "1"), (signal.SIGTERM, "1"), (signal.SIGTERM, "2")],
+                         ids=["SIGINT", "SIGTERM", "SIGTERM-concurrent"])
+def test_sigint_and_sigterm_exit_130_and_keep_finished_trials(tmp_path, cli_env, sig, concurrent):
     study = tmp_path / "int.toml"
     study.write_text(STUDY.replace('name = "e2e"', 'name = "int"').replace("seeds = 2", "seeds = 4")
                      .replace("epochs = 2", "epochs = 10"))  # long enough to be caught mid-way
     out = tmp_path / "logs"
     # A background job (as CI may be) inherits SIGINT ignored; a user at a terminal does not.
-    proc = subprocess.Popen(tunebook_cmd("run", str(study), "--out", str(out), "--no-report", "--quiet", "--max-group", "1"),
+    proc = subprocess.Popen(tunebook_cmd("run", str(study), "--out", str(out), "--no-report", "--quiet", "--max-group", "1",
+                                         "--concurrent", concurrent),
                             env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = out / "int" / "runs"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import tomllib
 
 import pytest
@@ -185,3 +186,51 @@ def test_a_study_of_several_widths_trains_padded_and_matches_exact_groups(tmp_pa
 def test_no_cost_model_is_measured_when_there_is_nothing_to_choose(tmp_path):
     run_studies([spec("one", "lr = [0.001, 0.002]", seeds=1)], tmp_path, device="cpu")
     assert not (tmp_path / ".planner.toml").exists()
+
+
+# -- groups trained concurrently ---------------------------------------------------------
+
+def test_concurrent_groups_give_the_same_numbers_and_runs(tmp_path):
+    s = spec("cc", 'units1 = [8, 16, 24]\noptimizer = ["adam", "sgd"]', seeds=2,
+             defaults="layers = [16]\nepochs = 2")
+    (one,) = run_studies([s], tmp_path / "one", device="cpu", pad=False)
+    (three,) = run_studies([s], tmp_path / "three", device="cpu", pad=False, concurrent=3, max_group=2)
+    assert one.trained == three.trained == 12 and len(three.runs) == 12
+    assert {r.result.group_size for r in three.runs} == {2}  # 6 groups, 3 at a time
+    by_id = {r.trial_id: r.result for r in one.runs}
+    for r in three.runs:
+        assert r.result.history.train_loss == by_id[r.trial_id].history.train_loss
+        assert r.result.history.val_acc == by_id[r.trial_id].history.val_acc
+        assert r.result.test_acc == by_id[r.trial_id].test_acc
+    assert not list((tmp_path / "three" / "cc" / "runs").glob(".staging*"))
+    (again,) = run_studies([s], tmp_path / "three", device="cpu", concurrent=3)
+    assert again.trained == 0 and again.skipped == 12
+
+
+@pytest.mark.parametrize("where", ["epoch", "save"])
+def test_an_interrupt_with_concurrent_groups_keeps_whole_runs_only(tmp_path, monkeypatch, where):
+    """The interrupt lands in a worker thread (mid-epoch) or in the saving thread; the
+    other workers stop at their next epoch's end; no staging folder stays."""
+    s = spec("ci", "units1 = [8, 16, 24, 32]", seeds=1, defaults="layers = [16]\nepochs = 3")
+    calls = {"n": 0}
+    lock = threading.Lock()
+    target = (LiveScalars, "__call__") if where == "epoch" else (RunStore, "save")
+    original = getattr(*target)
+
+    def wrapped(*args, **kwargs):
+        out = original(*args, **kwargs)
+        with lock:
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(*target, wrapped)
+    with pytest.raises(KeyboardInterrupt):
+        run_studies([s], tmp_path, device="cpu", pad=False, max_group=1, concurrent=2)
+    runs = tmp_path / "ci" / "runs"
+    assert not list(runs.glob(".staging*"))
+    for p in runs.iterdir():
+        assert is_run_name(p.name) and (p / "result.toml").is_file() and (p / "config.toml").is_file()
+    (resumed,) = run_studies([s], tmp_path, device="cpu", pad=False, max_group=1, concurrent=2)
+    assert len(resumed.runs) == 4 and resumed.trained == 4 - resumed.skipped

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
         sp.add_argument("--engine", default="stacked", choices=("stacked", "reference"))
         sp.add_argument("--max-group", type=_positive, help="at most this many trials per stacked group")
+        sp.add_argument("--concurrent", type=_positive, default=1, metavar="N",
+                        help="train N groups at once, each in its own thread (on CUDA its own stream), "
+                             "while finished ones are saved (default 1)")
         sp.add_argument("--no-pad", action="store_true",
                         help="stack only trials of equal layer widths (by default the planner pads different "
                              "widths into one stack where this device's measured cost model says it is faster)")
@@ -221,7 +224,7 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
         return _run_until_decided(args, overrides, reporter)
     outcomes = run_path(path or args.path, args.out, device=args.device, engine=args.engine,
                         max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
-                        reporter=reporter, pad=not args.no_pad, **overrides)
+                        reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent, **overrides)
     for problem in sorted({p for o in outcomes for p in o.problems}):
         warning(problem)
     for o in outcomes:
@@ -247,7 +250,7 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
     specs = [s.with_overrides(**overrides) for s in load_specs(args.path)]
     results = run_all_until_decided(specs, args.out, budget=budget, device=args.device, engine=args.engine,
                                     max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
-                                    reporter=reporter, pad=not args.no_pad)
+                                    reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent)
     for problem in sorted({p for r in results if r.last for p in r.last.problems}):
         warning(problem)
     why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",

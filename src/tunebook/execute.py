@@ -9,6 +9,7 @@ the group in flight and a rerun resumes.
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 import traceback
 from contextlib import ExitStack
@@ -123,7 +124,7 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
                 data_dir: str | Path | None = None, reporter: Reporter | None = None,
                 extra: Mapping[str, Sequence[TrialConfig]] | None = None,
-                budget: "Budget | None" = None, pad: bool = True) -> list[StudyOutcome]:
+                budget: "Budget | None" = None, pad: bool = True, concurrent: int = 1) -> list[StudyOutcome]:
     """Run several studies as one programme.
 
     A trial (the same resolved config, hence the same trial id) wanted by several
@@ -141,6 +142,9 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     Groups are planned by :func:`tunebook.planner.plan_groups`; with ``pad`` (the
     default) trials of different widths share a stack where this device's measured cost
     model says it saves time (measured once per output root, ``<out>/.planner.toml``).
+    With ``concurrent`` > 1, that many groups train at once, each in its own thread (and
+    CUDA stream), while this thread saves finished groups: a GPU is not left idle while a
+    small group launches kernels or results are written. Results are the same numbers.
     """
     dev = check_inputs(specs, out, device, engine, data_dir)
     reporter = reporter or Reporter()
@@ -184,34 +188,27 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
         groups = (plan_groups(todo, dev, max_group, _cost_model(out, dev, todo, reporter) if pad else None)
                   if engine == "stacked" else [[c] for c in todo])
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
-        live = LiveScalars()
-        stopped = False
-        for group in groups:
-            if budget is not None and budget.spent():
-                stopped = True
-                break
-            started = time.time()  # names the run folders
-            opened = []
-            try:
-                try:
-                    for lead in {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values():
-                        store = stores[wanted[lead.trial_id][0]]
-                        opened.append(store.staging_dir(lead.trial_id))  # before it exists: a signal
-                        live.open(lead.trial_id, store.open_live(lead.trial_id))  # may come at any line
-                    results = _train_group(group, engine, dev, data_dir, reporter, extra_hooks=[live])
-                finally:
-                    live.close_all()
-                for c, r in zip(_by_id(group, results), results):
-                    for name in wanted[c.trial_id]:
-                        save(name, c, r, started)
-                        trained[name] += 1
-                    reporter.trial_saved(c, r)
-                if budget is not None:
-                    budget.spend(model_epochs(group))
-            finally:  # interrupted: the live curves of trials that were not saved go too
-                live.close_all()  # again: an interrupt inside the first close leaves writers open
-                for staging in opened:
-                    remove_staging(staging)
+        state = _Progress(budget)
+
+        def finish(slot: "_Slot", results: list[TrialResult]) -> None:
+            for c, r in zip(_by_id(slot.group, results), results):
+                for name in wanted[c.trial_id]:
+                    save(name, c, r, slot.started)
+                    trained[name] += 1
+                reporter.trial_saved(c, r)
+            if budget is not None:
+                budget.spend(model_epochs(slot.group))
+
+        def slot_for(group: list[TrialConfig]) -> "_Slot":
+            return _Slot(group, [(stores[wanted[c.trial_id][0]], c.trial_id) for c in
+                                 {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values()])
+
+        train = dict(engine=engine, dev=dev, data_dir=data_dir, reporter=reporter, n_groups=len(groups))
+        if concurrent > 1 and len(groups) > 1:
+            _train_concurrently(groups, concurrent, slot_for, finish, state, **train)
+        else:
+            _train_in_turn(groups, slot_for, finish, state, **train)
+        stopped = state.stopped
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
                                  trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
@@ -236,28 +233,31 @@ def _cost_model(out, dev, todo: Sequence[TrialConfig], reporter: Reporter):
 
 
 _DATA_CACHE: dict[tuple, object] = {}
+_DATA_LOCK = threading.Lock()
 
 
 def _device_data(c: TrialConfig, dev, data_dir):
-    """The dataset split a config trains on, on the device (one at a time is kept)."""
+    """The dataset split a config trains on, on the device (one at a time is kept; a
+    group in flight keeps its own reference)."""
     from .data import load_dataset
     from .engine.common import DeviceData
 
     key = (c.dataset, c.validation, c.split_seed, c.train_subset, str(dev), str(data_dir))
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        ds = load_dataset(c.dataset, c.validation, c.split_seed, c.train_subset, data_dir)
-        _DATA_CACHE[key] = DeviceData.from_dataset(ds, dev)
-    return _DATA_CACHE[key]
+    with _DATA_LOCK:
+        if key not in _DATA_CACHE:
+            _DATA_CACHE.clear()
+            ds = load_dataset(c.dataset, c.validation, c.split_seed, c.train_subset, data_dir)
+            _DATA_CACHE[key] = DeviceData.from_dataset(ds, dev)
+        return _DATA_CACHE[key]
 
 
 def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: Reporter,
-                 extra_hooks: Sequence = ()) -> list[TrialResult]:
+                 extra_hooks: Sequence = (), data=None, label: str = "") -> list[TrialResult]:
     """Train one group; an exception becomes a failed result for each of its trials."""
     from .engine import ENGINES
 
-    data = _device_data(group[0], dev, data_dir)
-    label = group_label(group)
+    data = data if data is not None else _device_data(group[0], dev, data_dir)
+    label = label or group_label(group)
     reporter.group_start(label, len(group), max(c.epochs for c in group))
     try:
         return ENGINES[engine](group, data, hooks=[reporter.epoch, *extra_hooks], label=label)
@@ -267,6 +267,142 @@ def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, repor
         err = TrialError(f"{type(exc).__name__}: {exc}")
         tb = "".join(traceback.format_exception(exc))
         return [failed_result(c, f"{err}\n{tb}", engine) for c in group]
+
+
+@dataclass
+class _Progress:
+    budget: "Budget | None"
+    stopped: bool = False  # the budget ran out before every group started
+
+    def may_start(self) -> bool:
+        if self.budget is not None and self.budget.spent():
+            self.stopped = True
+        return not self.stopped
+
+
+class _Slot:
+    """One group in training: its trials' live folders (``runs/.staging-*``, where their
+    TensorBoard curves grow epoch by epoch) and when it started (it names the runs)."""
+
+    def __init__(self, group: list[TrialConfig], leads: list[tuple[RunStore, str]]):
+        self.group, self.leads = group, leads
+        self.started = time.time()
+        self.opened: list[Path] = []
+        self.live = LiveScalars()
+
+    def open(self) -> None:
+        for store, trial_id in self.leads:
+            self.opened.append(store.staging_dir(trial_id))  # before it exists: a signal may
+            self.live.open(trial_id, store.open_live(trial_id))  # come at any line
+
+    def close(self) -> None:
+        """Writers closed and unsaved live folders removed (idempotent; saved ones were
+        renamed into place already)."""
+        self.live.close_all()
+        for staging in self.opened:
+            remove_staging(staging)
+
+
+def _label(group, i: int, n: int) -> str:
+    return f"{group_label(group)} [{i}/{n}]" if n > 1 else group_label(group)
+
+
+def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, data_dir, reporter, n_groups):
+    """One group after another, in this thread."""
+    for i, group in enumerate(groups, 1):
+        if not state.may_start():
+            return
+        slot = slot_for(group)
+        try:
+            try:
+                slot.open()
+                results = _train_group(group, engine, dev, data_dir, reporter, extra_hooks=[slot.live],
+                                       label=_label(group, i, n_groups))
+            finally:
+                slot.live.close_all()
+            finish(slot, results)
+        finally:  # interrupted: the live curves of trials that were not saved go too
+            slot.close()
+
+
+class _Stopped(BaseException):
+    """Raised in a worker thread at an epoch's end once the run is being interrupted
+    (a BaseException: not recorded as a failed trial)."""
+
+
+class _Locked:
+    """A reporter called from several threads, one call at a time."""
+
+    def __init__(self, reporter: Reporter):
+        self._reporter, self._lock = reporter, threading.Lock()
+
+    def __getattr__(self, name):
+        method = getattr(self._reporter, name)
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return method(*args, **kwargs)
+        return locked
+
+
+def _train_concurrently(groups, workers: int, slot_for, finish, state: _Progress, *, engine, dev, data_dir,
+                        reporter, n_groups):
+    """Up to ``workers`` groups at once, each in a thread of its own (and, on CUDA, a
+    stream of its own); this thread opens live folders, loads data and saves results,
+    so one writer touches the store. On an interrupt the workers stop at their next
+    epoch's end and their groups are not saved (a rerun trains them)."""
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    stop = threading.Event()
+    locked = _Locked(reporter)
+
+    def stopper(event) -> None:
+        if stop.is_set():
+            raise _Stopped
+
+    def work(group, slot, data, label):
+        if dev.type != "cuda":
+            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label)
+        import torch
+
+        with torch.cuda.stream(torch.cuda.Stream(dev)):
+            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label)
+
+    queue = deque(enumerate(groups, 1))
+    running: dict = {}
+    opening: list[_Slot] = []  # a slot being opened, closed by the finally if interrupted
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tunebook-group")
+    try:
+        while queue or running:
+            while queue and len(running) < workers and state.may_start():
+                i, group = queue.popleft()
+                opening.append(slot_for(group))
+                opening[0].open()
+                data = _device_data(group[0], dev, data_dir)
+                if dev.type == "cuda":  # the data's copy is done before another stream reads it
+                    import torch
+                    torch.cuda.current_stream(dev).synchronize()
+                future = pool.submit(work, group, opening[0], data, _label(group, i, n_groups))
+                running[future] = opening.pop()
+            if not running:
+                return
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                slot = running[future]
+                try:
+                    results = future.result()
+                    slot.live.close_all()
+                    with locked._lock:
+                        finish(slot, results)
+                finally:
+                    running.pop(future)
+                    slot.close()
+    finally:
+        stop.set()
+        pool.shutdown(wait=True)  # each worker stops at its next epoch's end
+        for slot in [*running.values(), *opening]:
+            slot.close()
 
 
 def _by_id(group: Sequence[TrialConfig], results: Sequence[TrialResult]) -> list[TrialConfig]:

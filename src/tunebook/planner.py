@@ -20,7 +20,8 @@ and stored per machine in ``<out>/.planner.toml`` so that it is measured once.
 Within one stackable key, the distinct shapes are sorted by FLOPs and split into
 contiguous segments by dynamic programming; a segment trains padded to its widest
 shape, cut into as few groups as the memory budget allows. The exact-shape grouping is
-one of the partitions considered, so under the model the plan is never slower than it.
+one of the partitions considered, so under the model the plan is never slower than it;
+a padded segment must be predicted :data:`PAD_MARGIN` cheaper to be chosen.
 Without a cost model (``cost=None``) nothing is padded: shapes stay apart, optimizers
 still share stacks.
 
@@ -53,6 +54,14 @@ CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
 CPU_MAX_MEMBERS = 64
 
 COST_FILE = ".planner.toml"
+
+#: A padded segment is chosen only if the model predicts it at least this much cheaper
+#: than what it replaces: the model misses per-point by up to ~15 % on this CPU (its
+#: elementwise work grows with width, which FLOPs do not count), and padding is not free
+#: in another way — a padded member's numbers equal its exact-shape numbers only to float
+#: rounding, not bit for bit. On the width grid, merges predicted to save 2–5 % made it
+#: 4 % slower (docs/performance.md); a GPU's launch-bound small groups save 80 % and more.
+PAD_MARGIN = 0.15
 
 
 # -- what stacks ------------------------------------------------------------------
@@ -313,6 +322,8 @@ def _segments(shapes: dict[tuple, dict[tuple, list[TrialConfig]]], device, max_g
             cap = max_members(lead, device, max_group, shape, _states([m[0] for m in members]))
             seconds = _seconds(lead, shape, [max(c.epochs for c in m) for m in members],
                                sum(len(m) for m in members), -(-len(members) // cap), cost)
+            if j - i > 1:
+                seconds *= 1 + PAD_MARGIN
             if best[i] + seconds < best[j] - 1e-12:
                 best[j], cut[j] = best[i] + seconds, i
     out, j = [], n

@@ -10,6 +10,8 @@ from .execute import Reporter
 
 
 class RichReporter(Reporter):
+    MAX_BARS = 8  # group bars shown at once
+
     def __init__(self, console: Console):
         self.console = console
         self.progress: Progress | None = None
@@ -24,24 +26,28 @@ class RichReporter(Reporter):
                                  TimeElapsedColumn(), console=self.console, transient=True)
         self.progress.start()
         self.trials = self.progress.add_task("trials", total=todo)
-        self.epochs = None
+        self.groups: dict[str, int] = {}
 
     def planner_measured(self, cost, seconds):
         self.console.print(f"planner: measured this device's stacked-step cost in {seconds:.1f} s "
                            f"(stored; `tunebook calibrate` re-measures): {cost.describe()}")
 
     def group_start(self, label, trials, epochs):
+        """A bar per group in flight (several with --concurrent); finished ones go."""
         if self.progress is None:
             return
-        if self.epochs is not None:
-            self.progress.remove_task(self.epochs)
-        self.epochs = self.progress.add_task(f"  {label}", total=epochs)
+        finished = {t.id for t in self.progress.tasks if t.finished}
+        for old in [k for k, task in self.groups.items() if task in finished or k == label]:
+            self.progress.remove_task(self.groups.pop(old))
+        while len(self.groups) >= self.MAX_BARS:  # a group that stopped early (all diverged)
+            self.progress.remove_task(self.groups.pop(next(iter(self.groups))))
+        self.groups[label] = self.progress.add_task(f"  {label}", total=epochs)
 
     def epoch(self, event):
-        if self.progress is None or self.epochs is None:
+        if self.progress is None or event.label not in self.groups:
             return
         best = max(event.val_acc) if event.val_acc else float("nan")
-        self.progress.update(self.epochs, completed=event.epoch,
+        self.progress.update(self.groups[event.label], completed=event.epoch,
                              description=f"  {event.label}: epoch {event.epoch}, best val {100 * best:.2f}%")
 
     def trial_saved(self, config, result):

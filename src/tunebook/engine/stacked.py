@@ -216,8 +216,10 @@ def loss_and_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def _sync(device: torch.device) -> None:
+    """Wait for this thread's work on the device (its current stream: groups training
+    concurrently in other threads, on other streams, are not waited for)."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        torch.cuda.current_stream(device).synchronize()
 
 
 class EpochLoop:
@@ -309,7 +311,9 @@ class GraphedEpochLoop(EpochLoop):
             torch.cuda.current_stream(dev).wait_stream(side)
             self.opt.restore(snap)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: other threads' groups (tunebook run --concurrent) may keep
+            # launching work on their own streams while this one captures
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 for s in range(self.steps):
                     self.step(self.perm, s, s, self.loss_sum, self.correct)
         except RuntimeError:
