@@ -139,11 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
                   "The columns are documented in the README (\"Exported tables\"). --long writes one row\n"
                   "per run and epoch instead of one per run.",
                   "  tunebook export modellogs/quickstart --format csv -o runs.csv\n"
-                  "  tunebook export modellogs --format parquet --long -o epochs.parquet")
+                  "  tunebook export modellogs --format parquet --long -o epochs.parquet\n"
+                  "  tunebook export modellogs/08-search --optuna search.log   # then: optuna-dashboard search.log")
     ex.add_argument("study", help="a study folder or a folder of studies")
     ex.add_argument("--format", default="csv", choices=("csv", "json", "parquet"))
     ex.add_argument("--long", action="store_true", help="one row per run and epoch")
     ex.add_argument("-o", "--output", help="file to write (default: standard output; required for parquet)")
+    ex.add_argument("--optuna", metavar="FILE", help="a searched study as an Optuna journal file "
+                                                     "(optuna-dashboard FILE opens it); FILE must not exist")
 
     cal = _command(sub, "calibrate", "Measure this device's stacked-step cost for the group planner",
                    "Times a few synthetic stacked groups on the device (about a second) and stores\n"
@@ -199,6 +202,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     specs = load_specs(args.path)
     for spec in specs:
+        if spec.search is not None:
+            plan = spec.search
+            out.print(f"{spec.path}: ok — study {spec.name!r}: search of {', '.join(plan.names)} by {plan.sampler}, "
+                      f"{plan.trials} proposals ({plan.batch} at a time) × {len(spec.seeds)} seeds")
+            continue
         configs = spec.configs()
         out.print(f"{spec.path}: ok — study {spec.name!r}: {len(configs)} trials "
                   f"({len(configs) // max(len(spec.seeds), 1)} configurations × {len(spec.seeds)} seeds), "
@@ -212,7 +220,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
-    from .execute import run_path
+    from .execute import load_specs, run_studies
 
     overrides = {k: v for k, v in (("seeds", getattr(args, "seeds", None)),
                                    ("epochs", getattr(args, "epochs", None)),
@@ -222,9 +230,14 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
         raise SpecError(["--budget: only with --until-decided"])
     if getattr(args, "until_decided", False):
         return _run_until_decided(args, overrides, reporter)
-    outcomes = run_path(path or args.path, args.out, device=args.device, engine=args.engine,
-                        max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
-                        reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent, **overrides)
+    specs = [s.with_overrides(**overrides) for s in load_specs(path or args.path)]
+    kwargs = dict(device=args.device, engine=args.engine, max_group=args.max_group, fresh=args.fresh,
+                  data_dir=args.data_dir, reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent)
+    grid = [s for s in specs if s.search is None]
+    if len(grid) < len(specs):  # checked before anything trains
+        from .search import optuna_module
+        optuna_module()
+    outcomes = run_studies(grid, args.out, **kwargs) if grid else []
     for problem in sorted({p for o in outcomes for p in o.problems}):
         warning(problem)
     for o in outcomes:
@@ -239,7 +252,27 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
         out.print(f"done in {outcomes[0].seconds:.1f} s (wall time, training and storing)")
     if len(outcomes) > 1 and not args.no_report:
         _write_combined(outcomes, Path(args.out))
-    return EXIT_FAILED if any(o.failed for o in outcomes) else EXIT_OK
+    searches = [_run_searched(s, args, kwargs) for s in specs if s.search is not None]
+    failed = any(o.failed for o in outcomes) or any(o.last and o.last.failed for o in searches)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
+    from .search import run_search
+
+    o = run_search(spec, args.out, **kwargs)
+    done = [r for r in o.results if r.values is not None]
+    why = {"trials": "every proposal done", "budget": "time budget spent — run the same command to go on"}
+    out.print(f"{spec.name}: {len(done)} of {spec.search.trials} proposals done, each on {len(spec.seeds)} seeds "
+              f"({why[o.stopped]}); {o.seconds:.1f} s")
+    best = o.best()
+    if best is not None:
+        metric = spec.search.objectives[0][0]
+        params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
+        out.print(f"  best mean so far: {params}: {metric} {best.values[0]:.4f} (a candidate, not a confirmed winner)")
+    if not args.no_report:
+        _write_report(o.folder)
+    return o
 
 
 def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> int:
@@ -248,6 +281,12 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
 
     budget = Budget.parse(args.budget) if args.budget else Budget()
     specs = [s.with_overrides(**overrides) for s in load_specs(args.path)]
+    for s in [s for s in specs if s.search is not None]:
+        warning(f"{s.path}: skipped by --until-decided (a searched study has no hypotheses to decide; run it "
+                "without --until-decided)")
+    specs = [s for s in specs if s.search is None]
+    if not specs:
+        raise SpecError([f"{args.path}: --until-decided: no grid study to decide"])
     results = run_all_until_decided(specs, args.out, budget=budget, device=args.device, engine=args.engine,
                                     max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
                                     reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent)
@@ -365,6 +404,8 @@ def _pct(x: float) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from .results import EPOCH_COLUMNS, RUN_COLUMNS, export_rows
 
+    if args.optuna:
+        return _export_optuna(args)
     if args.format == "parquet" and not args.output:
         raise SpecError(["--format parquet: needs -o FILE (Parquet is binary)"])
     if args.output:
@@ -388,6 +429,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise StoreIOError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
     err.print(f"{len(rows)} rows → {args.output}")
+    return EXIT_OK
+
+
+def _export_optuna(args: argparse.Namespace) -> int:
+    from .execute import check_out_dir
+    from .search import export_journal, load_search
+    from .spec import load_spec
+
+    folder = _existing(args.study, "folder")
+    problems = check_out_dir(Path(args.optuna).parent, "--optuna", args.optuna)
+    if not (folder / "study.toml").is_file():
+        problems.append(f"{args.study}: not a study folder (no study.toml)")
+    if problems:
+        raise SpecError(problems)
+    spec = load_spec(folder / "study.toml", check_selectors=False)
+    if spec.search is None:
+        raise SpecError([f"{args.study}: --optuna: a grid study has no sampler to export; it needs [search]"])
+    results = load_search(spec, folder.parent)
+    export_journal(spec, results, args.optuna)
+    err.print(f"{len(results)} proposals → {args.optuna} (open with: optuna-dashboard {args.optuna})")
     return EXIT_OK
 
 

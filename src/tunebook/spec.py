@@ -26,6 +26,7 @@ from .hparams import (ACTIVATIONS, BASE_DEFAULTS, HPARAM_RULES, METRICS, OPTIMIZ
 from .hypotheses import Hypothesis, parse_hypotheses
 from .problems import Problems
 from .hparams import fmt_value as _fmt
+from .search_space import SEARCH_STUDY_KEYS, SearchPlan, parse_plan, parse_search
 
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -127,6 +128,7 @@ class StudySpec:
     smoke: str = ""        # the smoke-test overrides this study runs with ("" for a full run)
     margin: float = 0.0    # smallest effect of interest (metric units): smaller is "negligible"
     decide: DecidePlan = DecidePlan()
+    search: SearchPlan | None = None  # [search]: proposals come from a sampler, not a grid
 
     @property
     def folder(self) -> str:
@@ -135,7 +137,10 @@ class StudySpec:
         return f"{self.name}{SMOKE_SUFFIX}" if self.smoke else self.name
 
     def varying(self) -> tuple[str, ...]:
-        """Grid keys that take more than one value (what tells this study's trials apart)."""
+        """Grid keys that take more than one value, or the searched hyperparameters (what
+        tells this study's trials apart)."""
+        if self.search is not None:
+            return self.search.names
         return tuple(k for k, v in self.grid if len(v) > 1)
 
     def run_label(self, c: "TrialConfig") -> str:
@@ -156,7 +161,11 @@ class StudySpec:
         return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
     def configs(self) -> list[TrialConfig]:
-        """One TrialConfig per grid point and seed, duplicates removed, in a stable order."""
+        """One TrialConfig per grid point and seed, duplicates removed, in a stable order.
+        A searched study has none of its own: its sampler proposes them
+        (:mod:`tunebook.search`)."""
+        if self.search is not None:
+            return []
         seen: dict[str, TrialConfig] = {}
         for point in self.points():
             merged, _ = resolve(dict(self.defaults), point)
@@ -164,6 +173,13 @@ class StudySpec:
                 cfg = _build(self, merged, seed)
                 seen.setdefault(cfg.trial_id, cfg)
         return list(seen.values())
+
+    def config_for(self, params: Mapping[str, Any], seed: int) -> TrialConfig:
+        """The trial of hyperparameters ``params`` (over [defaults]) and ``seed``."""
+        merged, problems = resolve(dict(self.defaults), dict(params))
+        if problems:
+            raise SpecError([f"{self.path}: proposal {dict(params)}: {key}: {rule}" for key, rule in problems])
+        return _build(self, merged, seed)
 
     def with_overrides(self, *, seeds: int | None = None, epochs: int | None = None,
                        train_subset: int | None = None) -> "StudySpec":
@@ -219,8 +235,9 @@ _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "
 
 _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
                "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide"}
+# (a searched study's [study] may also hold search_space.SEARCH_STUDY_KEYS)
 _DECIDE_KEYS = {"max_seeds", "round"}
-_TOP_KEYS = {"study", "defaults", "grid", "hypothesis"}
+_TOP_KEYS = {"study", "defaults", "grid", "hypothesis", "search"}
 
 
 def load_spec(path: str | Path, check_selectors: bool = True) -> StudySpec:
@@ -249,23 +266,44 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     p = Problems(where)
     for key in raw:
         if key not in _TOP_KEYS:
-            p.add(key, "unknown section (expected study, defaults, grid, hypothesis)")
+            p.add(key, "unknown section (expected study, defaults, grid, search, hypothesis)")
     study = _table(raw, "study", p, required=True)
     defaults_raw = _table(raw, "defaults", p)
     grid_raw = _table(raw, "grid", p)
+    searched = "search" in raw
+    if searched:
+        study = {k: v for k, v in study.items() if k not in SEARCH_STUDY_KEYS}
+        study.setdefault("seeds", 2)  # seeds per proposal
+    else:
+        for key in sorted(SEARCH_STUDY_KEYS & set(_table(raw, "study", Problems(where)))):
+            p.add(f"study.{key}", "only with a [search] table")
 
     s = _parse_study(study, p)
     defaults = _parse_defaults(defaults_raw, p)
     grid = _parse_grid(grid_raw, p)
+    plan = None
+    if searched:
+        dims = parse_search(_table(raw, "search", p), p)
+        plan = parse_plan(_table(raw, "study", Problems(where)), dims, s["metric"], p)
+        if grid_raw:
+            p.add("grid", "a study has [grid] or [search], not both")
+        if raw.get("hypothesis"):
+            p.add("hypothesis", "a searched study tests no hypotheses (yet): put claims in a grid study")
+        if "decide" in study:
+            p.add("study.decide", "not with [search]")
     if "seed" in defaults_raw or "seed" in grid_raw:
         key = "defaults.seed" if "seed" in defaults_raw else "grid.seed"
         p.add(key, "seeds are set by study.seeds (a count or a list)")
     p.raise_if_any()
 
     spec = StudySpec(defaults=tuple(defaults.items()), grid=tuple(grid.items()), path=where,
-                     source=text, hypotheses=(), **s)
+                     source=text, hypotheses=(), search=plan, **s)
     _check_points(spec, p)
+    if plan is not None:
+        _check_search_points(spec, p)
     p.raise_if_any()
+    if plan is not None:
+        return spec
 
     hyps = parse_hypotheses(raw.get("hypothesis", []), spec.configs(), spec.metric, p,
                             TrialConfig.__dataclass_fields__, check_selectors, spec.margin)
@@ -456,6 +494,40 @@ def _check_points(spec: StudySpec, p: Problems) -> None:
         if merged["batch_size"] > n_train:
             p.add(_source_key("batch_size", defaults, grid, point),
                   f"must be at most the training split size {n_train}", merged["batch_size"])
+
+
+def _check_search_points(spec: StudySpec, p: Problems) -> None:
+    """Rules that need a whole configuration, for a searched study: every combination of
+    its choices (up to 256), with each range at its low and its high end."""
+    plan = spec.search
+    defaults = dict(spec.defaults)
+    choices = [d for d in plan.dimensions if d.kind == "choice"]
+    ranges = [d for d in plan.dimensions if d.kind != "choice"]
+    n_train = train_count(DATASETS[spec.dataset], spec.validation, spec.train_subset)
+    seen: set[tuple[str, str]] = set()
+    combos = list(itertools.islice(itertools.product(*[d.choices for d in choices]), 256))
+    for combo in combos:
+        picked = {d.name: v for d, v in zip(choices, combo)}
+        picked = {d.name: picked[d.name] for d in choices if d.applies(picked)}
+        for end in ("low", "high"):
+            params = dict(picked)
+            for d in ranges:
+                if d.applies(params):
+                    params[d.name] = getattr(d, end)
+            merged, problems = resolve(defaults, params)
+            for key, rule in problems:
+                where = f"search.{key}" if key in params else (f"defaults.{key}" if key in defaults else key)
+                if (where, rule) not in seen:
+                    seen.add((where, rule))
+                    p.add(where, rule + (f" (in the proposal {fmt_params(params)})" if params else ""))
+            if merged["batch_size"] > n_train and ("batch_size", "") not in seen:
+                seen.add(("batch_size", ""))
+                where = "search.batch_size.high" if "batch_size" in params else "defaults.batch_size"
+                p.add(where, f"must be at most the training split size {n_train}", merged["batch_size"])
+
+
+def fmt_params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items())
 
 
 def model_epochs(configs: Iterable[TrialConfig], shared: bool = True) -> int:

@@ -43,8 +43,10 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
     the cost model may learn from, besides this study's own. ``sequential``: the study
     runs with ``--until-decided``; its verdicts are judged at the planned looks
     (:mod:`.decide`), valid however many seeds were added."""
-    wanted = {config_key(c) for c in spec.configs()}  # any seed of the study's configurations
-    runs = list({r.trial_id: r for r in runs if config_key(r.config) in wanted}.values())  # one trial, one observation
+    if spec.search is None:  # a searched study's folder holds only its proposals' runs
+        wanted = {config_key(c) for c in spec.configs()}  # any seed of the study's configurations
+        runs = [r for r in runs if config_key(r.config) in wanted]
+    runs = list({r.trial_id: r for r in runs}.values())  # one trial, one observation
     models = fit_cost_models(list({r.path: r for r in [*runs, *cost_runs]}.values()))
     configs = aggregate(runs, models)
     if sequential:

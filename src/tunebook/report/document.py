@@ -185,7 +185,7 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     collapsed = sum(c.n_collapsed for c in a.configs)
     blocks += [("h", level + 1, "Setup"), ("list", [
         f"Dataset: {spec.dataset}; validation on {val}" + (f"; training subset {spec.train_subset}" if spec.train_subset else "") + ".",
-        f"Defaults: {defaults}.", f"Grid: {grid}.",
+        f"Defaults: {defaults}.", f"Search: {search_line(a)}." if spec.search else f"Grid: {grid}.",
         seeds_line(a),
         f"Trials: {len(a.runs)} stored — {statuses.count('complete') - collapsed} complete, "
         f"{collapsed} collapsed (stuck at chance accuracy; counted, not averaged in), "
@@ -198,6 +198,8 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
         f"Reproduce: tunebook run {spec.path}"])]
     if a.problems:
         blocks.append(("list", [f"Warning: {p}" for p in a.problems]))
+    if spec.search is not None:
+        blocks += search_blocks(a, fig, level + 1)
     # --- hypotheses ---
     if a.verdicts:
         blocks.append(("h", level + 1, "Hypotheses"))
@@ -210,6 +212,53 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     blocks += overview_figures(a, ranked, fig)
     blocks += overfit_blocks(a, ranked, fig, level + 1)
     blocks += summary_blocks(a, ranked, fig, level + 1)
+    return blocks
+
+
+def _space(d) -> str:
+    if d.kind == "choice":
+        text = f"{d.name} ∈ {{{', '.join(map(str, d.choices))}}}"
+    else:
+        text = f"{d.name} ∈ [{d.low:g}, {d.high:g}]" + (" (log)" if d.log else "") + (f" step {d.step:g}" if d.step else "")
+    if d.when:
+        text += " when " + " and ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in d.when)
+    return text
+
+
+def search_line(a: StudyAnalysis) -> str:
+    plan = a.spec.search
+    objectives = ", ".join(f"{m} ({'higher' if d == 'max' else 'lower'} is better)" for m, d in plan.objectives)
+    return (f"{'; '.join(_space(d) for d in plan.dimensions)} — sampler {plan.sampler} (seed {plan.sampler_seed}), "
+            f"{plan.trials} proposals asked {plan.batch} at a time, each trained on every seed and told its mean; "
+            f"objective: {objectives}")
+
+
+def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
+    """Progress of a searched study: what was proposed, the best mean so far."""
+    from ..search import load_search
+
+    results = load_search(a.spec, a.folder.parent)
+    done = [r for r in results if r.values is not None]
+    metric, direction = a.spec.search.objectives[0]
+    blocks: list[Block] = [("h", level, "Search"), ("p", f"{len(done)} of {a.spec.search.trials} proposals done "
+                            f"({len(results) - len(done)} in flight or failed).")]
+    if not done:
+        return blocks
+    spent, values, total = [], [], 0
+    for r in sorted(results, key=lambda r: r.proposal.number):
+        total += sum(run.result.epochs_run for run in r.runs)
+        if r.values is not None:
+            spent.append(total)
+            values.append(r.values[0])
+    blocks.append(fig("search-progress", lambda: figures.best_so_far(spent, values, metric, direction == "max"),
+                      f"Each proposal's mean {metric} over its {len(a.spec.seeds)} seeds, and the best so far, "
+                      "against the model-epochs spent"))
+    best = max(done, key=lambda r: r.values[0] if direction == "max" else -r.values[0])
+    params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
+    blocks.append(("p", f"Best mean so far: proposal {best.proposal.number} ({params}): {metric} "
+                        f"{best.values[0]:.4f} over {len(best.runs)} seeds. The best of {len(done)} means is "
+                        "biased upwards (it is partly the luckiest); it is a candidate, not yet a winner "
+                        "confirmed with more seeds."))
     return blocks
 
 

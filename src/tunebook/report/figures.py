@@ -215,6 +215,24 @@ def looks(v, metric: str) -> Figure:
     return fig
 
 
+def best_so_far(spent: Sequence[float], values: Sequence[float], metric: str, maximize: bool) -> Figure:
+    """A search's progress: each proposal's mean (dots) and the best mean so far (a step
+    line) against the model-epochs spent."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    best, cur = [], None
+    for v in values:
+        cur = v if cur is None or (v > cur if maximize else v < cur) else cur
+        best.append(cur)
+    ax.plot(spent, values, "o", color="0.6", markersize=4, label="a proposal (mean over its seeds)")
+    ax.step(spent, best, where="post", color="C0", label="best so far")
+    ax.set_xlabel("model-epochs trained")
+    ax.set_ylabel(_label(metric))
+    ax.legend(loc="lower right" if maximize else "upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: Figure, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)

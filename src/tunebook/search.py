@@ -1,0 +1,335 @@
+"""Searched studies: Optuna's samplers propose, tunebook trains them stacked, on seeds.
+
+A batch at a time: the sampler is asked for ``batch`` proposals, each proposal trains on
+the study's seeds (every seed its own run folder, all of a batch's runs planned into
+stacked groups together — different widths share a padded stack where that pays), and
+the sampler is told each proposal's **mean over its seeds**.
+
+The run store stays the truth; next to it, ``<study>/search/proposals.toml`` records
+what was proposed, batch by batch, *before* it trains (written atomically by tunebook).
+That makes a search resumable and reproducible:
+
+- an interrupted batch is finished on the next run, never proposed again;
+- every batch is asked of a fresh Optuna study rebuilt from the record (parameters,
+  values, the sampler's own per-trial attributes) and a sampler seeded by
+  (``sampler_seed``, batch number), so the proposals are a function of the record: the
+  same study file and seed give the same proposals whether or not the run was stopped
+  on the way.
+
+Values told: the objective's mean over the proposal's complete runs; a run that
+diverged counts at chance level (accuracy 1/C, loss ln C: a configuration that diverges
+on some seeds is a bad one); a proposal none of whose runs trained (engine failure) is
+told FAIL. Optuna is an optional dependency: ``pip install 'tunebook[search]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import tomli_w
+
+from .datasets import DATASETS
+from .errors import SpecError
+from .execute import Reporter, StudyOutcome, run_studies
+from .search_space import Dimension, SearchPlan
+from .spec import StudySpec, TrialConfig
+from .store import Run, RunStore, write_atomic
+
+LEDGER = Path("search") / "proposals.toml"
+
+
+def optuna_module():
+    """Optuna, or a clear error saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise SpecError(["[search] needs Optuna: pip install 'tunebook[search]' (optuna 5)"]) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One point the sampler proposed: its number (0, 1, ...), the batch it came in, the
+    hyperparameters as sampled, and the sampler's attributes of that trial."""
+
+    number: int
+    batch: int
+    params: tuple[tuple[str, Any], ...]
+    system_attrs: str = "{}"   # JSON: what the sampler stored on the trial (GA generations, CMA state)
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "batch": self.batch, "params": dict(self.params),
+                "system_attrs": self.system_attrs}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Proposal":
+        return cls(int(d["number"]), int(d["batch"]), tuple(dict(d["params"]).items()), str(d.get("system_attrs", "{}")))
+
+
+@dataclass(frozen=True)
+class ProposalResult:
+    """A proposal and what its seeds gave."""
+
+    proposal: Proposal
+    configs: tuple[TrialConfig, ...]
+    runs: tuple[Run, ...]              # its stored final runs (complete, diverged)
+    values: tuple[float, ...] | None   # per objective, as told; None: not all seeds done
+    failed: bool = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.proposal.params)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    spec: StudySpec
+    folder: Path
+    results: tuple[ProposalResult, ...]
+    last: StudyOutcome | None
+    stopped: str                       # "trials", "budget"
+    seconds: float
+
+    def best(self) -> ProposalResult | None:
+        """The best proposal by its mean (first objective) — the luckiest mean, not yet a
+        confirmed winner."""
+        done = [r for r in self.results if r.values is not None]
+        if not done:
+            return None
+        metric, direction = self.spec.search.objectives[0]
+        sign = 1 if direction == "max" else -1
+        return max(done, key=lambda r: sign * r.values[0])
+
+
+# -- the record of proposals -------------------------------------------------------------
+
+def read_ledger(study_dir: Path) -> list[Proposal]:
+    import tomllib
+
+    path = study_dir / LEDGER
+    if not path.is_file():
+        return []
+    try:
+        doc = tomllib.loads(path.read_text())
+        return [Proposal.from_dict(d) for d in doc.get("proposal", [])]
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError([f"{path}: cannot read the record of proposals ({exc}); move it aside to start the "
+                         "search over"]) from None
+
+
+def write_ledger(study_dir: Path, proposals: Sequence[Proposal]) -> None:
+    path = study_dir / LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, "# tunebook: what the sampler proposed, batch by batch (written before training)\n"
+                 + tomli_w.dumps({"proposal": [p.to_dict() for p in proposals]}))
+
+
+# -- Optuna --------------------------------------------------------------------------
+
+def distribution(d: Dimension):
+    optuna = optuna_module()
+    if d.kind == "choice":
+        return optuna.distributions.CategoricalDistribution(list(d.choices))
+    if d.kind == "int":
+        return optuna.distributions.IntDistribution(int(d.low), int(d.high), log=d.log, step=int(d.step or 1))
+    return optuna.distributions.FloatDistribution(float(d.low), float(d.high), log=d.log, step=d.step)
+
+
+def suggest(trial, plan: SearchPlan) -> dict[str, Any]:
+    """The trial's hyperparameters: unconditional ones first, then those whose condition
+    holds (a conditional parameter is absent where it does not apply)."""
+    params: dict[str, Any] = {}
+    for d in plan.dimensions:
+        if not d.applies(params):
+            continue
+        if d.kind == "choice":
+            params[d.name] = trial.suggest_categorical(d.name, list(d.choices))
+        elif d.kind == "int":
+            params[d.name] = trial.suggest_int(d.name, int(d.low), int(d.high), step=int(d.step or 1), log=d.log)
+        else:
+            params[d.name] = trial.suggest_float(d.name, float(d.low), float(d.high), step=d.step, log=d.log)
+    return params
+
+
+def make_sampler(plan: SearchPlan, batch_number: int):
+    """The sampler for one batch, seeded by (sampler_seed, batch)."""
+    optuna = optuna_module()
+    from .engine.rng import key
+
+    seed = key(plan.sampler_seed, batch_number) & 0x7FFFFFFF
+    if plan.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if plan.sampler == "tpe":  # the constant liar keeps a batch's proposals apart
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True,
+                                          n_startup_trials=max(10, plan.batch))
+    if plan.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(10, plan.batch))
+    if plan.sampler == "cmaes":
+        import importlib.util
+
+        if importlib.util.find_spec("cmaes") is None:
+            raise SpecError(["study.sampler = \"cmaes\" needs the cmaes package: pip install cmaes"]) from None
+        return optuna.samplers.CmaEsSampler(seed=seed, popsize=max(plan.batch, 4))
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(plan.batch, 4))
+
+
+def rebuild(plan: SearchPlan, done: Sequence[ProposalResult], sampler):
+    """A fresh in-memory Optuna study holding every finished proposal."""
+    optuna = optuna_module()
+    study = optuna.create_study(sampler=sampler,
+                                directions=["maximize" if d == "max" else "minimize" for _, d in plan.objectives])
+    dims = {d.name: d for d in plan.dimensions}
+    for r in done:
+        attrs = json.loads(r.proposal.system_attrs)
+        state = optuna.trial.TrialState.FAIL if r.failed else optuna.trial.TrialState.COMPLETE
+        study.add_trial(optuna.trial.create_trial(
+            state=state, values=None if r.failed else list(r.values), params=r.params,
+            distributions={k: distribution(dims[k]) for k in r.params}, system_attrs=attrs,
+            user_attrs={"tunebook_number": r.proposal.number}))
+    return study
+
+
+def ask_batch(spec: StudySpec, done: Sequence[ProposalResult], batch_number: int, first: int, n: int) -> list[Proposal]:
+    """``n`` new proposals (numbered from ``first``) for batch ``batch_number``."""
+    plan = spec.search
+    study = rebuild(plan, done, make_sampler(plan, batch_number))
+    out = []
+    for i in range(n):
+        trial = study.ask()
+        params = suggest(trial, plan)
+        attrs = dict(study.get_trials(deepcopy=False)[trial.number].system_attrs)
+        try:
+            encoded = json.dumps(attrs)
+        except TypeError:
+            encoded = "{}"
+        out.append(Proposal(first + i, batch_number, tuple(params.items()), encoded))
+    return out
+
+
+# -- values --------------------------------------------------------------------------
+
+def _value(metric: str, run: Run, n_classes: int) -> float:
+    res = run.result
+    if metric in ("params", "flops"):
+        return float(getattr(res, metric))
+    if res.status == "diverged" or res.collapsed:
+        return 1.0 / n_classes if metric == "val_acc" else math.log(n_classes)
+    return float(getattr(res, metric))
+
+
+def results_of(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str, Run]) -> list[ProposalResult]:
+    n_classes = DATASETS[spec.dataset].n_classes
+    out = []
+    for p in proposals:
+        configs = tuple(spec.config_for(dict(p.params), seed) for seed in spec.seeds)
+        mine = tuple(runs[c.trial_id] for c in configs if c.trial_id in runs)
+        final = [r for r in mine if r.result.done]
+        failed = len(mine) == len(configs) and len(final) < len(configs)  # tried, some failed
+        values = None
+        if len(final) == len(configs):
+            values = tuple(sum(_value(m, r, n_classes) for r in final) / len(final) for m, _ in spec.search.objectives)
+        out.append(ProposalResult(p, configs, tuple(final), values, failed))
+    return out
+
+
+# -- the loop ------------------------------------------------------------------------
+
+def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Reporter | None = None,
+               budget=None, **run_kwargs) -> SearchOutcome:
+    """Run (or resume) a searched study until ``trials`` proposals are done or the time
+    budget (``[study] time_budget`` or ``budget``) is spent. Options as for
+    :func:`tunebook.execute.run_studies` (device, engine, max_group, pad, concurrent...)."""
+    from .loop import Budget
+
+    if spec.search is None:
+        raise SpecError([f"{spec.path}: not a searched study (no [search] table)"])
+    optuna_module()
+    plan = spec.search
+    reporter = reporter or Reporter()
+    if budget is None and plan.time_budget:
+        budget = Budget.parse(plan.time_budget)
+    t0 = time.perf_counter()
+    folder = Path(out) / spec.folder
+    last: StudyOutcome | None = None
+    stopped = "trials"
+    fresh = run_kwargs.pop("fresh", False)
+    while True:
+        with RunStore(out, spec.folder) as store:
+            if fresh:
+                store.start_over(time.strftime("%Y%m%d-%H%M%S"))
+                fresh = False
+            proposals = read_ledger(folder)
+            runs = {r.trial_id: r for r in store.iter_runs([])}
+            results = results_of(spec, proposals, runs)
+            pending = [r for r in results if r.values is None and not r.failed]
+            new: list[Proposal] = []
+            if not pending and len(proposals) < plan.trials and not (budget is not None and budget.spent()):
+                batch_number = max((p.batch for p in proposals), default=-1) + 1
+                new = ask_batch(spec, [r for r in results if r.values is not None or r.failed], batch_number,
+                                len(proposals), min(plan.batch, plan.trials - len(proposals)))
+                write_ledger(folder, [*proposals, *new])
+        todo = [c for r in pending for c in r.configs] + [c for p in new for c in results_of(spec, [p], {})[0].configs]
+        if not todo:
+            stopped = "budget" if len(proposals) < plan.trials else "trials"
+            break
+        if budget is not None and budget.spent():
+            stopped = "budget"
+            break
+        (last,) = run_studies([spec], out, extra={spec.folder: todo}, budget=budget, reporter=reporter,
+                              **run_kwargs)
+        if last.stopped_by_budget:
+            stopped = "budget"
+            break
+    with RunStore(out, spec.folder) as store:
+        results = results_of(spec, read_ledger(folder), {r.trial_id: r for r in store.iter_runs([])})
+    return SearchOutcome(spec, folder, tuple(results), last, stopped, time.perf_counter() - t0)
+
+
+def load_search(spec: StudySpec, out: str | Path = "modellogs") -> list[ProposalResult]:
+    """The proposals of a searched study and what they gave (read only)."""
+    from .store import scan_runs
+
+    folder = Path(out) / spec.folder
+    scan = scan_runs(folder / "runs")
+    return results_of(spec, read_ledger(folder), {r.trial_id: r for r in scan.runs})
+
+
+def export_journal(spec: StudySpec, results: Sequence[ProposalResult], path: str | Path) -> Path:
+    """The search as an Optuna journal file (``optuna-dashboard PATH`` opens it): one
+    Optuna trial per proposal, its value the mean over seeds, the seeds' trial ids and
+    values as user attributes. A proposal still training is written as RUNNING."""
+    optuna = optuna_module()
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(path)
+    if path.exists():
+        raise SpecError([f"--optuna {path}: exists; tunebook does not overwrite a journal (choose a new name)"])
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    plan = spec.search
+    study = optuna.create_study(storage=storage, study_name=spec.name, directions=[
+        "maximize" if d == "max" else "minimize" for _, d in plan.objectives])
+    study.set_user_attr("tunebook_sampler", plan.sampler)
+    study.set_user_attr("tunebook_seeds", list(spec.seeds))
+    with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard labels axes with
+        warnings.simplefilter("ignore")
+        study.set_metric_names([m for m, _ in plan.objectives])
+    dims = {d.name: d for d in plan.dimensions}
+    for r in results:
+        state = (optuna.trial.TrialState.FAIL if r.failed else optuna.trial.TrialState.COMPLETE
+                 if r.values is not None else optuna.trial.TrialState.RUNNING)
+        user = {"tunebook_number": r.proposal.number, "seeds": [run.config.seed for run in r.runs],
+                "trial_ids": [run.trial_id for run in r.runs]}
+        for m, _ in plan.objectives:
+            user[f"{m}_per_seed"] = [_value(m, run, DATASETS[spec.dataset].n_classes) for run in r.runs]
+        study.add_trial(optuna.trial.create_trial(
+            state=state, values=list(r.values) if r.values is not None else None, params=r.params,
+            distributions={k: distribution(dims[k]) for k in r.params}, user_attrs=user))
+    return path

@@ -1,0 +1,232 @@
+"""Searched studies: the [search] table, Optuna's samplers in batches over seeds, resuming
+to the same proposals, and the Optuna journal export read back by Optuna itself."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tunebook.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from tunebook.errors import SpecError
+from tunebook.loop import Budget
+from tunebook.search import load_search, read_ledger, run_search
+from tunebook.spec import load_spec, parse_spec
+
+SEARCH = """
+[study]
+name = "srch"
+seeds = 2
+train_subset = 300
+sampler = "{sampler}"
+trials = {trials}
+batch = 2
+[defaults]
+epochs = 1
+layers = [16]
+[search]
+lr = {{ low = 1e-3, high = 3e-2, log = true }}
+width = {{ low = 8, high = 32 }}
+optimizer = {{ choices = ["adam", "momentum"] }}
+momentum = {{ low = 0.5, high = 0.9, when = {{ optimizer = ["momentum"] }} }}
+"""
+
+
+def study(tmp_path, sampler="random", trials=4):
+    f = tmp_path / "srch.toml"
+    f.write_text(SEARCH.format(sampler=sampler, trials=trials))
+    return load_spec(f)
+
+
+# --- the study file ------------------------------------------------------------------------
+
+def test_a_search_space_parses_with_conditions_last():
+    s = parse_spec(SEARCH.format(sampler="tpe", trials=8))
+    assert s.configs() == [] and s.seeds == (0, 1)
+    assert [d.name for d in s.search.dimensions] == ["lr", "width", "optimizer", "momentum"]
+    assert s.varying() == ("lr", "width", "optimizer", "momentum")
+    lr, width, opt, mom = s.search.dimensions
+    assert lr.log and lr.kind == "float" and width.kind == "int" and opt.choices == ("adam", "momentum")
+    assert mom.when == (("optimizer", ("momentum",)),) and mom.applies({"optimizer": "momentum"})
+    assert not mom.applies({"optimizer": "adam"})
+
+
+BAD = """
+[study]
+name = "s"
+sampler = "bayes"
+trials = 0
+batch = -1
+sampler_seed = -3
+objectives = ["val_acc:up", "flops:min", "flops:max"]
+time_budget = "10 minutes"
+[grid]
+lr = [0.1]
+[search]
+lr = { low = 1e-1, high = 1e-4, log = true }
+width = { low = 32.5, high = 1024 }
+dropout = { choices = [0.1, 1.5, 0.1], when = { optimizr = ["sgd"] } }
+layers = { choices = [[1]] }
+eps = { low = 0, high = 1, log = true, step = 0.1 }
+depth = { low = 1, high = 3, step = 0.5, bogus = 1 }
+units1 = { low = 8, high = 16 }
+batch_size = 64
+optimizer = { choices = ["adam"], low = 1, high = 2 }
+"""
+
+
+@pytest.mark.parametrize("message", [
+    "study.sampler: must be one of \"random\", \"tpe\", \"gp\", \"cmaes\", \"nsga2\", got \"bayes\"",
+    "study.trials: must be a count of proposals from 1 to 100000 (required with [search]), got 0",
+    "study.batch: must be a count of proposals trained at a time, from 1 to 4096, got -1",
+    "study.sampler_seed: must be an integer in [0, 2^31), got -3",
+    "study.objectives[0]: must be METRIC:max or METRIC:min, METRIC one of val_acc, val_loss, params, flops, "
+    "got \"val_acc:up\"",
+    "study.objectives: must not repeat a metric",
+    "study.time_budget: must be a wall time such as \"30m\", \"90s\" or \"2h\", got \"10 minutes\"",
+    "grid: a study has [grid] or [search], not both",
+    "search.lr: low must be below high, got low = 0.1, high = 0.0001",
+    "search.width.low: must be an integer (width is a count), got 32.5",
+    "search.dropout.choices[1]: must be a number in [0, 1), got 1.5",
+    "search.dropout.choices: must not repeat a value",
+    "search.dropout.when.optimizr: must name a searched choice (a { choices = [..] } entry)",
+    "search.layers: unknown hyperparameter (search width/depth or units1..3 instead)",
+    "search.eps.low: must be a positive number, got 0",
+    "search.depth.bogus: unknown key (expected low, high, log, step, choices, when)",
+    "search.depth.step: must be a positive integer, got 0.5",
+    "search: depth and units1..3 both set the layer list",
+    "search.batch_size: must be a table: { low = .., high = .. } or { choices = [..] }, got 64",
+    "search.optimizer: takes either choices or low/high, not both",
+])
+def test_every_problem_of_a_search_study_is_reported_at_once(message):
+    with pytest.raises(SpecError) as e:
+        parse_spec(BAD, "bad.toml")
+    assert any(message in p for p in e.value.problems), "\n".join(e.value.problems)
+    assert all(p.startswith("bad.toml: ") for p in e.value.problems)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[study]\nname = "g"\ntrials = 4\n[grid]\nlr = [0.1]\n', "study.trials: only with a [search] table"),
+    ('[study]\nname = "s"\ntrials = 2\nsampler = "cmaes"\nobjectives = ["val_acc:max", "flops:min"]\n'
+     '[search]\nlr = { low = 0.001, high = 0.1 }\n', "study.sampler: cmaes optimises one objective"),
+    ('[study]\nname = "s"\ntrials = 2\n[search]\nmomentum = { low = 0.5, high = 0.9 }\n',
+     "search.momentum: has no effect with optimizer \"adam\""),
+    ('[study]\nname = "s"\ntrials = 2\n[search]\nbatch_size = { low = 16, high = 100000 }\n',
+     "search.batch_size.high: must be at most the training split size 54000"),
+    ('[study]\nname = "s"\ntrials = 2\n[search]\nlr = { low = 0.001, high = 0.1 }\n[[hypothesis]]\nid = "H"\n'
+     'says = "x"\nkind = "best"\n', "hypothesis: a searched study tests no hypotheses (yet)"),
+    ('[study]\nname = "s"\ntrials = 2\n[search]\n', "search: must search at least one hyperparameter"),
+])
+def test_search_rules_that_need_the_whole_file(text, message):
+    with pytest.raises(SpecError) as e:
+        parse_spec(text, "f.toml")
+    assert any(message in p for p in e.value.problems), "\n".join(e.value.problems)
+
+
+def test_without_optuna_the_error_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    with pytest.raises(SpecError, match=r"\[search\] needs Optuna: pip install 'tunebook\[search\]'"):
+        run_search(study(tmp_path), tmp_path / "out", device="cpu")
+    assert not (tmp_path / "out").exists()
+
+
+# --- searching -------------------------------------------------------------------------------
+
+def test_a_search_trains_every_proposal_on_every_seed_and_tells_the_mean(tmp_path):
+    spec = study(tmp_path, "tpe", trials=4)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    assert o.stopped == "trials" and len(o.results) == 4
+    assert [p.batch for p in read_ledger(o.folder)] == [0, 0, 1, 1]
+    for r in o.results:
+        assert len(r.runs) == 2 and {run.config.seed for run in r.runs} == {0, 1}
+        for run in r.runs:  # every seed is its own run folder, with the proposal's hyperparameters
+            assert run.path.is_dir() and (run.path / "result.toml").is_file()
+            assert run.config.lr == r.params["lr"] and run.config.layers == (r.params["width"],)
+            assert (run.config.optimizer == "momentum") == ("momentum" in r.params)
+        accs = [1 / 10 if run.result.collapsed or run.result.status == "diverged" else run.result.val_acc
+                for run in r.runs]
+        assert r.values == pytest.approx((sum(accs) / 2,))
+    assert o.best().values[0] == max(r.values[0] for r in o.results)
+    again = run_search(spec, tmp_path / "out", device="cpu")  # done: nothing asked, nothing trained
+    assert again.last is None and len(read_ledger(o.folder)) == 4
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2"])
+def test_a_stopped_search_resumes_to_the_same_proposals(tmp_path, sampler):
+    whole = run_search(study(tmp_path, sampler, trials=6), tmp_path / "a", device="cpu")
+    spec = study(tmp_path, sampler, trials=6)
+    first = run_search(spec, tmp_path / "b", device="cpu", budget=Budget(model_epochs=4))  # one batch: 2 × 2 seeds
+    assert first.stopped == "budget" and len([r for r in first.results if r.values]) == 2
+    resumed = run_search(spec, tmp_path / "b", device="cpu")
+    assert [r.params for r in resumed.results] == [r.params for r in whole.results]
+    assert len({tuple(sorted(r.params.items())) for r in resumed.results}) == 6  # none proposed twice
+
+
+def test_an_interrupted_batch_is_finished_not_proposed_again(tmp_path):
+    spec = study(tmp_path, "random", trials=4)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    lost = o.results[-1].runs[0].path  # as if the run had stopped before this run was saved
+    import shutil
+    shutil.rmtree(lost)
+    assert load_search(spec, tmp_path / "out")[-1].values is None
+    again = run_search(spec, tmp_path / "out", device="cpu")
+    assert again.last.trained == 1 and [r.params for r in again.results] == [r.params for r in o.results]
+    assert all(r.values is not None for r in again.results)
+
+
+def test_export_optuna_journal_is_read_back_by_optuna(tmp_path):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    spec = study(tmp_path, "random", trials=4)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    journal = tmp_path / "search.log"
+    assert main(["export", str(o.folder), "--optuna", str(journal)]) == EXIT_OK
+    loaded = optuna.load_study(study_name="srch", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert len(loaded.trials) == 4
+    for t, r in zip(loaded.trials, o.results):
+        assert t.params == r.params and t.value == pytest.approx(r.values[0])
+        assert t.user_attrs["seeds"] == sorted(t.user_attrs["seeds"]) and len(t.user_attrs["trial_ids"]) == 2
+    assert loaded.best_value == pytest.approx(o.best().values[0])
+
+
+def test_export_optuna_refuses_an_existing_file_and_a_grid_study(tmp_path, capsys):
+    spec = study(tmp_path, "random", trials=2)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    mine = tmp_path / "mine.log"
+    mine.write_text("not tunebook's")
+    assert main(["export", str(o.folder), "--optuna", str(mine)]) == EXIT_BAD_INPUT
+    assert f"--optuna {mine}: exists; tunebook does not overwrite a journal" in capsys.readouterr().err
+    assert mine.read_text() == "not tunebook's"
+    grid = tmp_path / "g.toml"
+    grid.write_text('[study]\nname = "g"\ntrain_subset = 300\n[defaults]\nlayers = [8]\nepochs = 1\n')
+    assert main(["run", str(grid), "--out", str(tmp_path / "out"), "--quiet", "--no-report", "--device", "cpu"]) == 0
+    assert main(["export", str(tmp_path / "out" / "g"), "--optuna", str(tmp_path / "g.log")]) == EXIT_BAD_INPUT
+    assert "--optuna: a grid study has no sampler to export; it needs [search]" in capsys.readouterr().err
+
+
+def test_cli_runs_a_search_and_writes_its_report(tmp_path, capsys):
+    f = tmp_path / "srch.toml"
+    f.write_text(SEARCH.format(sampler="tpe", trials=2))
+    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu"]) == EXIT_OK
+    o = capsys.readouterr().out
+    assert "srch: 2 of 2 proposals done, each on 2 seeds (every proposal done)" in o
+    assert "best mean so far: " in o and "(a candidate, not a confirmed winner)" in o
+    report = (tmp_path / "out" / "srch" / "report" / "report.md").read_text()
+    assert "## Search" in report and "Best mean so far: proposal" in report
+    assert (tmp_path / "out" / "srch" / "report" / "figures" / "search-progress.png").is_file()
+    assert main(["validate", str(f)]) == EXIT_OK
+    assert "search of lr, width, optimizer, momentum by tpe, 2 proposals (2 at a time) × 2 seeds" in \
+        capsys.readouterr().out
+
+
+def test_a_folder_with_a_search_is_refused_before_anything_trains_without_optuna(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "a.toml").write_text('[study]\nname = "a"\ntrain_subset = 300\n[defaults]\nlayers = [8]\nepochs = 1\n')
+    (folder / "b.toml").write_text(SEARCH.format(sampler="tpe", trials=2))
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    assert main(["run", str(folder), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu"]) == EXIT_BAD_INPUT
+    assert "[search] needs Optuna: pip install 'tunebook[search]' (optuna 5)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
