@@ -10,11 +10,12 @@
 #   run(command="bash benchmarks/gpu-mixed.sh", carry=[".gpu-data", ".whl"], timeout_s=540)
 set -uo pipefail
 source "$(dirname "$0")/gpu-setup.sh"
+mkdir -p /tmp/grid-studies && cp examples/fashion-mnist/0[1-7]-*.toml /tmp/grid-studies/  # the seven grid studies
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/engine/test_cuda.py 2>&1 | tail -8 | tee "$OUT/tests.txt"
 timeout 200 python3 benchmarks/mixed.py --device cuda --only width,random,programme --concurrent 1,2,4 2>&1 \
   | tee "$OUT/mixed.txt"
 start=$(date +%s.%N)
-timeout 120 python3 -m tunebook run examples/fashion-mnist/ --out /tmp/mm --device cuda --concurrent 2 \
+timeout 120 python3 -m tunebook run /tmp/grid-studies/ --out /tmp/mm --device cuda --concurrent 2 \
   --no-report --quiet 2>&1 | tee "$OUT/programme.txt"
 end=$(date +%s.%N)
 echo "programme wall seconds (tunebook run --concurrent 2): $(python3 -c "print(round($end - $start, 1))")" \

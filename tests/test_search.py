@@ -21,6 +21,8 @@ train_subset = 300
 sampler = "{sampler}"
 trials = {trials}
 batch = 2
+confirm = 2
+confirm_seeds = 3
 [defaults]
 epochs = 1
 layers = [16]
@@ -168,7 +170,7 @@ def test_an_interrupted_batch_is_finished_not_proposed_again(tmp_path):
     lost = o.results[-1].runs[0].path  # as if the run had stopped before this run was saved
     import shutil
     shutil.rmtree(lost)
-    assert load_search(spec, tmp_path / "out")[-1].values is None
+    assert load_search(spec, tmp_path / "out")[0][-1].values is None
     again = run_search(spec, tmp_path / "out", device="cpu")
     assert again.last.trained == 1 and [r.params for r in again.results] == [r.params for r in o.results]
     assert all(r.values is not None for r in again.results)
@@ -230,3 +232,31 @@ def test_a_folder_with_a_search_is_refused_before_anything_trains_without_optuna
     assert main(["run", str(folder), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu"]) == EXIT_BAD_INPUT
     assert "[search] needs Optuna: pip install 'tunebook[search]' (optuna 5)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_best_proposals_are_confirmed_on_more_seeds_and_ranked_by_p_best(tmp_path):
+    spec = study(tmp_path, "random", trials=4)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    assert len(o.confirmed) == 2
+    ranked = sorted((r for r in o.results), key=lambda r: -r.values[0])
+    assert [c.result.proposal.number for c in o.confirmed] == [r.proposal.number for r in ranked[:2]]
+    for c in o.confirmed:  # the search's two seeds and one more, each its own run
+        assert sorted(run.config.seed for run in c.runs) == [0, 1, 2]
+        assert all(run.config.lr == c.result.params["lr"] for run in c.runs)
+    assert sum(c.estimate.p_best for c in o.confirmed) == pytest.approx(1.0)
+    assert o.likely_best().estimate.p_best == max(c.estimate.p_best for c in o.confirmed)
+    assert [r.values for r in o.results] == [r.values for r in load_search(spec, tmp_path / "out")[0]]  # search means unchanged
+    again = run_search(spec, tmp_path / "out", device="cpu")
+    assert again.last is None and again.confirmed == o.confirmed
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("confirm", 9, "study.confirm: must be a count of proposals from 0 to study.trials (4), got 9"),
+    ("confirm_seeds", 2, "study.confirm_seeds: must be more than the study's 2 seeds per proposal (at most 10000), got 2"),
+])
+def test_confirmation_settings_are_checked(key, value, message):
+    text = SEARCH.format(sampler="tpe", trials=4).replace(f"{key} = ", f"# {key} = ").replace(
+        "[defaults]", f"{key} = {value}\n[defaults]")
+    with pytest.raises(SpecError) as e:
+        parse_spec(text, "c.toml")
+    assert f"c.toml: {message}" in e.value.problems

@@ -270,6 +270,13 @@ def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
         metric = spec.search.objectives[0][0]
         params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
         out.print(f"  best mean so far: {params}: {metric} {best.values[0]:.4f} (a candidate, not a confirmed winner)")
+    likely = o.likely_best()
+    if likely is not None:
+        e, metric = likely.estimate, spec.search.objectives[0][0]
+        params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                           for k, v in likely.result.params.items())
+        out.print(f"  likely best after confirmation on {e.n} seeds: {params}: {metric} {e.mean:.4f} "
+                  f"[{e.low:.4f}, {e.high:.4f}], P(best of the {len(o.confirmed)} confirmed) = {e.p_best:.2f}")
     if not args.no_report:
         _write_report(o.folder)
     return o
@@ -446,7 +453,7 @@ def _export_optuna(args: argparse.Namespace) -> int:
     spec = load_spec(folder / "study.toml", check_selectors=False)
     if spec.search is None:
         raise SpecError([f"{args.study}: --optuna: a grid study has no sampler to export; it needs [search]"])
-    results = load_search(spec, folder.parent)
+    results, _ = load_search(spec, folder.parent)
     export_journal(spec, results, args.optuna)
     err.print(f"{len(results)} proposals → {args.optuna} (open with: optuna-dashboard {args.optuna})")
     return EXIT_OK

@@ -37,6 +37,7 @@ import tomli_w
 from .datasets import DATASETS
 from .errors import SpecError
 from .execute import Reporter, StudyOutcome, run_studies
+from .analysis.best import BestEstimate
 from .search_space import Dimension, SearchPlan
 from .spec import StudySpec, TrialConfig
 from .store import Run, RunStore, write_atomic
@@ -89,6 +90,15 @@ class ProposalResult:
 
 
 @dataclass(frozen=True)
+class Confirmed:
+    """A top proposal trained on the confirmation seeds, and how likely it is the best."""
+
+    result: ProposalResult
+    runs: tuple[Run, ...]              # its runs on every confirmation seed
+    estimate: BestEstimate             # mean ± 95 % CI over those seeds; P(best) among the confirmed
+
+
+@dataclass(frozen=True)
 class SearchOutcome:
     spec: StudySpec
     folder: Path
@@ -96,6 +106,11 @@ class SearchOutcome:
     last: StudyOutcome | None
     stopped: str                       # "trials", "budget"
     seconds: float
+    confirmed: tuple[Confirmed, ...] = ()
+
+    def likely_best(self) -> Confirmed | None:
+        """The confirmed proposal most likely to be the best (None before confirmation)."""
+        return max(self.confirmed, key=lambda c: c.estimate.p_best, default=None)
 
     def best(self) -> ProposalResult | None:
         """The best proposal by its mean (first objective) — the luckiest mean, not yet a
@@ -239,6 +254,50 @@ def results_of(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str
     return out
 
 
+# -- confirmation ----------------------------------------------------------------------
+
+def confirm_seeds(spec: StudySpec) -> tuple[int, ...]:
+    """The study's seeds, then the next unused integers, up to ``confirm_seeds``."""
+    seeds, n = list(spec.seeds), 0
+    while len(seeds) < spec.search.confirm_seeds:
+        if n not in seeds:
+            seeds.append(n)
+        n += 1
+    return tuple(seeds)
+
+
+def top_proposals(spec: StudySpec, results: Sequence[ProposalResult]) -> list[ProposalResult]:
+    """The ``confirm`` best proposals by their search mean (first objective) — judged on
+    the search seeds only, so adding confirmation seeds never changes which they are."""
+    done = [r for r in results if r.values is not None]
+    sign = 1 if spec.search.objectives[0][1] == "max" else -1
+    return sorted(done, key=lambda r: (-sign * r.values[0], r.proposal.number))[:spec.search.confirm]
+
+
+def confirmation_configs(spec: StudySpec, results: Sequence[ProposalResult]) -> list[TrialConfig]:
+    return [spec.config_for(r.params, seed) for r in top_proposals(spec, results) for seed in confirm_seeds(spec)]
+
+
+def confirmed(spec: StudySpec, results: Sequence[ProposalResult], runs: Mapping[str, Run]) -> list[Confirmed]:
+    """The top proposals with their confirmation runs and P(best), once every one of
+    those runs is final (else [])."""
+    from .analysis.best import prob_best
+
+    top = top_proposals(spec, results)
+    if len(top) < 1 or spec.search.confirm == 0:
+        return []
+    n_classes = DATASETS[spec.dataset].n_classes
+    metric, direction = spec.search.objectives[0]
+    per = []
+    for r in top:
+        mine = [runs.get(spec.config_for(r.params, seed).trial_id) for seed in confirm_seeds(spec)]
+        if any(m is None or not m.result.done for m in mine):
+            return []
+        per.append(tuple(mine))
+    estimates = prob_best([[_value(metric, m, n_classes) for m in mine] for mine in per], direction == "max")
+    return [Confirmed(r, mine, e) for r, mine, e in zip(top, per, estimates)]
+
+
 # -- the loop ------------------------------------------------------------------------
 
 def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Reporter | None = None,
@@ -276,6 +335,8 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
                                 len(proposals), min(plan.batch, plan.trials - len(proposals)))
                 write_ledger(folder, [*proposals, *new])
         todo = [c for r in pending for c in r.configs] + [c for p in new for c in results_of(spec, [p], {})[0].configs]
+        if not todo and len(proposals) >= plan.trials:  # every proposal done: confirm the best
+            todo = [c for c in confirmation_configs(spec, results) if c.trial_id not in runs]
         if not todo:
             stopped = "budget" if len(proposals) < plan.trials else "trials"
             break
@@ -288,17 +349,20 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
             stopped = "budget"
             break
     with RunStore(out, spec.folder) as store:
-        results = results_of(spec, read_ledger(folder), {r.trial_id: r for r in store.iter_runs([])})
-    return SearchOutcome(spec, folder, tuple(results), last, stopped, time.perf_counter() - t0)
+        runs = {r.trial_id: r for r in store.iter_runs([])}
+    results = results_of(spec, read_ledger(folder), runs)
+    return SearchOutcome(spec, folder, tuple(results), last, stopped, time.perf_counter() - t0,
+                         tuple(confirmed(spec, results, runs)))
 
 
-def load_search(spec: StudySpec, out: str | Path = "modellogs") -> list[ProposalResult]:
-    """The proposals of a searched study and what they gave (read only)."""
+def load_search(spec: StudySpec, out: str | Path = "modellogs") -> tuple[list[ProposalResult], list[Confirmed]]:
+    """The proposals of a searched study, what they gave, and the confirmed ones (read only)."""
     from .store import scan_runs
 
     folder = Path(out) / spec.folder
-    scan = scan_runs(folder / "runs")
-    return results_of(spec, read_ledger(folder), {r.trial_id: r for r in scan.runs})
+    runs = {r.trial_id: r for r in scan_runs(folder / "runs").runs}
+    results = results_of(spec, read_ledger(folder), runs)
+    return results, confirmed(spec, results, runs)
 
 
 def export_journal(spec: StudySpec, results: Sequence[ProposalResult], path: str | Path) -> Path:

@@ -31,7 +31,8 @@ OBJECTIVE_METRICS = {"val_acc": "max", "val_loss": "min", "params": "min", "flop
 INTEGER_KEYS = ("units1", "units2", "units3", "width", "depth", "epochs", "batch_size")
 _DIMENSION_KEYS = {"low", "high", "log", "step", "choices", "when"}
 _WALL = re.compile(r"(\d+(?:\.\d+)?)(s|m|h)")
-SEARCH_STUDY_KEYS = {"sampler", "trials", "batch", "objectives", "time_budget", "sampler_seed"}
+SEARCH_STUDY_KEYS = {"sampler", "trials", "batch", "objectives", "time_budget", "sampler_seed", "confirm",
+                     "confirm_seeds"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class SearchPlan:
     objectives: tuple[tuple[str, str], ...] = (("val_acc", "max"),)
     time_budget: str = ""              # wall time, as --budget ("30m"); "" = none
     sampler_seed: int = 0
+    confirm: int = 3                   # the best proposals (by mean) trained on more seeds at the end
+    confirm_seeds: int = 10            # seeds each confirmed proposal ends with
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -181,8 +184,9 @@ def _check_conditions(dims: list[Dimension], p: Problems) -> None:
                     p.add(f"search.{d.name}.when.{name}", f"must list values of search.{name}.choices", v)
 
 
-def parse_plan(t: Mapping[str, Any], dims: tuple[Dimension, ...], metric: str, p: Problems) -> SearchPlan:
-    """The ``[study]`` keys of a searched study."""
+def parse_plan(t: Mapping[str, Any], dims: tuple[Dimension, ...], metric: str, p: Problems,
+               n_seeds: int = 2) -> SearchPlan:
+    """The ``[study]`` keys of a searched study (``n_seeds``: the study's seeds per proposal)."""
     sampler = t.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         p.add("study.sampler", "must be one of " + ", ".join(fmt_value(s) for s in SAMPLERS), sampler)
@@ -208,7 +212,17 @@ def parse_plan(t: Mapping[str, Any], dims: tuple[Dimension, ...], metric: str, p
         budget = ""
     if not dims:
         p.add("search", "must search at least one hyperparameter")
-    return SearchPlan(dims, sampler, trials, batch, objectives, budget, seed)
+    confirm = t.get("confirm", min(3, trials))
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or not 0 <= confirm <= trials:
+        p.add("study.confirm", f"must be a count of proposals from 0 to study.trials ({trials})", confirm)
+        confirm = 0
+    confirm_seeds = t.get("confirm_seeds", max(10, 2 * n_seeds))
+    if (isinstance(confirm_seeds, bool) or not isinstance(confirm_seeds, int)
+            or not n_seeds < confirm_seeds <= 10_000):
+        p.add("study.confirm_seeds", f"must be more than the study's {n_seeds} seeds per proposal (at most 10000)",
+              confirm_seeds)
+        confirm_seeds = max(10, 2 * n_seeds)
+    return SearchPlan(dims, sampler, trials, batch, objectives, budget, seed, confirm, confirm_seeds)
 
 
 def _parse_objectives(value: Any, p: Problems) -> tuple[tuple[str, str], ...]:

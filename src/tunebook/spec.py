@@ -284,7 +284,7 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     plan = None
     if searched:
         dims = parse_search(_table(raw, "search", p), p)
-        plan = parse_plan(_table(raw, "study", Problems(where)), dims, s["metric"], p)
+        plan = parse_plan(_table(raw, "study", Problems(where)), dims, s["metric"], p, len(s["seeds"]))
         if grid_raw:
             p.add("grid", "a study has [grid] or [search], not both")
         if raw.get("hypothesis"):

@@ -237,7 +237,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     """Progress of a searched study: what was proposed, the best mean so far."""
     from ..search import load_search
 
-    results = load_search(a.spec, a.folder.parent)
+    results, confirmed = load_search(a.spec, a.folder.parent)
     done = [r for r in results if r.values is not None]
     metric, direction = a.spec.search.objectives[0]
     blocks: list[Block] = [("h", level, "Search"), ("p", f"{len(done)} of {a.spec.search.trials} proposals done "
@@ -259,6 +259,31 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                         f"{best.values[0]:.4f} over {len(best.runs)} seeds. The best of {len(done)} means is "
                         "biased upwards (it is partly the luckiest); it is a candidate, not yet a winner "
                         "confirmed with more seeds."))
+    if not confirmed:
+        plan = a.spec.search
+        blocks.append(("p", f"Confirmation: the best {plan.confirm} proposals train on {plan.confirm_seeds} seeds "
+                            "once every proposal is done (not yet)." if plan.confirm else "Confirmation: off."))
+        return blocks
+    n = confirmed[0].estimate.n
+    rows = []
+    for c in sorted(confirmed, key=lambda c: -c.estimate.p_best):
+        e = c.estimate
+        p = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in c.result.params.items())
+        rows.append([str(c.result.proposal.number), p, f"{c.result.values[0]:.4f}", f"{e.mean:.4f} [{e.low:.4f}, {e.high:.4f}]",
+                     f"{e.p_best:.2f} (±{(e.p_high - e.p_low) / 2:.2f})"])
+    likely = max(confirmed, key=lambda c: c.estimate.p_best)
+    blocks += [("h", level + 1, "Confirmed"),
+               ("p", f"The {len(confirmed)} best proposals by their search mean, trained again on {n} seeds (the "
+                     "search's and new ones; trials of a seed share data order and dropout masks, so the values are "
+                     "paired by seed). P(best): how often each has the best mean when the seeds are resampled "
+                     "together (paired bootstrap, 4 000 draws; ± its Monte Carlo error) — the chance it would come "
+                     f"out on top again on {n} fresh seeds."),
+               ("table", ["proposal", "hyperparameters", f"search mean ({len(a.spec.seeds)} seeds)",
+                          f"{metric} over {n} seeds [95 % CI]", "P(best)"], rows),
+               ("verdict", "supported" if likely.estimate.p_best >= 0.8 else "inconclusive",
+                f"Likely best: proposal {likely.result.proposal.number}, P(best) = {likely.estimate.p_best:.2f}"
+                + ("." if likely.estimate.p_best >= 0.8 else " — the confirmed proposals are within noise of each "
+                   "other: any of them is a reasonable choice, and more seeds would be needed to tell them apart."))]
     return blocks
 
 
