@@ -260,3 +260,42 @@ def test_confirmation_settings_are_checked(key, value, message):
     with pytest.raises(SpecError) as e:
         parse_spec(text, "c.toml")
     assert f"c.toml: {message}" in e.value.problems
+
+
+# --- pruning -------------------------------------------------------------------------------
+
+def test_asha_prunes_within_a_lock_step_batch_and_keeps_the_pruned_as_records(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text(SEARCH.format(sampler="random", trials=6).replace("batch = 2", "batch = 6\npruner = \"asha\"")
+                 .replace("confirm = 2", "confirm = 0").replace("epochs = 1", "epochs = 6"))
+    spec = load_spec(f)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    pruned = [r for r in o.results if r.pruned]
+    finished = [r for r in o.results if r.values is not None]
+    assert len(pruned) >= 3 and finished and len(pruned) + len(finished) == 6
+    from tunebook.store import scan_runs
+    stored = {run.trial_id: run.result for run in scan_runs(o.folder / "runs").runs}
+    for r in pruned:  # every seed of a pruned proposal stopped at the same epoch, recorded "pruned"
+        mine = [stored[c.trial_id] for c in r.configs]
+        assert {m.status for m in mine} == {"pruned"} and len({m.epochs_run for m in mine}) == 1
+        assert len(r.curve) == mine[0].epochs_run < 6
+    statuses = {}
+    for folder in (o.folder / "runs").iterdir():
+        res = __import__("tomllib").loads((folder / "result.toml").read_text())
+        statuses.setdefault(res["status"], []).append(res["epochs_run"])
+    assert len(statuses["pruned"]) == 2 * len(pruned) and max(statuses["pruned"]) < 6
+    assert set(statuses["complete"]) == {6}
+    assert sum(sum(v) for v in statuses.values()) < 6 * 2 * 6  # fewer model-epochs than without pruning
+    again = run_search(spec, tmp_path / "out", device="cpu")  # pruned is final for the search
+    assert again.last is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ('pruner = "early"', 'study.pruner: must be one of "none", "asha", "hyperband", "median", got "early"'),
+    ('pruner = "asha"\nobjectives = ["val_acc:max", "flops:min"]',
+     "study.pruner: prunes on one objective measured every epoch (val_acc or val_loss)"),
+])
+def test_pruner_settings_are_checked(text, message):
+    with pytest.raises(SpecError) as e:
+        parse_spec(SEARCH.format(sampler="tpe", trials=4).replace("batch = 2", "batch = 2\n" + text), "p.toml")
+    assert any(message in p for p in e.value.problems), e.value.problems

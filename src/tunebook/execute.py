@@ -124,7 +124,8 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
                 data_dir: str | Path | None = None, reporter: Reporter | None = None,
                 extra: Mapping[str, Sequence[TrialConfig]] | None = None,
-                budget: "Budget | None" = None, pad: bool = True, concurrent: int = 1) -> list[StudyOutcome]:
+                budget: "Budget | None" = None, pad: bool = True, concurrent: int = 1,
+                stop=None) -> list[StudyOutcome]:
     """Run several studies as one programme.
 
     A trial (the same resolved config, hence the same trial id) wanted by several
@@ -145,6 +146,8 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     With ``concurrent`` > 1, that many groups train at once, each in its own thread (and
     CUDA stream), while this thread saves finished groups: a GPU is not left idle while a
     small group launches kernels or results are written. Results are the same numbers.
+    ``stop`` (an :data:`tunebook.engine.common.Stopper`, a search's pruner) is asked after
+    every epoch which members to stop; they are stored ``pruned``.
     """
     dev = check_inputs(specs, out, device, engine, data_dir)
     reporter = reporter or Reporter()
@@ -203,7 +206,7 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
             return _Slot(group, [(stores[wanted[c.trial_id][0]], c.trial_id) for c in
                                  {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values()])
 
-        train = dict(engine=engine, dev=dev, data_dir=data_dir, reporter=reporter, n_groups=len(groups))
+        train = dict(engine=engine, dev=dev, data_dir=data_dir, reporter=reporter, n_groups=len(groups), stop=stop)
         if concurrent > 1 and len(groups) > 1:
             _train_concurrently(groups, concurrent, slot_for, finish, state, **train)
         else:
@@ -252,7 +255,7 @@ def _device_data(c: TrialConfig, dev, data_dir):
 
 
 def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: Reporter,
-                 extra_hooks: Sequence = (), data=None, label: str = "") -> list[TrialResult]:
+                 extra_hooks: Sequence = (), data=None, label: str = "", stop=None) -> list[TrialResult]:
     """Train one group; an exception becomes a failed result for each of its trials."""
     from .engine import ENGINES
 
@@ -260,7 +263,7 @@ def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, repor
     label = label or group_label(group)
     reporter.group_start(label, len(group), max(c.epochs for c in group))
     try:
-        return ENGINES[engine](group, data, hooks=[reporter.epoch, *extra_hooks], label=label)
+        return ENGINES[engine](group, data, hooks=[reporter.epoch, *extra_hooks], label=label, stop=stop)
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)
@@ -307,7 +310,8 @@ def _label(group, i: int, n: int) -> str:
     return f"{group_label(group)} [{i}/{n}]" if n > 1 else group_label(group)
 
 
-def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, data_dir, reporter, n_groups):
+def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, data_dir, reporter, n_groups,
+                   stop=None):
     """One group after another, in this thread."""
     for i, group in enumerate(groups, 1):
         if not state.may_start():
@@ -317,7 +321,7 @@ def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, d
             try:
                 slot.open()
                 results = _train_group(group, engine, dev, data_dir, reporter, extra_hooks=[slot.live],
-                                       label=_label(group, i, n_groups))
+                                       label=_label(group, i, n_groups), stop=stop)
             finally:
                 slot.live.close_all()
             finish(slot, results)
@@ -346,7 +350,7 @@ class _Locked:
 
 
 def _train_concurrently(groups, workers: int, slot_for, finish, state: _Progress, *, engine, dev, data_dir,
-                        reporter, n_groups):
+                        reporter, n_groups, stop=None):
     """Up to ``workers`` groups at once, each in a thread of its own (and, on CUDA, a
     stream of its own); this thread opens live folders, loads data and saves results,
     so one writer touches the store. On an interrupt the workers stop at their next
@@ -354,20 +358,27 @@ def _train_concurrently(groups, workers: int, slot_for, finish, state: _Progress
     from collections import deque
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    stop = threading.Event()
+    interrupted = threading.Event()
     locked = _Locked(reporter)
+    stop_lock = threading.Lock()
 
     def stopper(event) -> None:
-        if stop.is_set():
+        if interrupted.is_set():
             raise _Stopped
+
+    def shared_stop(event):  # a pruner is asked by one worker at a time
+        if stop is None:
+            return set()
+        with stop_lock:
+            return stop(event)
 
     def work(group, slot, data, label):
         if dev.type != "cuda":
-            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label)
+            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label, shared_stop)
         import torch
 
         with torch.cuda.stream(torch.cuda.Stream(dev)):
-            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label)
+            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label, shared_stop)
 
     queue = deque(enumerate(groups, 1))
     running: dict = {}
@@ -399,7 +410,7 @@ def _train_concurrently(groups, workers: int, slot_for, finish, state: _Progress
                     running.pop(future)
                     slot.close()
     finally:
-        stop.set()
+        interrupted.set()
         pool.shutdown(wait=True)  # each worker stops at its next epoch's end
         for slot in [*running.values(), *opening]:
             slot.close()

@@ -51,7 +51,7 @@ def optuna_module():
         import optuna
     except ImportError:
         raise SpecError(["[search] needs Optuna: pip install 'tunebook[search]' (optuna 5)"]) from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # tunebook says what matters itself
     return optuna
 
 
@@ -83,6 +83,13 @@ class ProposalResult:
     runs: tuple[Run, ...]              # its stored final runs (complete, diverged)
     values: tuple[float, ...] | None   # per objective, as told; None: not all seeds done
     failed: bool = False
+    pruned: bool = False               # a pruner stopped it (its seeds are stored "pruned")
+    curve: tuple[float, ...] = ()      # the first objective's mean over its seeds, epoch by epoch
+
+    @property
+    def finished(self) -> bool:
+        """Told to the sampler: complete, failed or pruned (else still to train)."""
+        return self.values is not None or self.failed or self.pruned
 
     @property
     def params(self) -> dict[str, Any]:
@@ -195,37 +202,104 @@ def make_sampler(plan: SearchPlan, batch_number: int):
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(plan.batch, 4))
 
 
-def rebuild(plan: SearchPlan, done: Sequence[ProposalResult], sampler):
-    """A fresh in-memory Optuna study holding every finished proposal."""
+def make_pruner(spec: StudySpec):
+    """Optuna's pruner for ``[study] pruner`` (None for "none").
+
+    All of a batch advances in lock-step (one stacked epoch at a time), and every
+    proposal of the batch reports its epoch before any is asked whether to stop, so a
+    pruner that compares running trials sees the whole batch: successive halving
+    (``asha``; Optuna's SuccessiveHalvingPruner, rungs at 1, 3, 9... epochs, the top third
+    go on) and ``hyperband`` (several such brackets) prune within the first batch already.
+    ``median`` compares with *completed* proposals only, so it starts pruning from the
+    second batch, after 5 have completed."""
     optuna = optuna_module()
-    study = optuna.create_study(sampler=sampler,
+    plan = spec.search
+    if plan.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if plan.pruner == "hyperband":
+        epochs = [d.high for d in plan.dimensions if d.name == "epochs"] or [dict(spec.defaults).get("epochs", 3)]
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(epochs[0]), reduction_factor=3)
+    if plan.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    return None
+
+
+def rebuild(spec: StudySpec, done: Sequence[ProposalResult], sampler):
+    """A fresh in-memory Optuna study holding every finished proposal (complete, failed,
+    pruned), each with its epoch-by-epoch curve for the pruner."""
+    optuna = optuna_module()
+    plan = spec.search
+    study = optuna.create_study(sampler=sampler, pruner=make_pruner(spec),
                                 directions=["maximize" if d == "max" else "minimize" for _, d in plan.objectives])
     dims = {d.name: d for d in plan.dimensions}
+    State = optuna.trial.TrialState
     for r in done:
         attrs = json.loads(r.proposal.system_attrs)
-        state = optuna.trial.TrialState.FAIL if r.failed else optuna.trial.TrialState.COMPLETE
+        state = State.PRUNED if r.pruned else State.FAIL if r.failed else State.COMPLETE
         study.add_trial(optuna.trial.create_trial(
-            state=state, values=None if r.failed else list(r.values), params=r.params,
+            state=state, values=list(r.values) if state == State.COMPLETE else None, params=r.params,
             distributions={k: distribution(dims[k]) for k in r.params}, system_attrs=attrs,
+            intermediate_values={e + 1: v for e, v in enumerate(r.curve)},
             user_attrs={"tunebook_number": r.proposal.number}))
     return study
 
 
-def ask_batch(spec: StudySpec, done: Sequence[ProposalResult], batch_number: int, first: int, n: int) -> list[Proposal]:
-    """``n`` new proposals (numbered from ``first``) for batch ``batch_number``."""
+def open_batch(spec: StudySpec, done: Sequence[ProposalResult], batch_number: int, pending: Sequence[Proposal],
+               first: int, n: int):
+    """The batch's live Optuna study: finished proposals added, the ``pending`` ones (an
+    interrupted batch) asked again with their recorded parameters, and ``n`` new ones
+    asked (numbered from ``first``). Returns (study, {number: trial}, new proposals)."""
     plan = spec.search
-    study = rebuild(plan, done, make_sampler(plan, batch_number))
-    out = []
+    study = rebuild(spec, done, make_sampler(plan, batch_number))
+    trials = {}
+    for p in pending:
+        study.enqueue_trial(dict(p.params), skip_if_exists=False)
+        trial = study.ask()
+        suggest(trial, plan)
+        trials[p.number] = trial
+    new = []
     for i in range(n):
         trial = study.ask()
         params = suggest(trial, plan)
         attrs = dict(study.get_trials(deepcopy=False)[trial.number].system_attrs)
+        attrs = {k: v for k, v in attrs.items() if not k.startswith("fixed_params")}
         try:
             encoded = json.dumps(attrs)
         except TypeError:
             encoded = "{}"
-        out.append(Proposal(first + i, batch_number, tuple(params.items()), encoded))
-    return out
+        new.append(Proposal(first + i, batch_number, tuple(params.items()), encoded))
+        trials[first + i] = trial
+    return study, trials, new
+
+
+class Pruning:
+    """The engine's stopper for one batch: after each epoch, every proposal in the group
+    reports the mean of its seeds' objective (val_acc or val_loss); then each is asked
+    ``should_prune`` — so the pruner sees the whole lock-step batch at that epoch. A
+    proposal pruned once is stopped in every group that holds its seeds."""
+
+    def __init__(self, spec: StudySpec, trials: Mapping[int, Any], proposal_of: Mapping[str, int]):
+        self.metric = spec.search.objectives[0][0]
+        self.trials, self.proposal_of = trials, proposal_of
+        self.pruned: set[int] = set()
+
+    def __call__(self, event) -> set[str]:
+        by_proposal: dict[int, list[tuple[str, float]]] = {}
+        for trial_id, _, _, val_loss, val_acc in event.members_detail:
+            number = self.proposal_of.get(trial_id)
+            if number is not None and number in self.trials:
+                by_proposal.setdefault(number, []).append((trial_id, val_acc if self.metric == "val_acc" else val_loss))
+        stop: set[str] = set()
+        for number, rows in by_proposal.items():
+            values = [v for _, v in rows if math.isfinite(v)]
+            if number not in self.pruned and values:
+                self.trials[number].report(sum(values) / len(values), event.epoch)
+        for number, rows in by_proposal.items():
+            if number not in self.pruned and self.trials[number].should_prune():
+                self.pruned.add(number)
+            if number in self.pruned:
+                stop.update(t for t, _ in rows)
+        return stop
 
 
 # -- values --------------------------------------------------------------------------
@@ -246,12 +320,29 @@ def results_of(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str
         configs = tuple(spec.config_for(dict(p.params), seed) for seed in spec.seeds)
         mine = tuple(runs[c.trial_id] for c in configs if c.trial_id in runs)
         final = [r for r in mine if r.result.done]
-        failed = len(mine) == len(configs) and len(final) < len(configs)  # tried, some failed
+        pruned = any(r.result.status == "pruned" for r in mine)
+        failed = not pruned and len(mine) == len(configs) and len(final) < len(configs)  # tried, some failed
         values = None
         if len(final) == len(configs):
             values = tuple(sum(_value(m, r, n_classes) for r in final) / len(final) for m, _ in spec.search.objectives)
-        out.append(ProposalResult(p, configs, tuple(final), values, failed))
+        out.append(ProposalResult(p, configs, tuple(final), values, failed, pruned, _curve(spec, mine)))
     return out
+
+
+def _curve(spec: StudySpec, runs: Sequence[Run]) -> tuple[float, ...]:
+    """The first objective's mean over the seeds at each epoch they all reached."""
+    metric = spec.search.objectives[0][0]
+    if metric not in ("val_acc", "val_loss") or not runs:
+        return ()
+    curves = [getattr(r.result.history, metric) for r in runs]
+    n = min(len(c) for c in curves)
+    out = []
+    for e in range(n):
+        vals = [c[e] for c in curves if math.isfinite(c[e])]
+        if not vals:
+            break
+        out.append(sum(vals) / len(vals))
+    return tuple(out)
 
 
 # -- confirmation ----------------------------------------------------------------------
@@ -327,14 +418,22 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
             proposals = read_ledger(folder)
             runs = {r.trial_id: r for r in store.iter_runs([])}
             results = results_of(spec, proposals, runs)
-            pending = [r for r in results if r.values is None and not r.failed]
+            pending = [r for r in results if not r.finished]
             new: list[Proposal] = []
-            if not pending and len(proposals) < plan.trials and not (budget is not None and budget.spent()):
-                batch_number = max((p.batch for p in proposals), default=-1) + 1
-                new = ask_batch(spec, [r for r in results if r.values is not None or r.failed], batch_number,
-                                len(proposals), min(plan.batch, plan.trials - len(proposals)))
-                write_ledger(folder, [*proposals, *new])
-        todo = [c for r in pending for c in r.configs] + [c for p in new for c in results_of(spec, [p], {})[0].configs]
+            trials: dict[int, Any] = {}
+            can_ask = not pending and len(proposals) < plan.trials and not (budget is not None and budget.spent())
+            if can_ask or (pending and plan.pruner != "none"):
+                batch_number = pending[0].proposal.batch if pending else max((p.batch for p in proposals), default=-1) + 1
+                _, trials, new = open_batch(spec, [r for r in results if r.finished], batch_number,
+                                            [r.proposal for r in pending], len(proposals),
+                                            min(plan.batch, plan.trials - len(proposals)) if can_ask else 0)
+                if new:
+                    write_ledger(folder, [*proposals, *new])
+        batch = [*pending, *results_of(spec, new, {})]
+        todo = [c for r in batch for c in r.configs]
+        stop = None
+        if plan.pruner != "none" and todo:
+            stop = Pruning(spec, trials, {c.trial_id: r.proposal.number for r in batch for c in r.configs})
         if not todo and len(proposals) >= plan.trials:  # every proposal done: confirm the best
             todo = [c for c in confirmation_configs(spec, results) if c.trial_id not in runs]
         if not todo:
@@ -344,7 +443,7 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
             stopped = "budget"
             break
         (last,) = run_studies([spec], out, extra={spec.folder: todo}, budget=budget, reporter=reporter,
-                              **run_kwargs)
+                              stop=stop, **run_kwargs)
         if last.stopped_by_budget:
             stopped = "budget"
             break
@@ -387,13 +486,15 @@ def export_journal(spec: StudySpec, results: Sequence[ProposalResult], path: str
         study.set_metric_names([m for m, _ in plan.objectives])
     dims = {d.name: d for d in plan.dimensions}
     for r in results:
-        state = (optuna.trial.TrialState.FAIL if r.failed else optuna.trial.TrialState.COMPLETE
-                 if r.values is not None else optuna.trial.TrialState.RUNNING)
+        State = optuna.trial.TrialState
+        state = (State.PRUNED if r.pruned else State.FAIL if r.failed else State.COMPLETE if r.values is not None
+                 else State.RUNNING)
         user = {"tunebook_number": r.proposal.number, "seeds": [run.config.seed for run in r.runs],
                 "trial_ids": [run.trial_id for run in r.runs]}
         for m, _ in plan.objectives:
             user[f"{m}_per_seed"] = [_value(m, run, DATASETS[spec.dataset].n_classes) for run in r.runs]
         study.add_trial(optuna.trial.create_trial(
-            state=state, values=list(r.values) if r.values is not None else None, params=r.params,
-            distributions={k: distribution(dims[k]) for k in r.params}, user_attrs=user))
+            state=state, values=list(r.values) if state == State.COMPLETE else None, params=r.params,
+            distributions={k: distribution(dims[k]) for k in r.params}, user_attrs=user,
+            intermediate_values={e + 1: v for e, v in enumerate(r.curve)}))
     return path

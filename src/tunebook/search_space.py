@@ -26,13 +26,14 @@ from .hparams import HPARAM_RULES, fmt_value
 from .problems import Problems
 
 SAMPLERS = ("random", "tpe", "gp", "cmaes", "nsga2")
+PRUNERS = ("none", "asha", "hyperband", "median")
 #: What a search may optimise, and in which direction it is better.
 OBJECTIVE_METRICS = {"val_acc": "max", "val_loss": "min", "params": "min", "flops": "min"}
 INTEGER_KEYS = ("units1", "units2", "units3", "width", "depth", "epochs", "batch_size")
 _DIMENSION_KEYS = {"low", "high", "log", "step", "choices", "when"}
 _WALL = re.compile(r"(\d+(?:\.\d+)?)(s|m|h)")
 SEARCH_STUDY_KEYS = {"sampler", "trials", "batch", "objectives", "time_budget", "sampler_seed", "confirm",
-                     "confirm_seeds"}
+                     "confirm_seeds", "pruner"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class SearchPlan:
     sampler_seed: int = 0
     confirm: int = 3                   # the best proposals (by mean) trained on more seeds at the end
     confirm_seeds: int = 10            # seeds each confirmed proposal ends with
+    pruner: str = "none"               # stops unpromising proposals epoch by epoch (Optuna's pruners)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -222,7 +224,15 @@ def parse_plan(t: Mapping[str, Any], dims: tuple[Dimension, ...], metric: str, p
         p.add("study.confirm_seeds", f"must be more than the study's {n_seeds} seeds per proposal (at most 10000)",
               confirm_seeds)
         confirm_seeds = max(10, 2 * n_seeds)
-    return SearchPlan(dims, sampler, trials, batch, objectives, budget, seed, confirm, confirm_seeds)
+    pruner = t.get("pruner", "none")
+    if pruner not in PRUNERS:
+        p.add("study.pruner", "must be one of " + ", ".join(fmt_value(x) for x in PRUNERS), pruner)
+        pruner = "none"
+    elif pruner != "none" and (len(objectives) > 1 or objectives[0][0] not in ("val_acc", "val_loss")):
+        p.add("study.pruner", "prunes on one objective measured every epoch (val_acc or val_loss); "
+              "not with several objectives or params/flops", pruner)
+        pruner = "none"
+    return SearchPlan(dims, sampler, trials, batch, objectives, budget, seed, confirm, confirm_seeds, pruner)
 
 
 def _parse_objectives(value: Any, p: Problems) -> tuple[tuple[str, str], ...]:

@@ -196,3 +196,19 @@ def test_sanity_256_256_five_epochs_reaches_87_percent():
     c = configs("layers = [256, 256]\nepochs = 5\nbatch_size = 64\noptimizer = \"adam\"\nlr = 0.001", seeds=1)
     r = stacked.train_group(c, data)[0]
     assert r.test_acc >= 0.87, r.test_acc
+
+
+@pytest.mark.parametrize("engine", [stacked, reference], ids=["stacked", "reference"])
+def test_a_stopped_member_is_pruned_and_the_others_train_on_unchanged(small_data, engine):
+    cfgs = configs("layers = [16]\nepochs = 3", seeds=3)
+    victim = cfgs[2].trial_id
+    alone = {r.trial_id: r for r in engine.train_group(cfgs[:2], small_data)}  # the stack the others end in
+    got = {r.trial_id: r for r in engine.train_group(cfgs, small_data,
+                                                     stop=lambda e: {victim} if e.epoch == 2 else set())}
+    p = got[victim]
+    assert p.status == "pruned" and p.epochs_run == 2 and len(p.history) == 2 and math.isnan(p.val_acc)
+    for c in cfgs[:2]:
+        kept = got[c.trial_id]
+        assert kept.status == "complete" and kept.epochs_run == 3
+        # (equal up to float rounding: a 3-member bmm and a 2-member bmm may round differently)
+        assert_same(kept, alone[c.trial_id], n_val=small_data.y_val.shape[0], loss_tol=1e-6, samples=1)

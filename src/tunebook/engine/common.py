@@ -6,7 +6,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -91,6 +91,11 @@ class EpochEvent:
     members_detail: tuple[tuple[str, float, float, float, float], ...] = ()
 
 
+#: A pruner as an engine sees it: called after every epoch's hooks, it returns the trial
+#: ids (of members' longest configs) to stop now; they are recorded ``pruned``.
+Stopper = Callable[[EpochEvent], "set[str]"]
+
+
 @dataclass
 class MemberHistory:
     """Curves of one training stream while it trains (mutable; results are frozen)."""
@@ -103,6 +108,7 @@ class MemberHistory:
     wall_time: list[float] = field(default_factory=list)
     test: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (loss, acc)
     diverged_epoch: int = 0
+    pruned_epoch: int = 0   # stopped by a pruner at the end of this epoch
 
     def add(self, train_loss: float, train_acc: float, val_loss: float, val_acc: float, seconds: float) -> None:
         self.train_loss.append(train_loss)
@@ -136,6 +142,13 @@ def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: Devic
                                    train_seconds=sum(h.epoch_seconds),
                                    flops=train_flops(c.layers, n_train, n, data.n_features, data.n_classes),
                                    **common))
+            continue
+        if hist.pruned_epoch and hist.pruned_epoch < c.epochs:
+            n = hist.pruned_epoch
+            h = full.head(n)
+            out.append(TrialResult(status="pruned", epochs_run=n, history=h, train_seconds=sum(h.epoch_seconds),
+                                   flops=train_flops(c.layers, n_train, n, data.n_features, data.n_classes),
+                                   best_epoch=best_epoch(h.val_acc), **common))
             continue
         h = full.head(c.epochs)
         test_loss, test_acc = hist.test[c.epochs]

@@ -19,7 +19,7 @@ from ..model import init_params
 from ..records import TrialResult
 from ..spec import TrialConfig
 from . import rng
-from .common import DeviceData, EpochEvent, MemberHistory, diverged, results_for
+from .common import DeviceData, EpochEvent, MemberHistory, Stopper, diverged, results_for
 from .optim import hparams_of, torch_optimizer
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -71,7 +71,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
 
 
 def train_one(cfg: TrialConfig, data: DeviceData,
-              hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> TrialResult:
+              hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
+              stop: Stopper | None = None) -> TrialResult:
     t_start = time.perf_counter()
     clock = [0]
     model = build_mlp(cfg, data.n_features, data.n_classes, clock).to(data.device)
@@ -104,15 +105,20 @@ def train_one(cfg: TrialConfig, data: DeviceData,
         elif epoch == cfg.epochs:
             hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
         hist.add(train_loss, correct.item() / n, val_loss, val_acc, time.perf_counter() - t0)
+        event = EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train,
+                           ((cfg.trial_id, train_loss, hist.train_acc[-1], val_loss, val_acc),))
         for hook in hooks:
-            hook(EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train,
-                            ((cfg.trial_id, train_loss, hist.train_acc[-1], val_loss, val_acc),)))
+            hook(event)
         if hist.diverged_epoch:
+            break
+        if stop is not None and epoch < cfg.epochs and cfg.trial_id in stop(event):
+            hist.pruned_epoch = epoch
             break
     return results_for([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]
 
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
-                hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> list[TrialResult]:
+                hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
+                stop: Stopper | None = None) -> list[TrialResult]:
     """The reference engine trains a group one trial after another."""
-    return [train_one(c, data, hooks, label) for c in configs]
+    return [train_one(c, data, hooks, label, stop) for c in configs]

@@ -31,7 +31,7 @@ from ..model import init_params
 from ..records import TrialResult
 from ..spec import TrialConfig
 from . import rng
-from .common import DeviceData, EpochEvent, MemberHistory, results_for
+from .common import DeviceData, EpochEvent, MemberHistory, Stopper, results_for
 from .common import diverged as is_diverged
 from .optim import StackedOptimizer, hparams_of
 
@@ -350,7 +350,8 @@ def _run_epoch(loop: EpochLoop, epoch: int) -> tuple[EpochLoop, torch.Tensor, to
 
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
-                hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "") -> list[TrialResult]:
+                hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
+                stop: Stopper | None = None) -> list[TrialResult]:
     """Train configs that share depth, activation and batch size (and data) as one stack;
     widths and optimizers may differ (see :class:`StackedMLP`, :class:`StackedOptimizer`)."""
     members = plan_members(configs)
@@ -394,7 +395,12 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                                                  val_acc[r]) for r, i in enumerate(rows)))
         for hook in hooks:
             hook(event)
-        keep = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs]
+        stopped = stop(event) if stop is not None else set()
+        for r, i in enumerate(rows):
+            if lead_ids[i] in stopped and r not in diverged and epoch < members[i].lead.epochs:
+                members[i].history.pruned_epoch = epoch
+        keep = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs
+                and not members[i].history.pruned_epoch]
         if not keep:
             break
         if len(keep) < len(rows):  # members that are done or diverged leave the stack
