@@ -167,7 +167,7 @@ def test_configurations_closest_to_a_decision_are_queued_first():
 def test_trials_that_keep_failing_stop_the_loop(tmp_path, monkeypatch):
     from tunebook import engine
 
-    def broken(group, data, hooks=(), label=""):
+    def broken(group, data, hooks=(), label="", stop=None):
         raise RuntimeError("out of luck")
 
     monkeypatch.setitem(engine.ENGINES, "stacked", broken)
