@@ -299,3 +299,45 @@ def test_pruner_settings_are_checked(text, message):
     with pytest.raises(SpecError) as e:
         parse_spec(SEARCH.format(sampler="tpe", trials=4).replace("batch = 2", "batch = 2\n" + text), "p.toml")
     assert any(message in p for p in e.value.problems), e.value.problems
+
+
+# --- the report's search figures ---------------------------------------------------------
+
+def test_pareto_front_of_two_objectives():
+    from tunebook.search import Proposal, ProposalResult, pareto_numbers
+
+    spec = parse_spec(SEARCH.format(sampler="nsga2", trials=4).replace(
+        "batch = 2", 'batch = 2\nobjectives = ["val_acc:max", "flops:min"]'))
+    rows = [(0.80, 100.0), (0.85, 200.0), (0.84, 300.0), (0.70, 100.0), (0.85, 200.0)]
+    results = [ProposalResult(Proposal(i, 0, (("lr", 0.01),)), (), (), v) for i, v in enumerate(rows)]
+    assert pareto_numbers(spec, results) == {0, 1, 4}  # 2 is beaten by 1; 3 by 0; ties both stay
+
+
+def test_a_two_objective_search_reports_its_front_slices_and_importances(tmp_path):
+    f = tmp_path / "mo.toml"
+    f.write_text(SEARCH.format(sampler="nsga2", trials=6).replace(
+        "batch = 2", 'batch = 3\nobjectives = ["val_acc:max", "flops:min"]').replace("confirm = 2", "confirm = 0"))
+    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu"]) == EXIT_OK
+    report = tmp_path / "out" / "srch" / "report"
+    md = (report / "report.md").read_text()
+    assert "the Pareto front of" in md and "Confirmation: off." in md
+    assert (report / "figures" / "search-pareto.png").is_file() and (report / "figures" / "search-slices.png").is_file()
+
+
+def test_importance_finds_the_hyperparameter_that_decides():
+    """12 proposals whose value is decided by lr alone (width is noise): lr dominates."""
+    import random as random_module
+
+    from tunebook.search import Proposal, ProposalResult, importances
+
+    spec = parse_spec(SEARCH.format(sampler="tpe", trials=12))
+    rng = random_module.Random(0)
+    results = []
+    for i in range(12):
+        lr, width = 10 ** rng.uniform(-3, -1.6), rng.randint(8, 32)
+        results.append(ProposalResult(Proposal(i, 0, (("lr", lr), ("width", width), ("optimizer", "adam"))), (), (),
+                                      (0.9 - abs(lr - 0.01) * 10,)))
+    imp = importances(spec, results)
+    assert set(imp) == {"lr", "width"} and sum(imp.values()) == pytest.approx(1.0)
+    assert imp["lr"] > 0.6 > imp["width"]
+    assert importances(spec, results[:3]) == {}  # too few to say anything

@@ -345,6 +345,41 @@ def _curve(spec: StudySpec, runs: Sequence[Run]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def importances(spec: StudySpec, results: Sequence[ProposalResult]) -> dict[str, float]:
+    """How much each searched hyperparameter decides whether a proposal lands in the best
+    quarter of the completed ones (Optuna's PED-ANOVA evaluator, deterministic; fANOVA
+    would need scikit-learn). Parameters present in every completed proposal only (a
+    conditional one is left out); {} with fewer than 4 completed proposals."""
+    optuna = optuna_module()
+    done = [r for r in results if r.values is not None]
+    if len(done) < 4:
+        return {}
+    study = rebuild(spec, done, optuna.samplers.RandomSampler(seed=0))
+    common = [d.name for d in spec.search.dimensions if all(d.name in r.params for r in done)]
+    varied = [n for n in common if len({repr(r.params[n]) for r in done}) > 1]
+    if not varied:
+        return {}
+    sign = -1.0 if spec.search.objectives[0][1] == "max" else 1.0  # PED-ANOVA looks for *low* targets
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(target_quantile=0.25), params=varied,
+                target=lambda t: sign * t.values[0])
+    except (RuntimeError, ValueError):  # too little variation for the evaluator
+        return {}
+
+
+def pareto_numbers(spec: StudySpec, results: Sequence[ProposalResult]) -> set[int]:
+    """Proposal numbers on the Pareto front of the objectives (multi-objective searches)."""
+    signs = [1 if d == "max" else -1 for _, d in spec.search.objectives]
+    vals = {r.proposal.number: tuple(s * x for s, x in zip(signs, r.values)) for r in results if r.values is not None}
+
+    def dominates(w, v):  # w at least as good everywhere and better somewhere (higher is better here)
+        return all(a >= b for a, b in zip(w, v)) and any(a > b for a, b in zip(w, v))
+    return {n for n, v in vals.items() if not any(dominates(w, v) for m, w in vals.items() if m != n)}
+
+
 # -- confirmation ----------------------------------------------------------------------
 
 def confirm_seeds(spec: StudySpec) -> tuple[int, ...]:

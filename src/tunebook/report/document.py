@@ -253,6 +253,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     blocks.append(fig("search-progress", lambda: figures.best_so_far(spent, values, metric, direction == "max"),
                       f"Each proposal's mean {metric} over its {len(a.spec.seeds)} seeds, and the best so far, "
                       "against the model-epochs spent"))
+    blocks += search_figures(a, results, fig)
     best = max(done, key=lambda r: r.values[0] if direction == "max" else -r.values[0])
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
     blocks.append(("p", f"Best mean so far: proposal {best.proposal.number} ({params}): {metric} "
@@ -285,6 +286,34 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                 + ("." if likely.estimate.p_best >= 0.8 else " — the confirmed proposals are within noise of each "
                    "other: any of them is a reasonable choice, and more seeds would be needed to tell them apart."))]
     return blocks
+
+
+def search_figures(a: StudyAnalysis, results, fig) -> list[Block]:
+    """Importances, one slice per hyperparameter, and the Pareto front of two objectives."""
+    from ..search import importances, pareto_numbers
+
+    plan = a.spec.search
+    done = [r for r in results if r.values is not None]
+    metric = plan.objectives[0][0]
+    out: list[Block] = []
+    imp = importances(a.spec, results)
+    if imp:
+        out.append(("table", ["hyperparameter", f"importance for {metric}"],
+                    [[k, f"{v:.2f}"] for k, v in sorted(imp.items(), key=lambda kv: -kv[1])]))
+        out.append(("p", f"Importance: how much each hyperparameter decides whether a proposal is in the best "
+                         f"quarter of the {len(done)} completed ones by {metric} (Optuna's PED-ANOVA, normalised "
+                         "to sum to 1); conditional hyperparameters are left out. With few proposals, a rough guide."))
+    out.append(fig("search-slices", lambda: figures.search_slices(plan.dimensions, [(r.params, r.values[0]) for r in done],
+                                                                  metric),
+                   f"Each completed proposal's mean {metric} against each hyperparameter (colour: proposal order, "
+                   "early dark to late light)"))
+    if len(plan.objectives) == 2:
+        front = pareto_numbers(a.spec, results)
+        names = [m for m, _ in plan.objectives]
+        out.append(fig("search-pareto", lambda: figures.search_pareto(
+            [(r.values[0], r.values[1], r.proposal.number in front) for r in done], names,
+            [d for _, d in plan.objectives]), f"{names[0]} against {names[1]}: the Pareto front of {len(front)} proposals"))
+    return out
 
 
 def overview_figures(a: StudyAnalysis, ranked, fig) -> list[Block]:

@@ -223,11 +223,60 @@ def best_so_far(spent: Sequence[float], values: Sequence[float], metric: str, ma
     for v in values:
         cur = v if cur is None or (v > cur if maximize else v < cur) else cur
         best.append(cur)
-    ax.plot(spent, values, "o", color="0.6", markersize=4, label="a proposal (mean over its seeds)")
-    ax.step(spent, best, where="post", color="C0", label="best so far")
+    k = _scale(metric)
+    ax.plot(spent, [k * v for v in values], "o", color="0.6", markersize=4, label="a proposal (mean over its seeds)")
+    ax.step(spent, [k * v for v in best], where="post", color="C0", label="best so far")
     ax.set_xlabel("model-epochs trained")
     ax.set_ylabel(_label(metric))
     ax.legend(loc="lower right" if maximize else "upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def search_slices(dims, points: Sequence[tuple[dict, float]], metric: str) -> Figure:
+    """One panel per searched hyperparameter: each completed proposal's mean objective
+    against its value (log axes where the search was log), coloured by proposal order."""
+    n = len(dims)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    order = np.arange(len(points))
+    k = _scale(metric)
+    for ax, d in zip(axes.flat, dims):
+        xs = [(p.get(d.name), k * v, i) for i, (p, v) in zip(order, points) if d.name in p]
+        if d.kind == "choice":
+            labels = [str(c) for c in d.choices]
+            ax.scatter([labels.index(str(x)) for x, _, _ in xs], [v for _, v, _ in xs], c=[i for *_, i in xs],
+                       cmap="viridis", s=14)
+            ax.set_xticks(range(len(labels)))
+            ax.set_xticklabels(labels, rotation=30, fontsize=7)
+        else:
+            ax.scatter([x for x, _, _ in xs], [v for _, v, _ in xs], c=[i for *_, i in xs], cmap="viridis", s=14)
+            if d.log:
+                ax.set_xscale("log")
+        ax.set_xlabel(d.name)
+        ax.set_ylabel(_label(metric), fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def search_pareto(points: Sequence[tuple[float, float, bool]], names: Sequence[str], directions: Sequence[str]) -> Figure:
+    """Two objectives: every completed proposal, the Pareto front joined."""
+    fig, ax = plt.subplots(figsize=(5.8, 4.2))
+    points = [(_scale(names[0]) * x, _scale(names[1]) * y, f) for x, y, f in points]
+    ax.scatter([p[0] for p in points if not p[2]], [p[1] for p in points if not p[2]], color="0.6", s=14,
+               label="dominated")
+    front = sorted((p for p in points if p[2]), key=lambda p: p[0])
+    ax.plot([p[0] for p in front], [p[1] for p in front], "o-", color="C3", label="Pareto front")
+    ax.set_xlabel(f"{_label(names[0])} ({'higher' if directions[0] == 'max' else 'lower'} is better)")
+    ax.set_ylabel(f"{_label(names[1])} ({'higher' if directions[1] == 'max' else 'lower'} is better)")
+    if names[1] in ("flops", "params"):
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
