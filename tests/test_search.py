@@ -341,3 +341,16 @@ def test_importance_finds_the_hyperparameter_that_decides():
     assert set(imp) == {"lr", "width"} and sum(imp.values()) == pytest.approx(1.0)
     assert imp["lr"] > 0.6 > imp["width"]
     assert importances(spec, results[:3]) == {}  # too few to say anything
+
+
+def test_the_report_counts_pruned_runs(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text(SEARCH.format(sampler="random", trials=6).replace("batch = 2", "batch = 6\npruner = \"asha\"")
+                 .replace("confirm = 2", "confirm = 1").replace("epochs = 1", "epochs = 4"))
+    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu"]) == EXIT_OK
+    md = (tmp_path / "out" / "srch" / "report" / "report.md").read_text()
+    n = len(list((tmp_path / "out" / "srch" / "runs").glob("*_s*")))
+    pruned = sum('status = "pruned"' in (p / "result.toml").read_text()
+                 for p in (tmp_path / "out" / "srch" / "runs").iterdir())
+    assert pruned >= 2 and n > pruned
+    assert f", {pruned} pruned (stopped early by the search's pruner)" in md and "(+2 pruned)" in md

@@ -85,6 +85,7 @@ class ProposalResult:
     failed: bool = False
     pruned: bool = False               # a pruner stopped it (its seeds are stored "pruned")
     curve: tuple[float, ...] = ()      # the first objective's mean over its seeds, epoch by epoch
+    tried: tuple[Run, ...] = ()        # every stored run of its seeds (pruned and failed ones too)
 
     @property
     def finished(self) -> bool:
@@ -325,7 +326,7 @@ def results_of(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str
         values = None
         if len(final) == len(configs):
             values = tuple(sum(_value(m, r, n_classes) for r in final) / len(final) for m, _ in spec.search.objectives)
-        out.append(ProposalResult(p, configs, tuple(final), values, failed, pruned, _curve(spec, mine)))
+        out.append(ProposalResult(p, configs, tuple(final), values, failed, pruned, _curve(spec, mine), mine))
     return out
 
 

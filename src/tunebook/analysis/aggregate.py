@@ -29,7 +29,7 @@ def config_key(c: TrialConfig) -> str:
 @dataclass(frozen=True)
 class ConfigStats:
     """A configuration's results over its seeds: complete runs are summarised; diverged,
-    collapsed (complete but stuck at chance accuracy) and failed ones are counted."""
+    collapsed (complete but stuck at chance accuracy), failed and pruned ones are counted."""
 
     key: str
     config: TrialConfig            # the configuration (seed of its first run)
@@ -44,10 +44,11 @@ class ConfigStats:
     histories: tuple[Any, ...]     # History of each complete run
     n_collapsed: int = 0
     seconds_alone: float = math.nan  # modelled time to train it alone on its machine (analysis.cost)
+    n_pruned: int = 0              # stopped early by a search's pruner
 
     @property
     def n_runs(self) -> int:
-        return self.n_complete + self.n_diverged + self.n_failed + self.n_collapsed
+        return self.n_complete + self.n_diverged + self.n_failed + self.n_collapsed + self.n_pruned
 
     @property
     def cost(self) -> float:
@@ -106,6 +107,7 @@ def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None)
             params=rs[0].result.params, flops=flops,
             values=values, stats={m: summarize(v) for m, v in values.items()},
             histories=tuple(r.result.history for r in done), n_collapsed=len(collapsed),
+            n_pruned=sum(r.result.status == "pruned" for r in rs),
             seconds_alone=model.seconds(rs[0].config, flops) if model and done else math.nan))
     return sorted(out, key=lambda c: (c.config.layers, c.config.epochs, c.config.batch_size,
                                       c.config.lr, c.config.optimizer, c.key))

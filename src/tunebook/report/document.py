@@ -58,7 +58,7 @@ def claim(h: Hypothesis) -> str:
 def seeds_cell(c: ConfigStats) -> str:
     """Complete seeds, and what happened to the others (never silently averaged in)."""
     extra = [f"{n} {what}" for n, what in ((c.n_diverged, "diverged"), (c.n_collapsed, "collapsed"),
-                                           (c.n_failed, "failed")) if n]
+                                           (c.n_failed, "failed"), (c.n_pruned, "pruned")) if n]
     return f"{c.n_complete}" + (f" (+{', '.join(extra)})" if extra else "")
 
 
@@ -189,7 +189,9 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
         seeds_line(a),
         f"Trials: {len(a.runs)} stored — {statuses.count('complete') - collapsed} complete, "
         f"{collapsed} collapsed (stuck at chance accuracy; counted, not averaged in), "
-        f"{statuses.count('diverged')} diverged, {statuses.count('failed')} failed; {len(a.configs)} configurations.",
+        f"{statuses.count('diverged')} diverged, {statuses.count('failed')} failed"
+        + (f", {statuses.count('pruned')} pruned (stopped early by the search's pruner)" if 'pruned' in statuses else "")
+        + f"; {len(a.configs)} configurations.",
         f"Training time: {total:.1f} s in all (trials trained stacked in groups); "
         f"engine {env.get('engine', '?')} on {env.get('device', '?')}, torch {env.get('torch', '?')}.",
         "Cost of a configuration (rankings, the accuracy-vs-cost figure): its training FLOPs and its time to "
@@ -244,15 +246,17 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                             f"({len(results) - len(done)} in flight or failed).")]
     if not done:
         return blocks
-    spent, values, total = [], [], 0
+    spent, seconds, values, total, clock = [], [], [], 0, 0.0
     for r in sorted(results, key=lambda r: r.proposal.number):
-        total += sum(run.result.epochs_run for run in r.runs)
+        total += sum(run.result.epochs_run for run in r.tried)  # pruned runs cost their epochs too
+        clock += sum(run.result.train_seconds for run in r.tried)
         if r.values is not None:
             spent.append(total)
+            seconds.append(clock)
             values.append(r.values[0])
-    blocks.append(fig("search-progress", lambda: figures.best_so_far(spent, values, metric, direction == "max"),
+    blocks.append(fig("search-progress", lambda: figures.best_so_far(spent, seconds, values, metric, direction == "max"),
                       f"Each proposal's mean {metric} over its {len(a.spec.seeds)} seeds, and the best so far, "
-                      "against the model-epochs spent"))
+                      "against the model-epochs and the training seconds spent (proposal order)"))
     blocks += search_figures(a, results, fig)
     best = max(done, key=lambda r: r.values[0] if direction == "max" else -r.values[0])
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())

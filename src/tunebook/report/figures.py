@@ -215,21 +215,23 @@ def looks(v, metric: str) -> Figure:
     return fig
 
 
-def best_so_far(spent: Sequence[float], values: Sequence[float], metric: str, maximize: bool) -> Figure:
+def best_so_far(spent: Sequence[float], seconds: Sequence[float], values: Sequence[float], metric: str,
+                maximize: bool) -> Figure:
     """A search's progress: each proposal's mean (dots) and the best mean so far (a step
-    line) against the model-epochs spent."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    line), against the model-epochs spent (left) and the training seconds spent (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     best, cur = [], None
     for v in values:
         cur = v if cur is None or (v > cur if maximize else v < cur) else cur
         best.append(cur)
     k = _scale(metric)
-    ax.plot(spent, [k * v for v in values], "o", color="0.6", markersize=4, label="a proposal (mean over its seeds)")
-    ax.step(spent, [k * v for v in best], where="post", color="C0", label="best so far")
-    ax.set_xlabel("model-epochs trained")
-    ax.set_ylabel(_label(metric))
-    ax.legend(loc="lower right" if maximize else "upper right", fontsize=8)
-    ax.grid(alpha=0.3)
+    for ax, xs, label in ((axes[0], spent, "model-epochs trained"), (axes[1], seconds, "training seconds (sum of runs)")):
+        ax.plot(xs, [k * v for v in values], "o", color="0.6", markersize=4, label="a proposal (mean over its seeds)")
+        ax.step(xs, [k * v for v in best], where="post", color="C0", label="best so far")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(_label(metric))
+    axes[0].legend(loc="lower right" if maximize else "upper right", fontsize=8)
     fig.tight_layout()
     return fig
 
