@@ -1,4 +1,5 @@
-"""Engines: train a group of TrialConfigs that share a shape; return one TrialResult each.
+"""Engines: train a group of TrialConfigs that share a depth, activation, batch size and data
+split (widths and optimizers may differ); return one TrialResult each.
 
 ``stacked`` (the default) trains the group as one batched model; ``reference`` trains
 one plain ``nn.Module`` at a time and is the correctness oracle.
