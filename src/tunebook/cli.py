@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--out", default="modellogs", help="root of the run folders (default: modellogs)")
         sp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
         sp.add_argument("--engine", default="stacked", choices=("stacked", "reference"))
-        sp.add_argument("--max-group", type=_positive, help="at most this many trials per stacked group")
+        sp.add_argument("--max-group", type=_positive, help="at most this many trials per stacked group (on the CPU "
+                                                             "it replaces the 64-member cap; memory still bounds it)")
         sp.add_argument("--concurrent", type=_positive, default=1, metavar="N",
                         help="train N groups at once, each in its own thread (on CUDA its own stream), "
                              "while finished ones are saved (default 1)")
