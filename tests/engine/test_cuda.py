@@ -54,8 +54,12 @@ def test_stacked_on_cuda_matches_the_reference_on_cuda(gpu_data, defaults, loss_
 
 
 @cuda
-def test_cuda_graphs_give_the_eager_numbers(gpu_data, monkeypatch):
-    cfgs = configs("layers = [64, 32]\nepochs = 3", seeds=3, grid="epochs = [2, 3]")
+@pytest.mark.parametrize("defaults, seeds, grid", [
+    ("layers = [64, 32]\nepochs = 3", 3, "epochs = [2, 3]"),
+    ("epochs = 2", 2, "layers = [[32, 64], [128, 16], [64, 64]]"),  # mixed widths, padded
+], ids=["epoch-sharing", "mixed-widths"])
+def test_cuda_graphs_give_the_eager_numbers(gpu_data, monkeypatch, defaults, seeds, grid):
+    cfgs = configs(defaults, seeds=seeds, grid=grid)
     graphed = stacked.train_group(cfgs, gpu_data)
     monkeypatch.setenv("TUNEBOOK_CUDA_GRAPHS", "0")
     eager = stacked.train_group(cfgs, gpu_data)
@@ -88,10 +92,17 @@ def test_mixed_shapes_and_optimizers_on_cuda_match_the_reference(gpu_data, defau
 
 
 @cuda
-def test_mixed_widths_graphed_equal_eager(gpu_data, monkeypatch):
-    cfgs = configs("epochs = 2", seeds=2, grid="layers = [[32, 64], [128, 16], [64, 64]]")
-    graphed = stacked.train_group(cfgs, gpu_data)
-    monkeypatch.setenv("TUNEBOOK_CUDA_GRAPHS", "0")
-    eager = stacked.train_group(cfgs, gpu_data)
-    for g, e in zip(graphed, eager):
-        assert g.history.train_loss == pytest.approx(e.history.train_loss, rel=1e-6, abs=1e-7)
+def test_concurrent_groups_on_cuda_streams_give_the_sequential_numbers(tmp_path):
+    """Groups trained in worker threads, each on its own stream (graphs captured in
+    thread-local mode), against the same groups one after another."""
+    from tunebook.execute import run_studies
+    from tunebook.spec import parse_spec
+
+    spec = parse_spec('[study]\nname = "cc"\nseeds = 2\ntrain_subset = 3000\n[defaults]\nepochs = 2\n'
+                      '[grid]\nlayers = [[32], [64], [128], [256]]\noptimizer = ["adam", "sgd"]\n')
+    (one,) = run_studies([spec], tmp_path / "one", device="cuda", pad=False)
+    (four,) = run_studies([spec], tmp_path / "four", device="cuda", pad=False, concurrent=4)
+    by_id = {r.trial_id: r.result for r in one.runs}
+    assert len(four.runs) == 16
+    for r in four.runs:
+        assert r.result.history.train_loss == pytest.approx(by_id[r.trial_id].history.train_loss, rel=1e-6, abs=1e-7)
