@@ -18,7 +18,7 @@ import torch
 
 from tunebook.engine import reference, rng, stacked
 
-from .test_stacked import assert_same, configs
+from .test_stacked import MIXED, assert_same, configs
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -78,13 +78,10 @@ def test_diverging_member_on_cuda(gpu_data):
 
 
 @cuda
-@pytest.mark.parametrize("defaults, grid", [
-    ('epochs = 2\nactivation = "sigmoid"\noptimizer = "sgd"\nlr = 0.05', "layers = [[40, 24], [16, 56]]"),
-    ('epochs = 2\ndropout = 0.2\noptimizer = "adamw"', "layers = [[64, 32], [24, 48]]"),
-    ("epochs = 2\nlayers = [32, 32]", 'units1 = [16, 48]\noptimizer = ["adam", "sgd", "rmsprop"]'),
-])
+@pytest.mark.parametrize("defaults, grid", MIXED, ids=lambda x: x.split("\n")[0][:40])
 def test_mixed_shapes_and_optimizers_on_cuda_match_the_reference(gpu_data, defaults, grid):
-    cfgs = configs(defaults, seeds=1, grid=grid)
+    """The CPU suite's cases (every activation, dropout, every optimizer) on CUDA."""
+    cfgs = configs(defaults if "epochs" in defaults else "epochs = 2\n" + defaults, seeds=1, grid=grid)
     got = stacked.train_group(cfgs, gpu_data)
     want = {r.trial_id: r for r in reference.train_group(cfgs, gpu_data)}
     for r in got:
