@@ -354,3 +354,33 @@ def test_the_report_counts_pruned_runs(tmp_path):
                  for p in (tmp_path / "out" / "srch" / "runs").iterdir())
     assert pruned >= 2 and n > pruned
     assert f", {pruned} pruned (stopped early by the search's pruner)" in md and "(+2 pruned)" in md
+
+
+def test_confirmation_adds_seeds_look_by_look_until_decided_or_the_cap(tmp_path):
+    from tunebook.search import confirmation_looks
+
+    spec = parse_spec(SEARCH.format(sampler="random", trials=4).replace("confirm_seeds = 3",
+                                                                          "confirm_seeds = 4\nconfirm_max_seeds = 9"))
+    assert confirmation_looks(spec) == [4, 6, 8, 9]
+    assert confirmation_looks(parse_spec(SEARCH.format(sampler="random", trials=4))) == [3]
+    f = tmp_path / "seq.toml"
+    f.write_text(SEARCH.format(sampler="random", trials=4).replace("confirm_seeds = 3",
+                                                                     "confirm_seeds = 3\nconfirm_max_seeds = 5"))
+    o = run_search(load_spec(f), tmp_path / "out", device="cpu")
+    lead = o.likely_best()
+    others = [c for c in o.confirmed if c is not lead]
+    assert lead.versus is None and len(others) == 1
+    v = others[0].versus
+    assert v.test.startswith("anytime-valid paired t-test") or v.test.startswith("Welch")
+    n = len(lead.runs)
+    # seeds were added only while the comparison was open, and never past the cap
+    assert (n == 3 and v.decision != "undecided") or n == 5, (n, v.decision)
+    assert sorted(run.config.seed for run in lead.runs) == list(range(n))
+
+
+def test_confirm_max_seeds_is_checked():
+    text = SEARCH.format(sampler="tpe", trials=4).replace("confirm_seeds = 3", "confirm_seeds = 3\nconfirm_max_seeds = 2")
+    with pytest.raises(SpecError) as e:
+        parse_spec(text, "c.toml")
+    assert "c.toml: study.confirm_max_seeds: must be at least study.confirm_seeds (3), at most 10000, got 2" in \
+        e.value.problems

@@ -278,6 +278,9 @@ def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
                            for k, v in likely.result.params.items())
         out.print(f"  likely best after confirmation on {e.n} seeds: {params}: {metric} {e.mean:.4f} "
                   f"[{e.low:.4f}, {e.high:.4f}], P(best of the {len(o.confirmed)} confirmed) = {e.p_best:.2f}")
+        open_ = [c.result.proposal.number for c in o.confirmed if c.versus and c.versus.decision == "undecided"]
+        out.print("  decided better than (or equivalent to) every other confirmed proposal" if not open_ else
+                  f"  not yet decided against proposal(s) {', '.join(map(str, open_))} (confirm_max_seeds reached)")
     if not args.no_report:
         _write_report(o.folder)
     return o

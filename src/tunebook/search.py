@@ -38,6 +38,7 @@ from .datasets import DATASETS
 from .errors import SpecError
 from .execute import Reporter, StudyOutcome, run_studies
 from .analysis.best import BestEstimate
+from .analysis.sequential import Look
 from .search_space import Dimension, SearchPlan
 from .spec import StudySpec, TrialConfig
 from .store import Run, RunStore, write_atomic
@@ -104,6 +105,7 @@ class Confirmed:
     result: ProposalResult
     runs: tuple[Run, ...]              # its runs on every confirmation seed
     estimate: BestEstimate             # mean ± 95 % CI over those seeds; P(best) among the confirmed
+    versus: Look | None = None         # the likely best against this one (None for the likely best itself)
 
 
 @dataclass(frozen=True)
@@ -383,10 +385,11 @@ def pareto_numbers(spec: StudySpec, results: Sequence[ProposalResult]) -> set[in
 
 # -- confirmation ----------------------------------------------------------------------
 
-def confirm_seeds(spec: StudySpec) -> tuple[int, ...]:
-    """The study's seeds, then the next unused integers, up to ``confirm_seeds``."""
+def confirm_seeds(spec: StudySpec, count: int | None = None) -> tuple[int, ...]:
+    """The study's seeds, then the next unused integers, up to ``count`` (default: the
+    first confirmation look, ``confirm_seeds``)."""
     seeds, n = list(spec.seeds), 0
-    while len(seeds) < spec.search.confirm_seeds:
+    while len(seeds) < (count or spec.search.confirm_seeds):
         if n not in seeds:
             seeds.append(n)
         n += 1
@@ -401,28 +404,78 @@ def top_proposals(spec: StudySpec, results: Sequence[ProposalResult]) -> list[Pr
     return sorted(done, key=lambda r: (-sign * r.values[0], r.proposal.number))[:spec.search.confirm]
 
 
+def confirmation_looks(spec: StudySpec) -> list[int]:
+    """Seed counts at which the confirmed proposals are judged: ``confirm_seeds``, then
+    rounds of half as many more, up to ``confirm_max_seeds``."""
+    plan = spec.search
+    step = max(2, plan.confirm_seeds // 2)
+    looks = list(range(plan.confirm_seeds, plan.confirm_max_seeds, step))
+    return looks + [plan.confirm_max_seeds]
+
+
+def confirmation(spec: StudySpec, results: Sequence[ProposalResult],
+                 runs: Mapping[str, Run]) -> tuple[list[TrialConfig], list[Confirmed]]:
+    """Where the confirmation stands: the trials still to train for the current look, and
+    the confirmed proposals at the last complete look ([] before the first).
+
+    At each look the likely best (highest P(best)) is compared with every other confirmed
+    proposal by the decide machinery's tests (:mod:`tunebook.analysis.sequential`): the
+    anytime-valid paired t-test when both train with one batch size (their seeds then share
+    data order and dropout masks), Welch's interval split over the planned looks
+    otherwise; at alpha / (comparisons), so the whole family holds. Seeds are added, look
+    by look, until every comparison is decided (better, or negligible within the study's
+    ``margin``) or ``confirm_max_seeds`` is reached; the tests stay valid however many
+    looks are taken. The path is recomputed from the store, so it resumes."""
+    top = top_proposals(spec, results)
+    if not top or spec.search.confirm == 0:
+        return [], []
+    last: list[Confirmed] = []
+    looks = confirmation_looks(spec)
+    for n in looks:
+        seeds = confirm_seeds(spec, n)
+        configs = [spec.config_for(r.params, seed) for r in top for seed in seeds]
+        missing = [c for c in configs if c.trial_id not in runs]
+        if missing or any(not runs[c.trial_id].result.done for c in configs):
+            return missing, last  # a failed run stays failed: the look cannot complete
+        last = _judged(spec, top, seeds, runs, len(looks))
+        if all(c.versus is None or c.versus.decision != "undecided" for c in last):
+            break
+    return [], last
+
+
+def _judged(spec: StudySpec, top: Sequence[ProposalResult], seeds, runs: Mapping[str, Run],
+            n_looks: int) -> list[Confirmed]:
+    from .analysis.best import prob_best
+    from .analysis.sequential import paired_look, welch_look
+
+    n_classes = DATASETS[spec.dataset].n_classes
+    metric, direction = spec.search.objectives[0]
+    per = [tuple(runs[spec.config_for(r.params, seed).trial_id] for seed in seeds) for r in top]
+    values = [[_value(metric, m, n_classes) for m in mine] for mine in per]
+    estimates = prob_best(values, direction == "max")
+    lead = max(range(len(top)), key=lambda i: estimates[i].p_best)
+    alpha = spec.alpha / max(1, len(top) - 1)
+    out = []
+    for i, (r, mine, e) in enumerate(zip(top, per, estimates)):
+        look = None
+        if i != lead:
+            sign = 1.0 if direction == "max" else -1.0  # "a > b": the lead is better
+            a, b = [sign * v for v in values[lead]], [sign * v for v in values[i]]
+            same_data = top[lead].configs[0].batch_size == r.configs[0].batch_size
+            look = (paired_look(a, b, alpha, spec.margin) if same_data
+                    else welch_look(a, b, alpha, spec.margin, looks=n_looks))
+        out.append(Confirmed(r, mine, e, look))
+    return out
+
+
 def confirmation_configs(spec: StudySpec, results: Sequence[ProposalResult]) -> list[TrialConfig]:
+    """The trials of the first confirmation look (what a search trains after its proposals)."""
     return [spec.config_for(r.params, seed) for r in top_proposals(spec, results) for seed in confirm_seeds(spec)]
 
 
 def confirmed(spec: StudySpec, results: Sequence[ProposalResult], runs: Mapping[str, Run]) -> list[Confirmed]:
-    """The top proposals with their confirmation runs and P(best), once every one of
-    those runs is final (else [])."""
-    from .analysis.best import prob_best
-
-    top = top_proposals(spec, results)
-    if len(top) < 1 or spec.search.confirm == 0:
-        return []
-    n_classes = DATASETS[spec.dataset].n_classes
-    metric, direction = spec.search.objectives[0]
-    per = []
-    for r in top:
-        mine = [runs.get(spec.config_for(r.params, seed).trial_id) for seed in confirm_seeds(spec)]
-        if any(m is None or not m.result.done for m in mine):
-            return []
-        per.append(tuple(mine))
-    estimates = prob_best([[_value(metric, m, n_classes) for m in mine] for mine in per], direction == "max")
-    return [Confirmed(r, mine, e) for r, mine, e in zip(top, per, estimates)]
+    """The confirmed proposals at the last complete look ([] before the first)."""
+    return confirmation(spec, results, runs)[1]
 
 
 # -- the loop ------------------------------------------------------------------------
@@ -471,7 +524,7 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
         if plan.pruner != "none" and todo:
             stop = Pruning(spec, trials, {c.trial_id: r.proposal.number for r in batch for c in r.configs})
         if not todo and len(proposals) >= plan.trials:  # every proposal done: confirm the best
-            todo = [c for c in confirmation_configs(spec, results) if c.trial_id not in runs]
+            todo = confirmation(spec, results, runs)[0]
         if not todo:
             stopped = "budget" if len(proposals) < plan.trials else "trials"
             break

@@ -33,7 +33,7 @@ INTEGER_KEYS = ("units1", "units2", "units3", "width", "depth", "epochs", "batch
 _DIMENSION_KEYS = {"low", "high", "log", "step", "choices", "when"}
 _WALL = re.compile(r"(\d+(?:\.\d+)?)(s|m|h)")
 SEARCH_STUDY_KEYS = {"sampler", "trials", "batch", "objectives", "time_budget", "sampler_seed", "confirm",
-                     "confirm_seeds", "pruner"}
+                     "confirm_seeds", "confirm_max_seeds", "pruner"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class SearchPlan:
     time_budget: str = ""              # wall time, as --budget ("30m"); "" = none
     sampler_seed: int = 0
     confirm: int = 3                   # the best proposals (by mean) trained on more seeds at the end
-    confirm_seeds: int = 10            # seeds each confirmed proposal ends with
+    confirm_seeds: int = 10            # seeds of the first confirmation look
+    confirm_max_seeds: int = 10        # more, round by round, until the likely best is decided
     pruner: str = "none"               # stops unpromising proposals epoch by epoch (Optuna's pruners)
 
     @property
@@ -224,6 +225,11 @@ def parse_plan(t: Mapping[str, Any], dims: tuple[Dimension, ...], metric: str, p
         p.add("study.confirm_seeds", f"must be more than the study's {n_seeds} seeds per proposal (at most 10000)",
               confirm_seeds)
         confirm_seeds = max(10, 2 * n_seeds)
+    max_seeds = t.get("confirm_max_seeds", confirm_seeds)
+    if isinstance(max_seeds, bool) or not isinstance(max_seeds, int) or not confirm_seeds <= max_seeds <= 10_000:
+        p.add("study.confirm_max_seeds", f"must be at least study.confirm_seeds ({confirm_seeds}), at most 10000",
+              max_seeds)
+        max_seeds = confirm_seeds
     pruner = t.get("pruner", "none")
     if pruner not in PRUNERS:
         p.add("study.pruner", "must be one of " + ", ".join(fmt_value(x) for x in PRUNERS), pruner)
@@ -232,7 +238,8 @@ def parse_plan(t: Mapping[str, Any], dims: tuple[Dimension, ...], metric: str, p
         p.add("study.pruner", "prunes on one objective measured every epoch (val_acc or val_loss); "
               "not with several objectives or params/flops", pruner)
         pruner = "none"
-    return SearchPlan(dims, sampler, trials, batch, objectives, budget, seed, confirm, confirm_seeds, pruner)
+    return SearchPlan(dims, sampler, trials, batch, objectives, budget, seed, confirm, confirm_seeds, max_seeds,
+                      pruner)
 
 
 def _parse_objectives(value: Any, p: Problems) -> tuple[tuple[str, str], ...]:

@@ -237,7 +237,7 @@ def search_line(a: StudyAnalysis) -> str:
 
 def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     """Progress of a searched study: what was proposed, the best mean so far."""
-    from ..search import load_search
+    from ..search import confirmation_looks, load_search
 
     results, confirmed = load_search(a.spec, a.folder.parent)
     done = [r for r in results if r.values is not None]
@@ -274,9 +274,16 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     for c in sorted(confirmed, key=lambda c: -c.estimate.p_best):
         e = c.estimate
         p = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in c.result.params.items())
+        v = c.versus
+        against = ("the likely best" if v is None else
+                   f"{v.estimate:+.4f} [{v.lo:+.4f}, {v.hi:+.4f}]: " + _CONFIRM_WORDS[v.decision]
+                   if math.isfinite(v.lo) and math.isfinite(v.hi) else
+                   f"{v.estimate:+.4f}, no interval yet (too few seeds for this test)")
         rows.append([str(c.result.proposal.number), p, f"{c.result.values[0]:.4f}", f"{e.mean:.4f} [{e.low:.4f}, {e.high:.4f}]",
-                     f"{e.p_best:.2f} (±{(e.p_high - e.p_low) / 2:.2f})"])
+                     f"{e.p_best:.2f} (±{(e.p_high - e.p_low) / 2:.2f})", against])
     likely = max(confirmed, key=lambda c: c.estimate.p_best)
+    tests = sorted({c.versus.test for c in confirmed if c.versus is not None})
+    open_ = [c for c in confirmed if c.versus is not None and c.versus.decision == "undecided"]
     blocks += [("h", level + 1, "Confirmed"),
                ("p", f"The {len(confirmed)} best proposals by their search mean, trained again on {n} seeds (the "
                      "search's and new ones; trials of a seed share data order and dropout masks, so the values are "
@@ -284,12 +291,22 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                      "together (paired bootstrap, 4 000 draws; ± its Monte Carlo error) — the chance it would come "
                      f"out on top again on {n} fresh seeds."),
                ("table", ["proposal", "hyperparameters", f"search mean ({len(a.spec.seeds)} seeds)",
-                          f"{metric} over {n} seeds [95 % CI]", "P(best)"], rows),
-               ("verdict", "supported" if likely.estimate.p_best >= 0.8 else "inconclusive",
-                f"Likely best: proposal {likely.result.proposal.number}, P(best) = {likely.estimate.p_best:.2f}"
-                + ("." if likely.estimate.p_best >= 0.8 else " — the confirmed proposals are within noise of each "
-                   "other: any of them is a reasonable choice, and more seeds would be needed to tell them apart."))]
+                          f"{metric} over {n} seeds [95 % CI]", "P(best)", "likely best minus this one"], rows),
+               ("p", f"Likely best against each other confirmed proposal: {'; '.join(tests) or '—'}, at alpha "
+                     f"{a.spec.alpha:g} / {max(1, len(confirmed) - 1)} comparisons, margin {a.spec.margin:g}; seeds "
+                     f"added look by look ({', '.join(map(str, confirmation_looks(a.spec)))}) until every comparison "
+                     "is decided — valid however many looks were taken."),
+               ("verdict", "supported" if not open_ else "inconclusive",
+                f"Likely best: proposal {likely.result.proposal.number} (P(best) = {likely.estimate.p_best:.2f})"
+                + (", decided better than or equivalent to every other confirmed proposal." if not open_ else
+                   f"; not yet decided against proposal{'s' if len(open_) > 1 else ''} "
+                   + ", ".join(str(c.result.proposal.number) for c in open_)
+                   + f" at {n} seeds (confirm_max_seeds); more seeds may decide it."))]
     return blocks
+
+
+_CONFIRM_WORDS = {"a > b": "better (decided)", "a < b": "worse (decided)",
+                  "negligible": "equivalent within the margin (decided)", "undecided": "not told apart yet"}
 
 
 def search_figures(a: StudyAnalysis, results, fig) -> list[Block]:
