@@ -232,6 +232,14 @@ def best_so_far(spent: Sequence[float], seconds: Sequence[float], values: Sequen
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(_label(metric))
     axes[0].legend(loc="lower right" if maximize else "upper right", fontsize=8)
+    if len(values) >= 5:  # a few collapsed proposals would squash the rest into a line
+        lo, hi = np.quantile([k * v for v in values], [0.1, 0.9])
+        pad = max(hi - lo, 1e-9) * 0.5
+        limits = (lo - pad, max(k * v for v in values) + pad) if maximize else (min(k * v for v in values) - pad, hi + pad)
+        outside = sum(not limits[0] <= k * v <= limits[1] for v in values)
+        axes[0].set_ylim(*limits)
+        if outside:
+            axes[0].set_title(f"{outside} proposal{'s' if outside > 1 else ''} off the axis", fontsize=8)
     fig.tight_layout()
     return fig
 
