@@ -211,7 +211,8 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
     unusable = [c for c in a.configs if not c.n_complete]  # diverged, collapsed or failed in every seed
     blocks += [("h", level + 1, "Results"), ("table", _headers(metric), config_rows(ranked + unusable, a, metric))]
-    blocks += overview_figures(a, ranked, fig)
+    if spec.search is None:  # a search's proposals are drawn by its slice figure instead
+        blocks += overview_figures(a, ranked, fig)
     blocks += overfit_blocks(a, ranked, fig, level + 1)
     blocks += summary_blocks(a, ranked, fig, level + 1)
     return blocks
@@ -325,7 +326,7 @@ def search_figures(a: StudyAnalysis, results, fig) -> list[Block]:
                          f"quarter of the {len(done)} completed ones by {metric} (Optuna's PED-ANOVA, normalised "
                          "to sum to 1); conditional hyperparameters are left out. With few proposals, a rough guide."))
     out.append(fig("search-slices", lambda: figures.search_slices(plan.dimensions, [(r.params, r.values[0]) for r in done],
-                                                                  metric),
+                                                                  metric, plan.objectives[0][1] == "max"),
                    f"Each completed proposal's mean {metric} against each hyperparameter (colour: proposal order, "
                    "early dark to late light)"))
     if len(plan.objectives) == 2:

@@ -232,19 +232,26 @@ def best_so_far(spent: Sequence[float], seconds: Sequence[float], values: Sequen
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(_label(metric))
     axes[0].legend(loc="lower right" if maximize else "upper right", fontsize=8)
-    if len(values) >= 5:  # a few collapsed proposals would squash the rest into a line
-        lo, hi = np.quantile([k * v for v in values], [0.1, 0.9])
-        pad = max(hi - lo, 1e-9) * 0.5
-        limits = (lo - pad, max(k * v for v in values) + pad) if maximize else (min(k * v for v in values) - pad, hi + pad)
-        outside = sum(not limits[0] <= k * v <= limits[1] for v in values)
-        axes[0].set_ylim(*limits)
-        if outside:
-            axes[0].set_title(f"{outside} proposal{'s' if outside > 1 else ''} off the axis", fontsize=8)
+    _focus(axes[0], [k * v for v in values], maximize)
     fig.tight_layout()
     return fig
 
 
-def search_slices(dims, points: Sequence[tuple[dict, float]], metric: str) -> Figure:
+def _focus(ax, ys: Sequence[float], maximize: bool) -> None:
+    """Fit the y-axis to the bulk of a search's proposals (a few collapsed ones would
+    squash the rest into a line) and say how many fall off it."""
+    if len(ys) < 5:
+        return
+    lo, hi = np.quantile(ys, [0.1, 0.9])
+    pad = max(hi - lo, 1e-9) * 0.5
+    limits = (lo - pad, max(ys) + pad) if maximize else (min(ys) - pad, hi + pad)
+    outside = sum(not limits[0] <= y <= limits[1] for y in ys)
+    ax.set_ylim(*limits)
+    if outside:
+        ax.set_title(f"{outside} proposal{'s' if outside > 1 else ''} off the axis", fontsize=8)
+
+
+def search_slices(dims, points: Sequence[tuple[dict, float]], metric: str, maximize: bool = True) -> Figure:
     """One panel per searched hyperparameter: each completed proposal's mean objective
     against its value (log axes where the search was log), coloured by proposal order."""
     n = len(dims)
@@ -268,6 +275,7 @@ def search_slices(dims, points: Sequence[tuple[dict, float]], metric: str) -> Fi
         ax.set_xlabel(d.name)
         ax.set_ylabel(_label(metric), fontsize=8)
         ax.grid(alpha=0.3)
+        _focus(ax, [v for _, v, _ in xs], maximize)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
