@@ -269,14 +269,11 @@ def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
     best = o.best()
     if best is not None:
         metric = spec.search.objectives[0][0]
-        params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
-        out.print(f"  best mean so far: {params}: {metric} {best.values[0]:.4f} (a candidate, not a confirmed winner)")
+        out.print(f"  best mean so far: {best.describe()}: {metric} {best.values[0]:.4f} (a candidate, not a confirmed winner)")
     likely = o.likely_best()
     if likely is not None:
         e, metric = likely.estimate, spec.search.objectives[0][0]
-        params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                           for k, v in likely.result.params.items())
-        out.print(f"  likely best after confirmation on {e.n} seeds: {params}: {metric} {e.mean:.4f} "
+        out.print(f"  likely best after confirmation on {e.n} seeds: {likely.result.describe()}: {metric} {e.mean:.4f} "
                   f"[{e.low:.4f}, {e.high:.4f}], P(best of the {len(o.confirmed)} confirmed) = {e.p_best:.2f}")
         open_ = [c.result.proposal.number for c in o.confirmed if c.versus and c.versus.decision == "undecided"]
         out.print("  decided better than (or equivalent to) every other confirmed proposal" if not open_ else

@@ -23,6 +23,11 @@ def param_count(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
     return sum(i * o + o for i, o in layer_sizes(layers, n_in, n_out))
 
 
+def forward_flops_per_sample(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
+    """FLOPs of one sample's forward pass (evaluation): 2·in·out + out per layer."""
+    return sum(2 * i * o + o for i, o in layer_sizes(layers, n_in, n_out))
+
+
 def flops_per_sample(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
     """Training FLOPs for one sample: matmuls (2 per multiply-add) and bias adds.
 
@@ -32,8 +37,8 @@ def flops_per_sample(layers: Sequence[int], n_in: int = 784, n_out: int = 10) ->
     elementwise work and not counted.
     """
     sizes = layer_sizes(layers, n_in, n_out)
-    fwd = sum(2 * i * o + o for i, o in sizes)
-    bwd = sum(2 * i * o + o for i, o in sizes) + sum(2 * i * o for i, o in sizes[1:])
+    fwd = forward_flops_per_sample(layers, n_in, n_out)
+    bwd = fwd + sum(2 * i * o for i, o in sizes[1:])
     return fwd + bwd
 
 

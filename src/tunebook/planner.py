@@ -43,8 +43,8 @@ from typing import Sequence
 import tomli_w
 
 from . import __version__
-from .datasets import DATASETS, train_count, validation_count
-from .model import flops_per_sample, layer_sizes, param_count
+from .datasets import DATASETS, validation_count
+from .model import flops_per_sample, forward_flops_per_sample, param_count
 from .spec import TrialConfig
 
 CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
@@ -263,24 +263,15 @@ def needs_cost(configs: Sequence[TrialConfig], device) -> bool:
     return any(len(s) > 1 for s in shapes.values())
 
 
-def _steps_per_epoch(c: TrialConfig) -> int:
-    n = train_count(DATASETS[c.dataset], c.validation, c.train_subset)
-    return -(-n // c.batch_size)
-
-
-def _forward_flops(layers: Sequence[int]) -> int:
-    return sum(2 * i * o + o for i, o in layer_sizes(layers))
-
-
 def _seconds(lead: TrialConfig, shape: Sequence[int], epochs: Sequence[int], checkpoints: int,
              groups: int, cost: StepCost) -> float:
     """Modelled seconds of training members (``epochs`` each, ``checkpoints`` test
     evaluations in all) at ``shape``, cut into ``groups`` stacks."""
     info = DATASETS[lead.dataset]
     n_val = info.n_test if lead.validation == "test" else validation_count(info, float(lead.validation))
-    steps = _steps_per_epoch(lead)
+    steps = lead.steps_per_epoch
     flops = (steps * lead.batch_size * flops_per_sample(shape) * sum(epochs)
-             + _forward_flops(shape) * (n_val * sum(epochs) + info.n_test * checkpoints))
+             + forward_flops_per_sample(shape) * (n_val * sum(epochs) + info.n_test * checkpoints))
     rows = steps * lead.batch_size * sum(epochs)
     return (cost.seconds_per_step * steps * groups * max(epochs) + cost.seconds_per_flop * flops
             + cost.seconds_per_row * rows)

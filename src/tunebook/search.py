@@ -97,6 +97,10 @@ class ProposalResult:
     def params(self) -> dict[str, Any]:
         return dict(self.proposal.params)
 
+    def describe(self) -> str:
+        """The hyperparameters as people read them: ``depth = 1, lr = 0.0005453, ...``."""
+        return ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in self.params.items())
+
 
 @dataclass(frozen=True)
 class Confirmed:
@@ -466,11 +470,6 @@ def _judged(spec: StudySpec, top: Sequence[ProposalResult], seeds, runs: Mapping
                     else welch_look(a, b, alpha, spec.margin, looks=n_looks))
         out.append(Confirmed(r, mine, e, look))
     return out
-
-
-def confirmation_configs(spec: StudySpec, results: Sequence[ProposalResult]) -> list[TrialConfig]:
-    """The trials of the first confirmation look (what a search trains after its proposals)."""
-    return [spec.config_for(r.params, seed) for r in top_proposals(spec, results) for seed in confirm_seeds(spec)]
 
 
 def confirmed(spec: StudySpec, results: Sequence[ProposalResult], runs: Mapping[str, Run]) -> list[Confirmed]:

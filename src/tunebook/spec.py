@@ -68,6 +68,11 @@ class TrialConfig:
         return replace(self, seed=0).trial_id
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one epoch (the last batch may be short)."""
+        return -(-train_count(DATASETS[self.dataset], self.validation, self.train_subset) // self.batch_size)
+
+    @property
     def stream_key(self) -> tuple:
         """Everything but ``epochs``: trials equal here share one training run."""
         d = self.to_dict()

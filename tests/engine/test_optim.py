@@ -25,6 +25,23 @@ def _grads(step: int, t: int, gen: torch.Generator) -> list[torch.Tensor]:
     return [torch.randn(t, *s, generator=gen) for s in SHAPES]
 
 
+def _stack(hs, seed: int, steps: int):
+    """Initial parameters, per-step gradients, and a StackedOptimizer over copies of the
+    parameters with its gradient buffers: (init, grads, params, gbufs, opt)."""
+    gen = torch.Generator().manual_seed(seed)
+    init = [torch.randn(len(hs), *s, generator=gen) for s in SHAPES]
+    grads = [_grads(i, len(hs), gen) for i in range(steps)]
+    params = [p.clone() for p in init]
+    gbufs = [torch.zeros_like(p) for p in params]
+    return init, grads, params, gbufs, StackedOptimizer(params, gbufs, hs)
+
+
+def _step(opt, gbufs, g) -> None:
+    for buf, gi in zip(gbufs, g):
+        buf.copy_(gi)
+    opt.step()
+
+
 def _run_torch(h: OptimHParams, init: list[torch.Tensor], grads: list[list[torch.Tensor]]):
     params = [torch.nn.Parameter(p.clone()) for p in init]
     opt = torch_optimizer(params, h)
@@ -37,16 +54,9 @@ def _run_torch(h: OptimHParams, init: list[torch.Tensor], grads: list[list[torch
 
 @pytest.mark.parametrize("h", CASES, ids=lambda h: f"{h.kind}-{h.lr}-{h.weight_decay}")
 def test_one_member_matches_torch_optim_for_50_steps(h):
-    gen = torch.Generator().manual_seed(0)
-    init = [torch.randn(1, *s, generator=gen) for s in SHAPES]
-    grads = [_grads(i, 1, gen) for i in range(50)]
-    params = [p.clone() for p in init]
-    gbufs = [torch.zeros_like(p) for p in params]
-    opt = StackedOptimizer(params, gbufs, [h])
+    init, grads, params, gbufs, opt = _stack([h], seed=0, steps=50)
     for g in grads:
-        for buf, gi in zip(gbufs, g):
-            buf.copy_(gi)
-        opt.step()
+        _step(opt, gbufs, g)
     want = _run_torch(h, [p[0] for p in init], [[gi[0] for gi in g] for g in grads])
     for got, exp in zip(params, want):
         torch.testing.assert_close(got[0], exp, rtol=1e-5, atol=1e-7)
@@ -56,17 +66,10 @@ def test_one_member_matches_torch_optim_for_50_steps(h):
 def test_each_member_matches_torch_optim_alone(kind):
     hs = [OptimHParams(kind, lr=lr, momentum=0.9 if kind == "momentum" else 0.0,
                        weight_decay=wd) for lr, wd in [(1e-3, 0), (1e-3, 0), (3e-3, 1e-3), (1e-2, 0)]]
-    gen = torch.Generator().manual_seed(1)
-    init = [torch.randn(len(hs), *s, generator=gen) for s in SHAPES]
-    grads = [_grads(i, len(hs), gen) for i in range(30)]
-    params = [p.clone() for p in init]
-    gbufs = [torch.zeros_like(p) for p in params]
-    opt = StackedOptimizer(params, gbufs, hs)
+    init, grads, params, gbufs, opt = _stack(hs, seed=1, steps=30)
     assert len(opt._runs) == 3  # members 0 and 1 share one fused call
     for g in grads:
-        for buf, gi in zip(gbufs, g):
-            buf.copy_(gi)
-        opt.step()
+        _step(opt, gbufs, g)
     for t, h in enumerate(hs):
         want = _run_torch(h, [p[t] for p in init], [[gi[t] for gi in g] for g in grads])
         for got, exp in zip(params, want):
@@ -97,12 +100,7 @@ def test_mixed_kinds_in_one_stack_each_match_torch_optim_alone():
     hs = sorted([OptimHParams("adam", 1e-3), OptimHParams("sgd", 0.1), OptimHParams("momentum", 0.05, momentum=0.9),
                  OptimHParams("rmsprop", 1e-3, momentum=0.5), OptimHParams("adamw", 1e-3, weight_decay=0.01),
                  OptimHParams("nesterov", 0.05, momentum=0.8)], key=lambda h: h.kind)
-    gen = torch.Generator().manual_seed(2)
-    init = [torch.randn(len(hs), *s, generator=gen) for s in SHAPES]
-    grads = [_grads(i, len(hs), gen) for i in range(20)]
-    params = [p.clone() for p in init]
-    gbufs = [torch.zeros_like(p) for p in params]
-    opt = StackedOptimizer(params, gbufs, hs)
+    init, grads, params, gbufs, opt = _stack(hs, seed=2, steps=20)
     assert opt.kinds == {h.kind for h in hs} and len(opt._runs) == 6
     assert set(opt._runs[0].state) == {"m", "v"} and set(opt._runs[-1].state) == {"buf"}  # adam, sgd
     keep = torch.tensor([0, 2, 5])
@@ -113,9 +111,7 @@ def test_mixed_kinds_in_one_stack_each_match_torch_optim_alone():
             opt.select(keep, params, gbufs)
             assert opt.kinds == {hs[i].kind for i in keep.tolist()}
         rows = keep if i >= 10 else torch.arange(len(hs))
-        for buf, gi in zip(gbufs, g):
-            buf.copy_(gi.index_select(0, rows))
-        opt.step()
+        _step(opt, gbufs, [gi.index_select(0, rows) for gi in g])
     for row, t in enumerate(keep.tolist()):
         want = _run_torch(hs[t], [p[t] for p in init], [[gi[t] for gi in g] for g in grads])
         for got, exp in zip(params, want):

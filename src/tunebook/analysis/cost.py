@@ -27,7 +27,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ..datasets import DATASETS, train_count
 from ..spec import TrialConfig
 from ..store import Run
 
@@ -61,8 +60,7 @@ class CostModel:
 
 def steps(config: TrialConfig) -> int:
     """Optimizer steps of training ``config`` for its epochs (the last batch may be short)."""
-    n = train_count(DATASETS[config.dataset], config.validation, config.train_subset)
-    return config.epochs * -(-n // config.batch_size)
+    return config.epochs * config.steps_per_epoch
 
 
 def _groups(runs: Sequence[Run]) -> dict[str, list[tuple[float, float, float]]]:

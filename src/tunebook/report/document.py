@@ -260,8 +260,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                       "against the model-epochs and the training seconds spent (proposal order)"))
     blocks += search_figures(a, results, fig)
     best = max(done, key=lambda r: r.values[0] if direction == "max" else -r.values[0])
-    params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in best.params.items())
-    blocks.append(("p", f"Best mean so far: proposal {best.proposal.number} ({params}): {metric} "
+    blocks.append(("p", f"Best mean so far: proposal {best.proposal.number} ({best.describe()}): {metric} "
                         f"{best.values[0]:.4f} over {len(best.runs)} seeds. The best of {len(done)} means is "
                         "biased upwards (it is partly the luckiest); it is a candidate, not yet a winner "
                         "confirmed with more seeds."))
@@ -274,13 +273,12 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     rows = []
     for c in sorted(confirmed, key=lambda c: -c.estimate.p_best):
         e = c.estimate
-        p = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in c.result.params.items())
         v = c.versus
         against = ("the likely best" if v is None else
                    f"{v.estimate:+.4f} [{v.lo:+.4f}, {v.hi:+.4f}]: " + _CONFIRM_WORDS[v.decision]
                    if math.isfinite(v.lo) and math.isfinite(v.hi) else
                    f"{v.estimate:+.4f}, no interval yet (too few seeds for this test)")
-        rows.append([str(c.result.proposal.number), p, f"{c.result.values[0]:.4f}", f"{e.mean:.4f} [{e.low:.4f}, {e.high:.4f}]",
+        rows.append([str(c.result.proposal.number), c.result.describe(), f"{c.result.values[0]:.4f}", f"{e.mean:.4f} [{e.low:.4f}, {e.high:.4f}]",
                      f"{e.p_best:.2f} (±{(e.p_high - e.p_low) / 2:.2f})", against])
     likely = max(confirmed, key=lambda c: c.estimate.p_best)
     tests = sorted({c.versus.test for c in confirmed if c.versus is not None})
