@@ -26,7 +26,11 @@ from .store import Run, RunStore, remove_staging
 from .tboard import LiveScalars
 
 if TYPE_CHECKING:
+    from .executors import Executor, Options
     from .loop import Budget
+
+#: Groups in a row that may fail entirely before a run starts no further group.
+MAX_FAILURES = 3
 
 class Reporter:
     """Progress callbacks; the default says nothing. The CLI draws progress bars."""
@@ -38,6 +42,10 @@ class Reporter:
     def study_end(self, outcome: "StudyOutcome") -> None: ...
     def planner_measured(self, cost, seconds: float) -> None:
         """The planner's cost model of this device was measured (once per output root)."""
+    def group_placed(self, label: str, where: str) -> None:
+        """A worker (``where``: host, process, device) began the group (process and ray executors)."""
+    def group_retry(self, label: str, attempt: int, why: str) -> None:
+        """The worker training a group was lost after ``attempt`` attempts; it is sent again."""
     def round_done(self, round_: int, decided: int, total: int, adding: int, configs: int, seeds: int) -> None:
         """--until-decided: a round was judged; ``adding`` trials (``configs`` configurations
         up to ``seeds`` seeds) train next."""
@@ -56,6 +64,7 @@ class StudyOutcome:
     problems: tuple[str, ...] = () # run folders skipped (unreadable), ignored (duplicates), keys ignored
     restored: int = 0              # TensorBoard event files written again from stored results
     stopped_by_budget: bool = False  # the budget ran out before every trial was trained
+    aborted: str = ""              # why no further group was started (too many failed in a row), or ""
 
     @property
     def failed(self) -> list[Run]:
@@ -78,20 +87,32 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> Study
 
 
 def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engine: str,
-                 data_dir: str | Path | None):
-    """Every check that needs no lock, before anything is written: the engine, the device,
-    the output folder and the dataset files. Returns the torch device."""
+                 data_dir: str | Path | None, opts: "Options | None" = None, pruning: bool = False,
+                 max_failures: int | None = MAX_FAILURES):
+    """Every check that needs no lock, before anything is written: the engine, the device
+    (with a Ray cluster, only its form: the cluster is asked when joined), the executor
+    options, the output folder and the dataset files. Returns the torch device (None for
+    Ray)."""
     from .data import check_available
     from .engine import ENGINES
-    from .engine.common import resolve_device
+    from .engine.common import DEVICE_RULE, resolve_device
+    from .executors import Options, check_options
 
+    opts = opts or Options()
     problems = []
     if engine not in ENGINES:
         problems.append(f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
+    dev = None
     try:
-        dev = resolve_device(device)
+        if opts.executor != "ray":
+            dev = resolve_device(device)
+        elif not isinstance(device, str) or not DEVICE_RULE.fullmatch(device):
+            resolve_device(device)  # its message
     except ValueError as exc:
         problems.append(str(exc))
+    problems += check_options(opts, device, pruning)
+    if max_failures is not None and (not isinstance(max_failures, int) or max_failures < 1):
+        problems.append(f"--max-failures: must be a positive integer, got {max_failures!r}")
     problems += check_out_dir(out)
     if problems:
         raise SpecError(problems)
@@ -125,7 +146,9 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 data_dir: str | Path | None = None, reporter: Reporter | None = None,
                 extra: Mapping[str, Sequence[TrialConfig]] | None = None,
                 budget: "Budget | None" = None, pad: bool = True, concurrent: int = 1,
-                stop=None) -> list[StudyOutcome]:
+                stop=None, executor: "str | Executor" = "local", workers: int | None = None,
+                ray_address: str | None = None, retries: int = 2,
+                max_failures: int | None = MAX_FAILURES) -> list[StudyOutcome]:
     """Run several studies as one programme.
 
     A trial (the same resolved config, hence the same trial id) wanted by several
@@ -148,8 +171,33 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     small group launches kernels or results are written. Results are the same numbers.
     ``stop`` (an :data:`tunebook.engine.common.Stopper`, a search's pruner) is asked after
     every epoch which members to stop; they are stored ``pruned``.
+
+    ``executor`` (:mod:`tunebook.executors`): ``local`` (this process), ``process``
+    (``workers`` processes on this machine) or ``ray`` (Ray tasks; ``ray_address`` joins
+    a cluster, by default a local instance is started) — or an executor opened with
+    :func:`tunebook.executors.open_executor`, kept open across calls. Workers return
+    results and this process stores them. A group whose worker dies is sent again up to
+    ``retries`` times; after ``max_failures`` groups in a row fail entirely, no further
+    group starts and the outcomes say why (``aborted``).
     """
-    dev = check_inputs(specs, out, device, engine, data_dir)
+    from .executors import Executor, Options, open_executor
+
+    opts = Options(executor if isinstance(executor, str) else executor.name, workers, ray_address, concurrent,
+                   retries)
+    check_inputs(specs, out, device, engine, data_dir, opts, pruning=stop is not None, max_failures=max_failures)
+    with ExitStack() as owned:
+        if isinstance(executor, Executor):
+            ex = executor
+        else:
+            ex = owned.enter_context(open_executor(opts, device, data_dir))
+        return _run_studies(specs, out, ex, engine=engine, max_group=max_group, fresh=fresh, data_dir=data_dir,
+                            reporter=reporter, extra=extra, budget=budget, pad=pad, stop=stop,
+                            max_failures=max_failures)
+
+
+def _run_studies(specs, out, ex, *, engine, max_group, fresh, data_dir, reporter, extra, budget, pad, stop,
+                 max_failures) -> list[StudyOutcome]:
+    dev = ex.plan_device
     reporter = reporter or Reporter()
     t0 = time.perf_counter()
     stores = {s.folder: RunStore(out, s.folder) for s in specs}
@@ -188,10 +236,10 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                     save(name, anywhere[tid].config, anywhere[tid].result)
         skipped = {s.folder: sum(c.trial_id in anywhere for c in study_configs[s.folder]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
-        groups = (plan_groups(todo, dev, max_group, _cost_model(out, dev, todo, reporter) if pad else None)
+        groups = (plan_groups(todo, dev, max_group, _cost_model(out, ex, todo, reporter) if pad else None)
                   if engine == "stacked" else [[c] for c in todo])
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
-        state = _Progress(budget)
+        state = _Progress(budget, max_failures)
 
         def finish(slot: "_Slot", results: list[TrialResult]) -> None:
             for c, r in zip(_by_id(slot.group, results), results):
@@ -201,35 +249,35 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 reporter.trial_saved(c, r)
             if budget is not None:
                 budget.spend(model_epochs(slot.group))
+            state.record(group_label(slot.group), results)
 
         def slot_for(group: list[TrialConfig]) -> "_Slot":
             return _Slot(group, [(stores[wanted[c.trial_id][0]], c.trial_id) for c in
                                  {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values()])
 
-        train = dict(engine=engine, dev=dev, data_dir=data_dir, reporter=reporter, n_groups=len(groups), stop=stop)
-        if concurrent > 1 and len(groups) > 1:
-            _train_concurrently(groups, concurrent, slot_for, finish, state, **train)
-        else:
-            _train_in_turn(groups, slot_for, finish, state, **train)
-        stopped = state.stopped
+        labels = [_label(g, i, len(groups)) for i, g in enumerate(groups, 1)]
+        ex.run(groups, slot_for, finish, state, engine=engine, data_dir=data_dir, reporter=reporter, labels=labels,
+               stop=stop)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
                                  trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
-                                 restored[s.folder], stopped)
+                                 restored[s.folder], state.stopped and not state.aborted, state.aborted)
                     for s in specs]
     for o in outcomes:
         reporter.study_end(o)
     return outcomes
 
 
-def _cost_model(out, dev, todo: Sequence[TrialConfig], reporter: Reporter):
-    """The planner's cost model, when there is a choice to make (measured once per root)."""
+def _cost_model(out, ex: "Executor", todo: Sequence[TrialConfig], reporter: Reporter):
+    """The planner's cost model of the workers' device, when there is a choice to make
+    (measured once per root and device, on a worker where they are elsewhere)."""
     from .planner import cost_for
 
+    dev = ex.plan_device
     if not needs_cost(todo, dev):
         return None
     t0 = time.perf_counter()
-    cost, measured = cost_for(out, dev)
+    cost, measured = cost_for(out, dev, measure=ex.measure_cost)
     if measured:
         reporter.planner_measured(cost, time.perf_counter() - t0)
     return cost
@@ -239,17 +287,23 @@ _DATA_CACHE: dict[tuple, object] = {}
 _DATA_LOCK = threading.Lock()
 
 
-def _device_data(c: TrialConfig, dev, data_dir):
-    """The dataset split a config trains on, on the device (one at a time is kept; a
-    group in flight keeps its own reference)."""
+def data_key(c: TrialConfig) -> tuple:
+    """Trials equal here train on the same arrays."""
+    return (c.dataset, c.validation, c.split_seed, c.train_subset)
+
+
+def _device_data(c: TrialConfig, dev, data_dir, dataset=None):
+    """The dataset split a config trains on, on the device (one at a time is kept per
+    process; a group in flight keeps its own reference). ``dataset``: the split's arrays
+    when the caller has them (a Ray worker gets them from the object store)."""
     from .data import load_dataset
     from .engine.common import DeviceData
 
-    key = (c.dataset, c.validation, c.split_seed, c.train_subset, str(dev), str(data_dir))
+    key = (*data_key(c), str(dev), str(data_dir))
     with _DATA_LOCK:
         if key not in _DATA_CACHE:
             _DATA_CACHE.clear()
-            ds = load_dataset(c.dataset, c.validation, c.split_seed, c.train_subset, data_dir)
+            ds = dataset if dataset is not None else load_dataset(*data_key(c), data_dir)
             _DATA_CACHE[key] = DeviceData.from_dataset(ds, dev)
         return _DATA_CACHE[key]
 
@@ -257,30 +311,63 @@ def _device_data(c: TrialConfig, dev, data_dir):
 def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: Reporter,
                  extra_hooks: Sequence = (), data=None, label: str = "", stop=None) -> list[TrialResult]:
     """Train one group; an exception becomes a failed result for each of its trials."""
-    from .engine import ENGINES
-
     data = data if data is not None else _device_data(group[0], dev, data_dir)
     label = label or group_label(group)
     reporter.group_start(label, len(group), max(c.epochs for c in group))
+    return train_safely(group, engine, data, [reporter.epoch, *extra_hooks], label, stop)
+
+
+def train_safely(group: Sequence[TrialConfig], engine: str, data, hooks: Sequence, label: str,
+                 stop=None) -> list[TrialResult]:
+    """The engine on one group; an exception becomes a failed result (with its traceback)
+    for each of its trials. ``data``: the device data, or a function that returns it (its
+    errors are recorded the same way)."""
+    from .engine import ENGINES
+
     try:
-        return ENGINES[engine](group, data, hooks=[reporter.epoch, *extra_hooks], label=label, stop=stop)
-    except (KeyboardInterrupt, MemoryError):
+        data = data() if callable(data) else data
+        return ENGINES[engine](group, data, hooks=list(hooks), label=label, stop=stop)
+    except (KeyboardInterrupt, MemoryError, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)
-        err = TrialError(f"{type(exc).__name__}: {exc}")
-        tb = "".join(traceback.format_exception(exc))
-        return [failed_result(c, f"{err}\n{tb}", engine) for c in group]
+        return failed_group(group, exc, engine)
+
+
+def failed_group(group: Sequence[TrialConfig], exc: BaseException | str, engine: str) -> list[TrialResult]:
+    """A failed result for each trial of a group: the error's first line, then its traceback."""
+    if isinstance(exc, str):
+        text = exc
+    else:
+        text = f"{TrialError(f'{type(exc).__name__}: {exc}')}\n{''.join(traceback.format_exception(exc))}"
+    return [failed_result(c, text, engine) for c in group]
 
 
 @dataclass
 class _Progress:
     budget: "Budget | None"
-    stopped: bool = False  # the budget ran out before every group started
+    max_failures: int | None = None
+    stopped: bool = False  # no further group starts: the budget ran out, or too many failed
+    failed_in_a_row: int = 0
+    aborted: str = ""
 
     def may_start(self) -> bool:
         if self.budget is not None and self.budget.spent():
             self.stopped = True
         return not self.stopped
+
+    def record(self, label: str, results: Sequence[TrialResult]) -> None:
+        """Count groups in a row whose every trial failed; at ``max_failures``, stop
+        starting groups (a runaway study: a bad setting, a broken node)."""
+        if not results or any(r.status != "failed" for r in results):
+            self.failed_in_a_row = 0
+            return
+        self.failed_in_a_row += 1
+        if self.max_failures and self.failed_in_a_row >= self.max_failures and not self.aborted:
+            first = (results[0].error or "").splitlines()[0] if results[0].error else "no error recorded"
+            self.aborted = (f"{self.failed_in_a_row} groups in a row failed entirely, so no further group was "
+                            f"started (the last: {label}: {first}). Fix the cause and run the same command "
+                            "again: finished trials are kept and failed ones train again")
+            self.stopped = True
 
 
 class _Slot:
@@ -305,15 +392,21 @@ class _Slot:
         for staging in self.opened:
             remove_staging(staging)
 
+    def discard_live(self) -> None:
+        """Drop the live curves written so far (a retried or incomplete attempt's): the
+        run folders are then written whole from the results."""
+        self.close()
+        self.opened.clear()
+
 
 def _label(group, i: int, n: int) -> str:
     return f"{group_label(group)} [{i}/{n}]" if n > 1 else group_label(group)
 
 
-def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, data_dir, reporter, n_groups,
+def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, data_dir, reporter, labels,
                    stop=None):
     """One group after another, in this thread."""
-    for i, group in enumerate(groups, 1):
+    for group, label in zip(groups, labels):
         if not state.may_start():
             return
         slot = slot_for(group)
@@ -321,7 +414,7 @@ def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, d
             try:
                 slot.open()
                 results = _train_group(group, engine, dev, data_dir, reporter, extra_hooks=[slot.live],
-                                       label=_label(group, i, n_groups), stop=stop)
+                                       label=label, stop=stop)
             finally:
                 slot.live.close_all()
             finish(slot, results)
@@ -350,7 +443,7 @@ class _Locked:
 
 
 def _train_concurrently(groups, workers: int, slot_for, finish, state: _Progress, *, engine, dev, data_dir,
-                        reporter, n_groups, stop=None):
+                        reporter, labels, stop=None):
     """Up to ``workers`` groups at once, each in a thread of its own (and, on CUDA, a
     stream of its own); this thread opens live folders, loads data and saves results,
     so one writer touches the store. On an interrupt the workers stop at their next
@@ -380,21 +473,21 @@ def _train_concurrently(groups, workers: int, slot_for, finish, state: _Progress
         with torch.cuda.stream(torch.cuda.Stream(dev)):
             return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label, shared_stop)
 
-    queue = deque(enumerate(groups, 1))
+    queue = deque(zip(groups, labels))
     running: dict = {}
     opening: list[_Slot] = []  # a slot being opened, closed by the finally if interrupted
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tunebook-group")
     try:
         while queue or running:
             while queue and len(running) < workers and state.may_start():
-                i, group = queue.popleft()
+                group, label = queue.popleft()
                 opening.append(slot_for(group))
                 opening[0].open()
                 data = _device_data(group[0], dev, data_dir)
                 if dev.type == "cuda":  # the data's copy is done before another stream reads it
                     import torch
                     torch.cuda.current_stream(dev).synchronize()
-                future = pool.submit(work, group, opening[0], data, _label(group, i, n_groups))
+                future = pool.submit(work, group, opening[0], data, label)
                 running[future] = opening.pop()
             if not running:
                 return

@@ -94,7 +94,26 @@ def _states(configs: Sequence[TrialConfig]) -> int:
     return max(1 if c.optimizer in ("sgd", "momentum", "nesterov") else 2 for c in configs)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A worker's device as the planner sees it, where that is not this process's device
+    (a worker process sharing it, a Ray worker's GPU on another node): its kind, the
+    bytes one group may use, and the key of its stored cost model."""
+
+    type: str       # "cpu" | "cuda"
+    memory: int     # bytes of stacked state one group may use
+    machine: str    # see machine_of
+
+
+def target_of(device, share: int = 1) -> Target:
+    """``device`` as a planning target when ``share`` workers train on it at once (each
+    gets that part of the memory budget)."""
+    return Target(device.type, group_budget(device) // max(1, share), machine_of(device))
+
+
 def group_budget(device) -> int:
+    if isinstance(device, Target):
+        return device.memory
     if device.type == "cuda":
         import torch
 
@@ -149,6 +168,9 @@ class StepCost:
 def machine_of(device) -> str:
     """The key of a stored cost model: this host and its device."""
     from .engine.common import device_name
+
+    if isinstance(device, Target):
+        return device.machine
 
     return f"{socket.gethostname()} {device_name(device)}"
 
@@ -241,14 +263,15 @@ def store_cost(root: str | Path, cost: StepCost) -> Path:
     return path
 
 
-def cost_for(root: str | Path, device, remeasure: bool = False) -> tuple[StepCost, bool]:
+def cost_for(root: str | Path, device, remeasure: bool = False, measure=None) -> tuple[StepCost, bool]:
     """This machine's cost model: stored under ``root``, else measured now and stored.
-    Returns the model and whether it was measured by this call."""
+    Returns the model and whether it was measured by this call. ``measure``: how to
+    measure it where ``device`` is not this process's (a Ray worker's)."""
     if not remeasure:
         stored = load_cost(root, device)
         if stored is not None:
             return stored, False
-    cost = calibrate(device)
+    cost = measure() if measure is not None else calibrate(device)
     store_cost(root, cost)
     return cost, True
 

@@ -1,0 +1,113 @@
+"""The driver's side of a remote executor: send groups to workers, turn their messages
+into progress, live curves and stored results, and retry the groups of lost workers.
+
+One loop serves every backend that runs groups out of this process (worker processes,
+Ray). A backend offers ``free()`` (how many more jobs it takes now), ``submit(job)``,
+``poll(timeout)`` (the messages that arrived: :mod:`.messages`) and ``cancel()``; this
+loop does the rest, in the driver's one thread — the only writer of the store.
+
+Retries: a job whose worker was lost is sent again, at most ``retries`` more times (a
+backend that retries by itself, as Ray does, reports a loss only once its own retries
+are spent). An attempt's live curves are dropped when it is lost or retried, so a run
+folder holds exactly the epochs of the attempt that finished. A job that stays lost is
+recorded ``failed`` with the reason; a study never waits forever on a dead worker.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ..records import TrialResult
+from ..spec import TrialConfig
+from .messages import Done, Epoch, Job, Lost, Started
+
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class _InFlight:
+    job: Job
+    slot: object                 # tunebook.execute._Slot: the group's live folders
+    attempts: int = 0            # attempts started (a Started with a new token each)
+    token: str = ""
+    epochs: int = 0              # the last epoch whose live curves were written
+
+
+def dispatch(backend, groups: Sequence[Sequence[TrialConfig]], slot_for: Callable, finish: Callable,
+             may_start: Callable[[], bool], *, engine: str, data_dir, reporter, labels: Sequence[str],
+             retries: int = 2) -> None:
+    """Train ``groups`` on ``backend``; ``finish(slot, results)`` stores each group's
+    results as its job ends. On an interrupt, jobs in flight are cancelled and nothing
+    of them is stored (a rerun trains them)."""
+    queue = deque(Job(i, tuple(g), engine, label, None if data_dir is None else str(data_dir))
+                  for i, (g, label) in enumerate(zip(groups, labels), 1))
+    running: dict[int, _InFlight] = {}
+    try:
+        while queue or running:
+            while queue and backend.free() > 0 and may_start():
+                job = queue.popleft()
+                fl = _InFlight(job, slot_for(list(job.group)))
+                running[job.id] = fl
+                fl.slot.open()
+                backend.submit(job)
+            if not running:
+                return
+            for msg in backend.poll(POLL_SECONDS):
+                fl = running.get(msg.job)
+                if fl is None:
+                    continue  # a message of a job already done or given up
+                if isinstance(msg, Started):
+                    _started(fl, msg, reporter)
+                elif isinstance(msg, Epoch):
+                    if msg.token == fl.token:
+                        reporter.epoch(msg.event)
+                        fl.slot.live(msg.event)
+                        fl.epochs = msg.event.epoch
+                elif isinstance(msg, Done):
+                    del running[msg.job]
+                    _done(fl, list(msg.results), finish)
+                elif isinstance(msg, Lost):
+                    del running[msg.job]
+                    fl.slot.close()  # the lost attempt's live curves go
+                    tried = max(fl.attempts, msg.attempts)
+                    if msg.retryable and tried <= retries:
+                        reporter.group_retry(fl.job.label, tried, msg.why)
+                        queue.appendleft(fl.job)
+                    else:
+                        why = (f"WorkerLost: the worker training this group died {tried} time(s) "
+                               f"(the last: {msg.why}); the group was not retried again")
+                        from ..execute import failed_group
+                        finish(fl.slot, failed_group(fl.job.group, why, engine))
+    finally:
+        try:
+            backend.cancel()
+        finally:
+            for fl in running.values():
+                fl.slot.close()
+
+
+def _started(fl: _InFlight, msg: Started, reporter) -> None:
+    if fl.token:  # the backend retried the job by itself: the last attempt's curves are void
+        reporter.group_retry(fl.job.label, fl.attempts, "its worker was lost")
+        fl.slot.discard_live()
+        fl.slot.open()
+        fl.epochs = 0
+    fl.token = msg.token
+    fl.attempts += 1
+    group = fl.job.group
+    reporter.group_start(fl.job.label, len(group), max(c.epochs for c in group))
+    reporter.group_placed(fl.job.label, msg.where)
+
+
+def _done(fl: _InFlight, results: list[TrialResult], finish: Callable) -> None:
+    """Store a finished job. Live curves are kept only when they hold every epoch the
+    results do (else the run folder's curves are written whole from the results)."""
+    fl.slot.live.close_all()
+    if any(r.epochs_run > fl.epochs for r in results):
+        fl.slot.discard_live()
+    try:
+        finish(fl.slot, results)
+    finally:
+        fl.slot.close()

@@ -1,0 +1,63 @@
+"""What a driver and its workers say to each other: a group to train, and the worker's
+replies (it started, an epoch ended, it is done, it was lost).
+
+Workers never write run folders. They train a group and send these messages back; the
+driver writes live TensorBoard curves from ``Epoch``, stores the results of ``Done``,
+and retries the group of a ``Lost`` worker. Every message is a small frozen record that
+pickles (process pipes and Ray both carry them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..records import TrialResult
+from ..spec import TrialConfig
+
+
+@dataclass(frozen=True)
+class Job:
+    """One stacked group to train: the unit of work of every executor."""
+
+    id: int                          # the group's number in this call (1-based)
+    group: tuple[TrialConfig, ...]
+    engine: str
+    label: str
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    """A worker began a job. A second ``Started`` of one job (a new ``token``) is a retry:
+    what the first attempt sent is void."""
+
+    job: int
+    token: str
+    where: str                       # host, process id and device, for progress and errors
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class Epoch:
+    job: int
+    token: str
+    event: object                    # tunebook.engine.common.EpochEvent
+
+
+@dataclass(frozen=True)
+class Done:
+    job: int
+    token: str
+    results: tuple[TrialResult, ...]
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The job's worker died (killed, out of memory, its node gone) before it was done.
+    ``retryable``: whether the driver may send the job again (false when the executor,
+    e.g. Ray, has already spent its own retries)."""
+
+    job: int
+    why: str
+    retryable: bool = True
+    attempts: int = 1                # attempts the executor made itself (Ray's retries)

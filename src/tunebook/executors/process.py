@@ -1,0 +1,139 @@
+"""``--executor process``: worker processes on this machine, one group each at a time.
+
+Each worker is a spawned Python process with its own device (on a box with several
+GPUs, one worker per GPU by default) and its own share of the CPU's threads. It reads
+the dataset from this node's files once, keeps it on its device, and trains the groups
+it is sent; its messages come back over a pipe. A worker that dies (killed, out of
+memory) is noticed by its process sentinel, replaced, and its group sent again. Workers
+ignore Ctrl-C (the driver decides), and leave when the driver is gone: at their next
+epoch's end, or when their pipe closes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from multiprocessing.connection import wait
+
+from .messages import Done, Job, Lost
+
+JOIN_SECONDS = 5.0
+
+
+def _main(conn, device: str, threads: int, parent: int) -> None:  # pragma: no cover - runs in the worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    from .worker import run_job
+
+    torch.set_num_threads(threads)
+
+    def orphaned(event) -> None:
+        if os.getppid() != parent:  # the driver died: nobody will store this group
+            os._exit(70)
+
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        conn.send(run_job(job, device, conn.send, hooks=[orphaned]))
+
+
+class _Worker:
+    def __init__(self, ctx, device: str, threads: int):
+        self.device = device
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_main, args=(child, device, threads, os.getpid()), daemon=True,
+                                   name=f"tunebook-worker-{device}")
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+
+    def lost(self) -> str:
+        self.process.join(timeout=1.0)
+        code = self.process.exitcode
+        how = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
+               else f"exit code {code}")
+        return f"worker process {self.process.pid} on {self.device} died ({how})"
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=JOIN_SECONDS)
+        self.conn.close()
+
+
+class ProcessBackend:
+    """``len(devices)`` worker processes; ``threads`` CPU threads each."""
+
+    name = "process"
+
+    def __init__(self, devices: list[str], threads: int):
+        self.ctx = mp.get_context("spawn")
+        self.devices, self.threads = list(devices), threads
+        self.workers = [_Worker(self.ctx, d, threads) for d in self.devices]
+
+    def describe(self) -> str:
+        return f"{len(self.workers)} worker processes ({', '.join(self.devices)}; {self.threads} threads each)"
+
+    def free(self) -> int:
+        return sum(w.job is None for w in self.workers)
+
+    def submit(self, job: Job) -> None:
+        i = next(i for i, w in enumerate(self.workers) if w.job is None)
+        if not self.workers[i].process.is_alive():  # died while idle
+            self.workers[i].kill()
+            self.workers[i] = _Worker(self.ctx, self.devices[i], self.threads)
+        w = self.workers[i]
+        w.job = job
+        try:
+            w.conn.send(job)
+        except OSError:  # died just now; the sentinel reports it
+            pass
+
+    def poll(self, timeout: float) -> list:
+        busy = [w for w in self.workers if w.job is not None]
+        if not busy:
+            return []
+        ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
+        out: list = []
+        for i, w in enumerate(self.workers):
+            if w.job is None or not ({w.conn, w.process.sentinel} & ready):
+                continue
+            dead = False
+            try:
+                while w.conn.poll():
+                    msg = w.conn.recv()
+                    out.append(msg)
+                    if isinstance(msg, Done):
+                        w.job = None
+                        break
+            except (EOFError, OSError):
+                dead = True
+            if w.job is not None and (dead or not w.process.is_alive()):
+                out.append(Lost(w.job.id, w.lost()))
+                w.kill()
+                self.workers[i] = _Worker(self.ctx, self.devices[i], self.threads)
+        return out
+
+    def cancel(self) -> None:
+        """Kill the workers that are training (their groups are not stored)."""
+        for w in self.workers:
+            if w.job is not None:
+                w.kill()  # replaced by a fresh worker if another job comes
+                w.job = None
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+        for w in self.workers:
+            w.process.join(timeout=JOIN_SECONDS)
+            w.kill()
+        self.workers = []

@@ -1,0 +1,151 @@
+"""``--executor ray``: groups as Ray tasks, on one machine or a cluster.
+
+Imported only when Ray is asked for (``pip install 'tunebook[ray]'``). Each group is one
+task with the resources its size asks for (:func:`tunebook.executors.group_resources`);
+Ray places it, and retries it on another worker when its worker dies (``max_retries``;
+exceptions inside training are not retried — they are recorded ``failed``). The dataset
+is put into Ray's object store once per split and reaches each node once; the workers
+of a node read it from shared memory. Epochs come back through a small mailbox actor;
+results come back as the task's return value, and the driver stores them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import ray
+
+from .messages import Done, Job, Lost
+from .worker import run_job
+
+
+@ray.remote(num_cpus=0)
+class Mailbox:
+    """Messages from the tasks to the driver, in the order each task sent them."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+
+    def put(self, item) -> None:
+        self.items.append(item)
+
+    def drain(self) -> list:
+        items, self.items = self.items, []
+        return items
+
+
+@ray.remote
+def _train(job: Job, device: str, threads: int, dataset, mailbox):  # pragma: no cover - runs in a Ray worker
+    import torch
+
+    torch.set_num_threads(threads)
+    # put() returns once the mailbox holds the message: everything a task sent is there
+    # before its result is
+    return run_job(job, device, lambda m: ray.get(mailbox.put.remote(m)), dataset=dataset)
+
+
+@ray.remote
+def _probe(device: str, share: int, calibrate: bool):  # pragma: no cover - runs in a Ray worker
+    """A worker's device as the planner sees it (and its cost model, when asked)."""
+    import torch
+
+    from ..planner import calibrate as measure
+    from ..planner import target_of
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return target_of(dev, share), (measure(dev) if calibrate else None)
+
+
+def connect(address: str | None) -> tuple[bool, dict]:
+    """Join the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://...``) or start a
+    local instance (None). Returns whether this call started Ray (and so must stop it) and
+    the cluster's resources. A Ray already initialised in this process (a notebook, a test
+    session) is used as it is."""
+    if ray.is_initialized():
+        return False, ray.cluster_resources()
+    try:
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+        from ..errors import SpecError
+
+        raise SpecError([f"--ray-address {address}: cannot join a Ray cluster there "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc})"]) from None
+    return True, ray.cluster_resources()
+
+
+class RayBackend:
+    """Groups as Ray tasks; at most ``slots`` in flight (Ray queues none beyond them)."""
+
+    name = "ray"
+
+    def __init__(self, device: str, slots: int, data_dir, retries: int, owned: bool):
+        self.device, self.slots = device, slots
+        self.resources = lambda group: {"num_cpus": 1}  # set by the opener: a group's Ray resources
+        self.data_dir, self.retries, self.owned = data_dir, retries, owned
+        self.mailbox = Mailbox.remote()
+        self.datasets: dict[tuple, ray.ObjectRef] = {}
+        self.running: dict[ray.ObjectRef, Job] = {}
+
+    def describe(self) -> str:
+        where = ray.get_runtime_context().gcs_address
+        return f"Ray at {where} ({'started by tunebook' if self.owned else 'joined'}), up to {self.slots} groups at once"
+
+    def probe(self, resources: dict, share: int, calibrate: bool):
+        """(planning target, cost model or None) measured on a worker with ``resources``."""
+        return ray.get(_probe.options(**resources).remote(self.device, share, calibrate))
+
+    def free(self) -> int:
+        return self.slots - len(self.running)
+
+    def _dataset(self, job: Job):
+        from ..data import load_dataset
+        from ..execute import data_key
+
+        key = data_key(job.group[0])
+        if key not in self.datasets:  # read here once, into the object store
+            self.datasets[key] = ray.put(load_dataset(*key, self.data_dir))
+        return self.datasets[key]
+
+    def submit(self, job: Job) -> None:
+        opts = self.resources(job.group)
+        ref = _train.options(**opts, max_retries=self.retries, retry_exceptions=False).remote(
+            job, self.device, max(1, int(opts.get("num_cpus", 1))), self._dataset(job), self.mailbox)
+        self.running[ref] = job
+
+    def poll(self, timeout: float) -> list:
+        refs = list(self.running)
+        if not refs:
+            return []
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        out = list(ray.get(self.mailbox.drain.remote()))  # every message of a ready task is in it
+        for ref in ready:
+            job = self.running.pop(ref)
+            try:
+                done = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                out.append(Lost(job.id, f"{type(exc).__name__}: {first}", retryable=False,
+                                attempts=self.retries + 1))
+                continue
+            out.append(done if isinstance(done, Done) else Lost(job.id, f"unexpected reply {done!r}", False))
+        return out
+
+    def cancel(self) -> None:
+        for ref in self.running:
+            ray.cancel(ref, force=True)
+        self.running.clear()
+
+    def close(self) -> None:
+        self.cancel()
+        try:
+            ray.kill(self.mailbox)
+        except Exception:  # noqa: BLE001 - the cluster may be gone already
+            pass
+        self.datasets.clear()
+        if self.owned:
+            ray.shutdown()

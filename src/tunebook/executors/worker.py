@@ -1,0 +1,48 @@
+"""What a worker runs: one job (a stacked group) on its device, its epochs sent back as
+they end, its results returned. The same code serves worker processes and Ray tasks.
+
+A worker writes nothing: its results travel back to the driver, which stores them
+(one writer, one lock). Exceptions in training are recorded as failed trials, as in
+the local executor; a worker that dies is noticed by the driver, which retries.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from functools import partial
+from typing import Callable, Sequence
+
+from .messages import Done, Epoch, Job, Started
+
+
+def where(device) -> str:
+    """Names a worker in progress output and in the error of a lost group."""
+    from ..engine.common import device_name
+
+    return f"{socket.gethostname()} pid {os.getpid()} {device_name(device)}"
+
+
+def run_job(job: Job, device: str, send: Callable[[object], None], dataset=None,
+            hooks: Sequence[Callable] = ()) -> Done:
+    """Train ``job`` on ``device`` (``cpu``, ``cuda``, ``cuda:N``), calling ``send`` with a
+    :class:`Started` and then an :class:`Epoch` per epoch; return its :class:`Done`.
+    ``dataset``: the split's arrays when they came with the job (Ray's object store);
+    otherwise they are read from this node's dataset files, once per process."""
+    import torch
+
+    from ..execute import _device_data, train_safely
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    token = uuid.uuid4().hex
+    send(Started(job.id, token, where(dev), os.getpid()))
+
+    def forward(event) -> None:
+        send(Epoch(job.id, token, event))
+
+    data = partial(_device_data, job.group[0], dev, job.data_dir, dataset)
+    results = train_safely(job.group, job.engine, data, [forward, *hooks], job.label)
+    return Done(job.id, token, tuple(results))
