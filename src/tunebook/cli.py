@@ -57,6 +57,21 @@ def _positive(text: str) -> int:
     return v
 
 
+def _whole(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {text!r}")
+    return v
+
+
+def _executor_kwargs(args: argparse.Namespace) -> dict:
+    return dict(executor=args.executor, workers=args.workers, ray_address=args.ray_address, retries=args.retries,
+                max_failures=args.max_failures)
+
+
 def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=summary, description=f"{summary}.\n\n{description}",
                           epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
@@ -79,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--concurrent", type=_positive, default=1, metavar="N",
                         help="train N groups at once, each in its own thread (on CUDA its own stream), "
                              "while finished ones are saved (default 1)")
+        sp.add_argument("--executor", default="local", choices=("local", "process", "ray"),
+                        help="where groups train: this process (default), --workers processes on this machine, "
+                             "or Ray tasks (pip install 'tunebook[ray]'); results are stored by this process")
+        sp.add_argument("--workers", type=_positive, metavar="N",
+                        help="with --executor process or ray: groups training at once (default: one per GPU; "
+                             "on CPUs one per two cores)")
+        sp.add_argument("--ray-address", metavar="ADDR",
+                        help="with --executor ray: auto or HOST:PORT joins a running cluster (default: start a "
+                             "local Ray instance)")
+        sp.add_argument("--retries", type=_whole, default=2, metavar="N",
+                        help="send a group again at most N times when its worker dies (default 2)")
+        sp.add_argument("--max-failures", type=_positive, default=3, metavar="N",
+                        help="start no further group after N groups in a row failed entirely (default 3)")
         sp.add_argument("--no-pad", action="store_true",
                         help="stack only trials of equal layer widths (by default the planner pads different "
                              "widths into one stack where this device's measured cost model says it is faster)")
@@ -233,7 +261,8 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
         return _run_until_decided(args, overrides, reporter)
     specs = [s.with_overrides(**overrides) for s in load_specs(path or args.path)]
     kwargs = dict(device=args.device, engine=args.engine, max_group=args.max_group, fresh=args.fresh,
-                  data_dir=args.data_dir, reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent)
+                  data_dir=args.data_dir, reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent,
+                  **_executor_kwargs(args))
     grid = [s for s in specs if s.search is None]
     if len(grid) < len(specs):  # checked before anything trains
         from .search import optuna_module
@@ -254,8 +283,14 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
     if len(outcomes) > 1 and not args.no_report:
         _write_combined(outcomes, Path(args.out))
     searches = [_run_searched(s, args, kwargs) for s in specs if s.search is not None]
+    _say_aborted([*outcomes, *(o.last for o in searches if o.last)])
     failed = any(o.failed for o in outcomes) or any(o.last and o.last.failed for o in searches)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _say_aborted(outcomes) -> None:
+    for why in dict.fromkeys(o.aborted for o in outcomes if o.aborted):
+        error(why)
 
 
 def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
@@ -263,7 +298,8 @@ def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
 
     o = run_search(spec, args.out, **kwargs)
     done = [r for r in o.results if r.values is not None]
-    why = {"trials": "every proposal done", "budget": "time budget spent — run the same command to go on"}
+    why = {"trials": "every proposal done", "budget": "time budget spent — run the same command to go on",
+           "failed": "groups kept failing"}
     out.print(f"{spec.name}: {len(done)} of {spec.search.trials} proposals done, each on {len(spec.seeds)} seeds "
               f"({why[o.stopped]}); {o.seconds:.1f} s")
     best = o.best()
@@ -297,9 +333,11 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
         raise SpecError([f"{args.path}: --until-decided: no grid study to decide"])
     results = run_all_until_decided(specs, args.out, budget=budget, device=args.device, engine=args.engine,
                                     max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
-                                    reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent)
+                                    reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent,
+                                    **_executor_kwargs(args))
     for problem in sorted({p for r in results if r.last for p in r.last.problems}):
         warning(problem)
+    _say_aborted([r.last for r in results if r.last])
     why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
            "budget": "budget spent — run the same command to go on", "failed": "trials keep failing"}
     for res in results:

@@ -42,8 +42,11 @@ class Reporter:
     def study_end(self, outcome: "StudyOutcome") -> None: ...
     def planner_measured(self, cost, seconds: float) -> None:
         """The planner's cost model of this device was measured (once per output root)."""
-    def group_placed(self, label: str, where: str) -> None:
-        """A worker (``where``: host, process, device) began the group (process and ray executors)."""
+    def executor_ready(self, description: str) -> None:
+        """Where groups will train, when not in this process (before each call's first group)."""
+    def group_placed(self, label: str, where: str, pid: int = 0) -> None:
+        """A worker (``where``: host, process, device; ``pid`` its process id on that host)
+        began the group (process and ray executors)."""
     def group_retry(self, label: str, attempt: int, why: str) -> None:
         """The worker training a group was lost after ``attempt`` attempts; it is sent again."""
     def round_done(self, round_: int, decided: int, total: int, adding: int, configs: int, seeds: int) -> None:
@@ -182,8 +185,8 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     """
     from .executors import Executor, Options, open_executor
 
-    opts = Options(executor if isinstance(executor, str) else executor.name, workers, ray_address, concurrent,
-                   retries)
+    opts = Options(executor if isinstance(executor, str) else executor.name, workers, ray_address,
+                   concurrent if isinstance(executor, str) else 1, retries)
     check_inputs(specs, out, device, engine, data_dir, opts, pruning=stop is not None, max_failures=max_failures)
     with ExitStack() as owned:
         if isinstance(executor, Executor):
@@ -238,6 +241,8 @@ def _run_studies(specs, out, ex, *, engine, max_group, fresh, data_dir, reporter
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
         groups = (plan_groups(todo, dev, max_group, _cost_model(out, ex, todo, reporter) if pad else None)
                   if engine == "stacked" else [[c] for c in todo])
+        if ex.name != "local" and groups:
+            reporter.executor_ready(ex.describe())
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
         state = _Progress(budget, max_failures)
 

@@ -159,12 +159,21 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
                           budget: Budget | None = None, reporter: Reporter | None = None,
                           **run_kwargs) -> list[DecideOutcome]:
     """:func:`run_until_decided` for several studies as one programme: each round's new
-    seeds of all studies train together, and a trial several studies want trains once."""
-    from .analysis.study import analyze_runs, is_decided
+    seeds of all studies train together, and a trial several studies want trains once.
+    The executor's workers (or Ray) start once for all rounds."""
+    from .executors import kept_open
 
     for spec in specs:
         if not spec.hypotheses:
             raise SpecError([f"{spec.path}: --until-decided needs [[hypothesis]] tables to decide"])
+    with kept_open(run_kwargs) as run_kwargs:
+        return _rounds(specs, out, budget, reporter, run_kwargs)
+
+
+def _rounds(specs: Sequence[StudySpec], out, budget: Budget | None, reporter: Reporter | None,
+            run_kwargs: dict) -> list[DecideOutcome]:
+    from .analysis.study import analyze_runs, is_decided
+
     budget = budget or Budget()
     reporter = reporter or Reporter()
     t0, used0 = time.monotonic(), budget.used_model_epochs
@@ -204,6 +213,10 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
                 added = [c for c in new if c.trial_id not in known]
                 extra[spec.folder] += added
                 added_any += added
+        if any(o.aborted for o in lasts):  # too many groups failed in a row: said by the outcome
+            for k, v in stopped.items():
+                stopped[k] = v or "failed"
+            break
         if all(stopped.values()):
             break
         if not added_any and not progressed:  # the seeds asked for cannot be trained (they keep failing)

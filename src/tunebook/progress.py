@@ -28,6 +28,15 @@ class RichReporter(Reporter):
         self.trials = self.progress.add_task("trials", total=todo)
         self.groups: dict[str, int] = {}
 
+    def executor_ready(self, description):
+        if description != getattr(self, "_executor", None):  # once, not every round
+            self._executor = description
+            self.console.print(f"executor: {description}")
+
+    def group_retry(self, label, attempt, why):
+        self.console.print(Text.assemble(("worker lost: ", "yellow"), f"{label}: {why}; sent again "
+                                          f"(attempt {attempt + 1})"))
+
     def planner_measured(self, cost, seconds):
         self.console.print(f"planner: measured this device's stacked-step cost in {seconds:.1f} s "
                            f"(stored; `tunebook calibrate` re-measures): {cost.describe()}")

@@ -118,7 +118,7 @@ class SearchOutcome:
     folder: Path
     results: tuple[ProposalResult, ...]
     last: StudyOutcome | None
-    stopped: str                       # "trials", "budget"
+    stopped: str                       # "trials", "budget", "failed"
     seconds: float
     confirmed: tuple[Confirmed, ...] = ()
 
@@ -483,12 +483,20 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
                budget=None, **run_kwargs) -> SearchOutcome:
     """Run (or resume) a searched study until ``trials`` proposals are done or the time
     budget (``[study] time_budget`` or ``budget``) is spent. Options as for
-    :func:`tunebook.execute.run_studies` (device, engine, max_group, pad, concurrent...)."""
-    from .loop import Budget
+    :func:`tunebook.execute.run_studies` (device, engine, max_group, pad, concurrent,
+    executor...); the executor's workers start once for the whole search."""
+    from .executors import kept_open
 
     if spec.search is None:
         raise SpecError([f"{spec.path}: not a searched study (no [search] table)"])
     optuna_module()
+    with kept_open(run_kwargs, pruning=spec.search.pruner != "none") as run_kwargs:
+        return _search(spec, out, reporter, budget, run_kwargs)
+
+
+def _search(spec: StudySpec, out, reporter: Reporter | None, budget, run_kwargs: dict) -> SearchOutcome:
+    from .loop import Budget
+
     plan = spec.search
     reporter = reporter or Reporter()
     if budget is None and plan.time_budget:
@@ -534,6 +542,9 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
                               stop=stop, **run_kwargs)
         if last.stopped_by_budget:
             stopped = "budget"
+            break
+        if last.aborted:  # too many groups failed in a row: said by the outcome
+            stopped = "failed"
             break
     with RunStore(out, spec.folder) as store:
         runs = {r.trial_id: r for r in store.iter_runs([])}

@@ -16,8 +16,8 @@ notebook can open one and pass it to several :func:`tunebook.execute.run_studies
 
 from __future__ import annotations
 
-import importlib.util
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -62,7 +62,9 @@ def check_options(opts: Options, device: str, pruning: bool = False) -> list[str
                         "pruner decides after every epoch, in this process); remove [study] pruner or use "
                         "--executor local")
     if name == "ray":
-        if importlib.util.find_spec("ray") is None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
             problems.append(f"--executor ray: Ray is not installed; install it with {RAY_INSTALL}")
         if isinstance(device, str) and device.startswith("cuda:"):
             problems.append(f"--device {device}: with --executor ray, Ray gives each group its GPU; "
@@ -187,6 +189,24 @@ def _work(group: Sequence[TrialConfig]) -> float:
 def default_workers(device_type: str, gpus: int, cpus: int) -> int:
     """One worker per GPU; on CPUs, one per two cores (each trains with two threads)."""
     return max(1, gpus) if device_type == "cuda" else max(1, cpus // 2)
+
+
+@contextmanager
+def kept_open(run_kwargs: dict, pruning: bool = False):
+    """``run_kwargs`` (of :func:`tunebook.execute.run_studies`) with its executor opened
+    once, for a caller that runs many rounds (``--until-decided``, a search): workers and
+    a Ray instance start once, not per round. An executor already open is kept as it is."""
+    executor = run_kwargs.get("executor", "local")
+    if not isinstance(executor, str):
+        yield run_kwargs
+        return
+    opts = Options(executor, run_kwargs.get("workers"), run_kwargs.get("ray_address"),
+                   run_kwargs.get("concurrent", 1), run_kwargs.get("retries", 2))
+    problems = check_options(opts, run_kwargs.get("device", "auto"), pruning)
+    if problems:
+        raise SpecError(problems)
+    with open_executor(opts, run_kwargs.get("device", "auto"), run_kwargs.get("data_dir")) as ex:
+        yield {k: v for k, v in run_kwargs.items() if k not in ("workers", "ray_address", "retries")} | {"executor": ex}
 
 
 def open_executor(opts: Options, device: str = "auto", data_dir=None) -> Executor:

@@ -98,7 +98,7 @@ def _started(fl: _InFlight, msg: Started, reporter) -> None:
     fl.attempts += 1
     group = fl.job.group
     reporter.group_start(fl.job.label, len(group), max(c.epochs for c in group))
-    reporter.group_placed(fl.job.label, msg.where)
+    reporter.group_placed(fl.job.label, msg.where, msg.pid)
 
 
 def _done(fl: _InFlight, results: list[TrialResult], finish: Callable) -> None:

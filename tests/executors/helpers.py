@@ -1,0 +1,98 @@
+"""Shared by the executor tests: small real studies, the numbers a run must reproduce,
+and a check that each trial is stored exactly once."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from tunebook.execute import Reporter
+from tunebook.spec import parse_spec
+
+FAULTY = Path(__file__).parent / "faulty"  # a sitecustomize that injects a training fault
+
+
+def study_text(name: str, grid: str = "units1 = [16, 24, 32]", seeds: int = 2, epochs: int = 3,
+               subset: int = 3000) -> str:
+    return (f'[study]\nname = "{name}"\nseeds = {seeds}\ntrain_subset = {subset}\n'
+            f'[defaults]\nlayers = [16]\nepochs = {epochs}\nbatch_size = 64\n[grid]\n{grid}\n')
+
+
+def study(name: str, **kwargs):
+    return parse_spec(study_text(name, **kwargs), where=f"{name}.toml")
+
+
+def numbers(outcome) -> dict:
+    """Every number of every run that does not depend on the clock or the machine."""
+    out = {}
+    for run in outcome.runs:
+        r = run.result
+        h = r.history
+        out[run.trial_id] = (r.status, r.epochs_run, r.params, r.flops, r.val_acc, r.val_loss, r.test_acc,
+                             r.test_loss, r.best_epoch, h.train_loss, h.train_acc, h.val_loss, h.val_acc)
+    return out
+
+
+def stored_once(runs_dir: Path) -> list[str]:
+    """Trial ids of the run folders under ``runs_dir``; asserts none is there twice and no
+    staging folder is left."""
+    assert not [p for p in runs_dir.iterdir() if p.name.startswith(".")], list(runs_dir.iterdir())
+    ids = [tomllib.loads((f / "config.toml").read_text())["trial"]["id"] for f in runs_dir.iterdir()]
+    assert len(ids) == len(set(ids)), sorted(ids)
+    return ids
+
+
+class Recorder(Reporter):
+    """Remembers where groups were placed and which were retried; ``on_placed`` may act
+    (kill the worker) when a group starts."""
+
+    def __init__(self, on_placed=None):
+        self.placed: list[tuple[str, str, int]] = []
+        self.retries: list[tuple[str, int, str]] = []
+        self.on_placed = on_placed
+
+    def group_placed(self, label, where, pid=0):
+        self.placed.append((label, where, pid))
+        if self.on_placed is not None:
+            self.on_placed(label, where, pid)
+
+    def group_retry(self, label, attempt, why):
+        self.retries.append((label, attempt, why))
+
+
+class KillFirst:
+    """Kills (SIGKILL) the worker of the first group placed, once."""
+
+    def __init__(self):
+        self.killed: list[int] = []
+
+    def __call__(self, label, where, pid):
+        import os
+        import signal
+
+        if not self.killed:
+            assert pid > 0 and re.search(rf"pid {pid}\b", where), where
+            os.kill(pid, signal.SIGKILL)
+            self.killed.append(pid)
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

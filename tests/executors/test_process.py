@@ -1,0 +1,107 @@
+"""--executor process: worker processes on this machine give the local executor's
+numbers, survive a killed worker, record a raising group, and leave with the driver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import tunebook_cmd
+from tunebook.execute import run_studies
+from tests.executors.helpers import (FAULTY, KillFirst, Recorder, alive, children_of, numbers, stored_once, study,
+                                     study_text)
+
+
+def test_process_workers_give_the_local_numbers_bit_for_bit(tmp_path):
+    spec = study("same", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
+    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    rec = Recorder()
+    (proc,) = run_studies([spec], tmp_path / "proc", device="cpu", pad=False, executor="process", workers=2,
+                          reporter=rec)
+    assert proc.trained == local.trained == 8
+    assert numbers(proc) == numbers(local)
+    assert len({pid for _, _, pid in rec.placed}) == 2  # both workers trained groups
+    assert all(pid != os.getpid() for _, _, pid in rec.placed)
+    # live TensorBoard curves came back through the driver: each run folder has them
+    for run in proc.runs:
+        assert run.events
+
+
+def test_a_killed_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path):
+    spec = study("kill", grid="units1 = [16, 24, 32]", epochs=4)
+    kill = KillFirst()
+    rec = Recorder(on_placed=kill)
+    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="process", workers=2, reporter=rec)
+    assert kill.killed and len(rec.retries) == 1
+    label, attempt, why = rec.retries[0]
+    assert attempt == 1 and f"worker process {kill.killed[0]} on cpu died (killed by signal SIGKILL)" in why
+    assert o.trained == 6 and {r.result.status for r in o.runs} == {"complete"}
+    assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
+    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    assert numbers(o) == numbers(local)  # the retried group's curves are its second attempt's, whole
+
+
+def test_a_group_lost_more_often_than_retries_allow_is_recorded_failed(tmp_path):
+    spec = study("lost", grid="units1 = [16, 24]", epochs=4)
+    kill = KillFirst()
+    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="process", workers=1, retries=0,
+                       reporter=Recorder(on_placed=kill))
+    assert len(o.failed) == 2 and o.trained == 4  # the other group trained on a fresh worker
+    error = o.failed[0].result.error
+    assert error.startswith("WorkerLost: the worker training this group died 1 time(s) (the last: worker process "
+                            f"{kill.killed[0]} on cpu died (killed by signal SIGKILL)); the group was not retried")
+    stored_once(o.folder / "runs")
+
+
+def test_a_group_that_raises_in_a_worker_is_recorded_with_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", f"{FAULTY}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("TUNEBOOK_TEST_FAIL_WIDTH", "24")
+    spec = study("raise", grid="units1 = [16, 24, 32]")
+    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="process", workers=2)
+    assert o.trained == 6 and len(o.failed) == 2 and not o.aborted
+    for run in o.failed:
+        assert run.config.layers == (24,)
+        assert run.result.error.startswith("RuntimeError: injected fault for width 24\nTraceback")
+    assert {r.result.status for r in o.runs if r.config.layers != (24,)} == {"complete"}
+
+
+def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path, cli_env):
+    f = tmp_path / "drv.toml"
+    f.write_text(study_text("drv", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=3))
+    out = tmp_path / "logs"
+    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
+                       "--executor", "process", "--workers", "2")
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = out / "drv" / "runs"
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
+        time.sleep(0.05)
+    workers = [p for p in children_of(proc.pid) if alive(p)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert workers, "the driver had no worker processes"
+    done_before = len(list(runs.glob("[0-9]*")))
+    assert 2 <= done_before < 12, done_before
+    deadline = time.time() + 30  # an orphaned worker leaves at its next epoch's end
+    while time.time() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if alive(p)], "workers outlived their driver"
+    p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert len(stored_once(runs)) == 12
+
+
+@pytest.mark.parametrize("flag", ["--executor", "--workers"])
+def test_cli_runs_a_study_on_worker_processes(tmp_path, cli_env, flag):
+    f = tmp_path / "cli.toml"
+    f.write_text(study_text("cli", grid="units1 = [16, 24]", seeds=1, epochs=1, subset=1000))
+    args = ["--executor", "process"] + (["--workers", "2"] if flag == "--workers" else [])
+    p = subprocess.run(tunebook_cmd("run", str(f), "--out", str(tmp_path / "o"), "--no-report", *args),
+                       env=cli_env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "executor: " in p.stderr and "worker processes (cpu" in p.stderr
+    assert "cli: 2 trained, 0 already done (2 complete)" in p.stdout
