@@ -1,0 +1,106 @@
+"""--executor ray on a real local Ray instance, started once for the test session: the
+local executor's numbers bit for bit, a killed Ray worker's group retried, a killed
+driver resumed, the planner measured on a worker."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import tomllib
+
+import pytest
+
+from conftest import tunebook_cmd
+from tunebook.errors import SpecError
+from tunebook.execute import run_studies
+from tests.executors.helpers import KillFirst, Recorder, numbers, stored_once, study, study_text
+
+ray = pytest.importorskip("ray", reason="the Ray extra is part of the test install (pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray instance (2 CPUs) for every test of the session; its address lets a
+    driver in a subprocess join it."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    if started:
+        ray.shutdown()
+
+
+def test_ray_gives_the_local_numbers_bit_for_bit(tmp_path, ray_address):
+    spec = study("same", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
+    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    rec = Recorder()
+    (o,) = run_studies([spec], tmp_path / "ray", device="cpu", pad=False, executor="ray", workers=2, reporter=rec)
+    assert o.trained == local.trained == 8
+    assert numbers(o) == numbers(local)
+    assert rec.placed and all(pid > 0 for _, _, pid in rec.placed)
+    assert all(run.events for run in o.runs)
+    assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
+
+
+def test_a_killed_ray_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path, ray_address):
+    spec = study("kill", grid="units1 = [16, 24, 32]", epochs=4)
+    kill = KillFirst()
+    rec = Recorder(on_placed=kill)
+    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="ray", workers=2, reporter=rec)
+    assert kill.killed and len(rec.retries) == 1  # Ray retried the task: a second start of the group
+    assert rec.retries[0][0] == rec.placed[0][0]
+    assert o.trained == 6 and {r.result.status for r in o.runs} == {"complete"}
+    assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
+    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    assert numbers(o) == numbers(local)
+
+
+def test_a_group_lost_beyond_ray_s_retries_is_recorded_failed(tmp_path, ray_address):
+    spec = study("lost", grid="units1 = [16, 24]", epochs=4)
+    kill = KillFirst()
+    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="ray", workers=1, retries=0,
+                       reporter=Recorder(on_placed=kill))
+    assert len(o.failed) == 2 and o.trained == 4
+    assert o.failed[0].result.error.startswith("WorkerLost: the worker training this group died 1 time(s) (the "
+                                               "last: ")
+    assert {r.result.status for r in o.runs if r.result.status != "failed"} == {"complete"}
+    stored_once(o.folder / "runs")
+
+
+def test_killing_the_driver_mid_study_then_rerunning_resumes(tmp_path, cli_env, ray_address):
+    f = tmp_path / "drv.toml"
+    f.write_text(study_text("drv", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=3))
+    out = tmp_path / "logs"
+    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
+                       "--executor", "ray", "--ray-address", ray_address, "--workers", "2")
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = out / "drv" / "runs"
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(runs.glob("[0-9]*")))
+    assert 2 <= done_before < 12, done_before
+    p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert f"drv: {12 - done_before} trained, {done_before} already done (12 complete)" in p.stdout
+    assert len(stored_once(runs)) == 12
+
+
+def test_the_planner_s_cost_model_is_measured_on_a_ray_worker(tmp_path, ray_address):
+    spec = study("plan", grid="units1 = [16, 24, 32]", seeds=1, epochs=1)
+    (o,) = run_studies([spec], tmp_path, device="cpu", executor="ray", workers=2)
+    assert {r.result.status for r in o.runs} == {"complete"}
+    doc = tomllib.loads((tmp_path / ".planner.toml").read_text())
+    (machine,) = doc
+    assert machine.endswith("cpu:1 threads")  # a worker's share of the 2 CPUs, not this process's
+    assert doc[machine]["seconds_per_flop"] > 0 and len(doc[machine]["points"]) == 6  # measured there
+
+
+def test_a_cuda_device_on_a_cluster_without_gpus_is_refused(tmp_path, ray_address):
+    with pytest.raises(SpecError) as exc:
+        run_studies([study("gpu")], tmp_path / "never", device="cuda", executor="ray")
+    assert exc.value.problems == ["--device cuda: the Ray cluster has no GPUs (resources: 2 CPUs)"]
+    assert not (tmp_path / "never").exists()
