@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -45,16 +47,43 @@ def test_a_killed_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path)
     assert numbers(o) == numbers(local)  # the retried group's curves are its second attempt's, whole
 
 
-def test_a_group_lost_more_often_than_retries_allow_is_recorded_failed(tmp_path):
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_group_lost_more_often_than_retries_allow_is_recorded_failed(tmp_path, retries):
     spec = study("lost", grid="units1 = [16, 24]", epochs=4)
-    kill = KillFirst()
-    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="process", workers=1, retries=0,
-                       reporter=Recorder(on_placed=kill))
+    doomed, killed = [], []
+
+    def kill_every_attempt(label, where, pid):  # the first group's worker dies every time
+        doomed[:] = doomed or [label]
+        if label == doomed[0]:
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
+
+    rec = Recorder(on_placed=kill_every_attempt)
+    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="process", workers=1, retries=retries,
+                       reporter=rec)
+    assert len(killed) == retries + 1 and len(rec.retries) == retries
     assert len(o.failed) == 2 and o.trained == 4  # the other group trained on a fresh worker
     error = o.failed[0].result.error
-    assert error.startswith("WorkerLost: the worker training this group died 1 time(s) (the last: worker process "
-                            f"{kill.killed[0]} on cpu died (killed by signal SIGKILL)); the group was not retried")
+    assert error.startswith(f"WorkerLost: the worker training this group died {retries + 1} time(s) (the last: "
+                            f"worker process {killed[-1]} on cpu died (killed by signal SIGKILL)); the group was "
+                            "not retried again")
     stored_once(o.folder / "runs")
+
+
+def test_a_worker_that_dies_before_it_begins_says_what_to_check(tmp_path):
+    script = tmp_path / "unguarded.py"  # no `if __name__ == "__main__":`: each spawned worker re-runs it
+    script.write_text("import sys\n"
+                      f"from tunebook.execute import run_studies\nfrom tunebook.spec import parse_spec\n"
+                      f"spec = parse_spec({study_text('ug', grid='units1 = [16]', seeds=1, epochs=1, subset=500)!r})\n"
+                      f"(o,) = run_studies([spec], {str(tmp_path / 'o')!r}, device='cpu', executor='process', "
+                      "workers=1, retries=0)\n"
+                      "print(o.failed[0].result.error.splitlines()[0])\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
+    p = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "died before it began: see its error above — a Python script that starts worker processes must guard " \
+           "its entry point with `if __name__ == \"__main__\":`" in p.stdout
 
 
 def test_a_group_that_raises_in_a_worker_is_recorded_with_its_traceback(tmp_path, monkeypatch):

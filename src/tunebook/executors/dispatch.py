@@ -44,11 +44,12 @@ def dispatch(backend, groups: Sequence[Sequence[TrialConfig]], slot_for: Callabl
     queue = deque(Job(i, tuple(g), engine, label, None if data_dir is None else str(data_dir))
                   for i, (g, label) in enumerate(zip(groups, labels), 1))
     running: dict[int, _InFlight] = {}
+    tried: dict[int, int] = {}  # job id -> attempts lost so far
     try:
         while queue or running:
             while queue and backend.free() > 0 and may_start():
                 job = queue.popleft()
-                fl = _InFlight(job, slot_for(list(job.group)))
+                fl = _InFlight(job, slot_for(list(job.group)), attempts=tried.get(job.id, 0))
                 running[job.id] = fl
                 fl.slot.open()
                 backend.submit(job)
@@ -71,12 +72,12 @@ def dispatch(backend, groups: Sequence[Sequence[TrialConfig]], slot_for: Callabl
                 elif isinstance(msg, Lost):
                     del running[msg.job]
                     fl.slot.close()  # the lost attempt's live curves go
-                    tried = max(fl.attempts, msg.attempts)
-                    if msg.retryable and tried <= retries:
-                        reporter.group_retry(fl.job.label, tried, msg.why)
+                    lost = tried[msg.job] = max(fl.attempts, tried.get(msg.job, 0) + 1, msg.attempts)
+                    if msg.retryable and lost <= retries:
+                        reporter.group_retry(fl.job.label, lost, msg.why)
                         queue.appendleft(fl.job)
                     else:
-                        why = (f"WorkerLost: the worker training this group died {tried} time(s) "
+                        why = (f"WorkerLost: the worker training this group died {lost} time(s) "
                                f"(the last: {msg.why}); the group was not retried again")
                         from ..execute import failed_group
                         finish(fl.slot, failed_group(fl.job.group, why, engine))

@@ -52,13 +52,16 @@ class _Worker:
         self.process.start()
         child.close()
         self.job: Job | None = None
+        self.heard = False  # any message received from it
 
     def lost(self) -> str:
         self.process.join(timeout=1.0)
         code = self.process.exitcode
         how = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
                else f"exit code {code}")
-        return f"worker process {self.process.pid} on {self.device} died ({how})"
+        hint = ("" if self.heard else "; it died before it began: see its error above — a Python script that "
+                "starts worker processes must guard its entry point with `if __name__ == \"__main__\":`")
+        return f"worker process {self.process.pid} on {self.device} died ({how}){hint}"
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -108,6 +111,7 @@ class ProcessBackend:
             try:
                 while w.conn.poll():
                     msg = w.conn.recv()
+                    w.heard = True
                     out.append(msg)
                     if isinstance(msg, Done):
                         w.job = None
