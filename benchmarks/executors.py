@@ -1,7 +1,7 @@
 """Executors side by side: the same study through local, process and ray, end to end.
 
     python benchmarks/executors.py                       # CPU: the width grid, local vs process vs ray (2 workers)
-    python benchmarks/executors.py --device cuda --workers 2,3,4 --executors local,process,ray
+    python benchmarks/executors.py --device cuda:0 --workers 2,3,4 --concurrent 2,4   # one GPU
 
 Each variant is what `tunebook run STUDY --out FRESH --executor E --workers N --quiet
 --no-report` does: executor start-up (spawning workers, starting Ray), the planner's
@@ -66,7 +66,8 @@ def main() -> None:
     for label, kw in variants:
         with tempfile.TemporaryDirectory(prefix="tb-exec-") as out:
             t0 = time.perf_counter()
-            outcomes = run_studies(specs, out, device=args.device, pad=not args.no_pad, **kw)
+            device = args.device.split(":")[0] if kw["executor"] == "ray" else args.device  # Ray picks the GPU
+            outcomes = run_studies(specs, out, device=device, pad=not args.no_pad, **kw)
             seconds = time.perf_counter() - t0
         got = {k: v for o in outcomes for k, v in numbers(o).items()}
         trained = sum(o.trained for o in outcomes)

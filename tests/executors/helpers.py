@@ -96,3 +96,40 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def curves_are_whole(run) -> None:
+    """The run's TensorBoard curves (read back with TensorBoard's own reader) hold each
+    epoch exactly once, with the stored numbers: no lost attempt's epochs stayed."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run.path))
+    acc.Reload()
+    events = acc.Scalars("accuracy/val")
+    assert [e.step for e in events] == list(range(1, run.result.epochs_run + 1)), [e.step for e in events]
+    assert [round(e.value, 6) for e in events] == [round(v, 6) for v in run.result.history.val_acc]
+
+
+def interrupt(cmd: list[str], env: dict, runs: Path, sig: int, group: bool) -> tuple[int, str, list[int]]:
+    """Start ``cmd`` in a session of its own, wait for two stored runs, send ``sig`` (to
+    the whole process group when ``group``, as a terminal's Ctrl-C does); return its exit
+    code, its stderr and the worker processes it had."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the study finished before it could be interrupted"
+    workers = [p for p in children_of(proc.pid) if alive(p)]
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr, workers

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import tunebook_cmd
 from tunebook.execute import run_studies
-from tests.executors.helpers import (FAULTY, KillFirst, Recorder, alive, children_of, numbers, stored_once, study,
-                                     study_text)
+from tests.executors.helpers import (FAULTY, KillFirst, Recorder, alive, children_of, curves_are_whole, interrupt,
+                                     numbers, stored_once, study, study_text)
 
 
 def test_process_workers_give_the_local_numbers_bit_for_bit(tmp_path):
@@ -44,7 +44,9 @@ def test_a_killed_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path)
     assert o.trained == 6 and {r.result.status for r in o.runs} == {"complete"}
     assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
     (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
-    assert numbers(o) == numbers(local)  # the retried group's curves are its second attempt's, whole
+    assert numbers(o) == numbers(local)
+    for run in o.runs:  # the retried group's curves are its second attempt's, whole
+        curves_are_whole(run)
 
 
 @pytest.mark.parametrize("retries", [0, 1])
@@ -134,3 +136,22 @@ def test_cli_runs_a_study_on_worker_processes(tmp_path, cli_env, flag):
     assert p.returncode == 0, p.stderr
     assert "executor: " in p.stderr and "worker processes (cpu" in p.stderr
     assert "cli: 2 trained, 0 already done (2 complete)" in p.stdout
+
+
+@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["ctrl-c-to-the-process-group", "SIGTERM-to-the-driver"])
+def test_an_interrupt_stops_the_workers_and_keeps_finished_trials(tmp_path, cli_env, sig, group):
+    f = tmp_path / "int.toml"
+    f.write_text(study_text("int", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=6))
+    out = tmp_path / "logs"
+    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
+                       "--executor", "process", "--workers", "2")
+    runs = out / "int" / "runs"
+    code, stderr, workers = interrupt(cmd, cli_env, runs, sig, group)
+    assert code == 130, stderr
+    assert "interrupted: finished trials are kept" in stderr
+    assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
+    assert (out / "int" / ".lock").read_text() == ""  # released
+    assert workers and not [p for p in workers if alive(p)], "workers outlived the interrupted driver"
+    for folder in runs.glob("[0-9]*"):  # whole run folders only
+        assert {x.name.split(".")[0] for x in folder.iterdir()} == {"config", "events", "result"}

@@ -14,7 +14,8 @@ import pytest
 from conftest import tunebook_cmd
 from tunebook.errors import SpecError
 from tunebook.execute import run_studies
-from tests.executors.helpers import KillFirst, Recorder, numbers, stored_once, study, study_text
+from tests.executors.helpers import (KillFirst, Recorder, curves_are_whole, interrupt, numbers, stored_once, study,
+                                     study_text)
 
 ray = pytest.importorskip("ray", reason="the Ray extra is part of the test install (pip install -e '.[test]')")
 
@@ -54,6 +55,8 @@ def test_a_killed_ray_worker_s_group_is_retried_and_each_trial_stored_once(tmp_p
     assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
     (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
     assert numbers(o) == numbers(local)
+    for run in o.runs:  # the killed attempt's live curves were dropped
+        curves_are_whole(run)
 
 
 def test_a_group_lost_beyond_ray_s_retries_is_recorded_failed(tmp_path, ray_address):
@@ -104,3 +107,19 @@ def test_a_cuda_device_on_a_cluster_without_gpus_is_refused(tmp_path, ray_addres
         run_studies([study("gpu")], tmp_path / "never", device="cuda", executor="ray")
     assert exc.value.problems == ["--device cuda: the Ray cluster has no GPUs (resources: 2 CPUs)"]
     assert not (tmp_path / "never").exists()
+
+
+def test_sigterm_cancels_the_ray_tasks_and_keeps_finished_trials(tmp_path, cli_env, ray_address):
+    f = tmp_path / "int.toml"
+    f.write_text(study_text("int", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=6))
+    out = tmp_path / "logs"
+    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
+                       "--executor", "ray", "--ray-address", ray_address, "--workers", "2")
+    runs = out / "int" / "runs"
+    code, stderr, _ = interrupt(cmd, cli_env, runs, signal.SIGTERM, group=False)
+    assert code == 130, stderr
+    assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
+    assert (out / "int" / ".lock").read_text() == ""
+    p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)  # and it resumes
+    assert p.returncode == 0, p.stderr
+    assert len(stored_once(runs)) == 12

@@ -12,6 +12,8 @@ results come back as the task's return value, and the driver stores them.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 
 import ray
 
@@ -65,6 +67,8 @@ def connect(address: str | None) -> tuple[bool, dict]:
     session) is used as it is."""
     if ray.is_initialized():
         return False, ray.cluster_resources()
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING)
@@ -73,6 +77,12 @@ def connect(address: str | None) -> tuple[bool, dict]:
 
         raise SpecError([f"--ray-address {address}: cannot join a Ray cluster there "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc})"]) from None
+    finally:
+        # Ray's core worker installs its own SIGTERM handler, which ends the process at once;
+        # tunebook's (stop like Ctrl-C: clean up, keep finished trials, exit 130) is put back.
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
     return True, ray.cluster_resources()
 
 
