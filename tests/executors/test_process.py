@@ -152,6 +152,9 @@ def test_an_interrupt_stops_the_workers_and_keeps_finished_trials(tmp_path, cli_
     assert "interrupted: finished trials are kept" in stderr
     assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
     assert (out / "int" / ".lock").read_text() == ""  # released
+    deadline = time.time() + 15  # the workers and multiprocessing's resource tracker leave with it
+    while time.time() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.1)
     assert workers and not [p for p in workers if alive(p)], "workers outlived the interrupted driver"
     for folder in runs.glob("[0-9]*"):  # whole run folders only
         assert {x.name.split(".")[0] for x in folder.iterdir()} == {"config", "events", "result"}
