@@ -47,24 +47,21 @@ def warning(msg: str) -> None:
     err.print(Text.assemble(("warning: ", "yellow"), msg), soft_wrap=True)
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return v
+def _integer(least: int, rule: str):
+    """An argparse type: an integer ≥ ``least``, else ``must be <rule>, got '<text>'``."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = least - 1
+        if v < least:
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return v
+    return parse
 
 
-def _whole(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {text!r}")
-    return v
+_positive = _integer(1, "a positive integer")
+_whole = _integer(0, "a whole number ≥ 0")
 
 
 def _executor_kwargs(args: argparse.Namespace) -> dict:

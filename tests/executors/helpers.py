@@ -133,3 +133,32 @@ def interrupt(cmd: list[str], env: dict, runs: Path, sig: int, group: bool) -> t
         proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     return proc.returncode, stderr, workers
+
+
+def kill_driver_mid_study(cmd: list[str], env: dict, runs: Path, total: int) -> tuple[int, list[int]]:
+    """Start ``cmd``, SIGKILL it once two runs are stored; return how many were stored
+    and the worker processes it had (asserting it was caught mid-study)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
+        time.sleep(0.05)
+    workers = [p for p in children_of(proc.pid) if alive(p)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(runs.glob("[0-9]*")))
+    assert 2 <= done_before < total, done_before
+    return done_before, workers
+
+
+def still_alive_after(pids: list[int], seconds: float) -> list[int]:
+    """The processes of ``pids`` still running after waiting up to ``seconds`` for them to go."""
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]

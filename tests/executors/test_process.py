@@ -7,15 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import tunebook_cmd
 from tunebook.execute import run_studies
-from tests.executors.helpers import (FAULTY, KillFirst, Recorder, alive, children_of, curves_are_whole, interrupt,
-                                     numbers, stored_once, study, study_text)
+from tests.executors.helpers import (FAULTY, KillFirst, Recorder, curves_are_whole, interrupt, kill_driver_mid_study,
+                                     numbers, still_alive_after, stored_once, study, study_text)
 
 
 def test_process_workers_give_the_local_numbers_bit_for_bit(tmp_path):
@@ -31,6 +30,20 @@ def test_process_workers_give_the_local_numbers_bit_for_bit(tmp_path):
     # live TensorBoard curves came back through the driver: each run folder has them
     for run in proc.runs:
         assert run.events
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_process_workers_on_one_gpu_give_the_local_cuda_numbers(tmp_path):
+    spec = study("gpu", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
+    (local,) = run_studies([spec], tmp_path / "local", device="cuda:0", pad=False)
+    rec = Recorder()
+    (proc,) = run_studies([spec], tmp_path / "proc", device="cuda:0", pad=False, executor="process", workers=2,
+                          reporter=rec)
+    by_id = {r.trial_id: r.result for r in local.runs}  # on CUDA, to float rounding (as threads and streams)
+    assert len(proc.runs) == 8
+    for r in proc.runs:
+        assert r.result.history.train_loss == pytest.approx(by_id[r.trial_id].history.train_loss, rel=1e-6, abs=1e-7)
+    assert all("cuda" in where for _, where, _ in rec.placed)
 
 
 def test_a_killed_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path):
@@ -106,21 +119,11 @@ def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path, cli_
     out = tmp_path / "logs"
     cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
                        "--executor", "process", "--workers", "2")
-    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = out / "drv" / "runs"
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
-        time.sleep(0.05)
-    workers = [p for p in children_of(proc.pid) if alive(p)]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _, workers = kill_driver_mid_study(cmd, cli_env, runs, 12)
     assert workers, "the driver had no worker processes"
-    done_before = len(list(runs.glob("[0-9]*")))
-    assert 2 <= done_before < 12, done_before
-    deadline = time.time() + 30  # an orphaned worker leaves at its next epoch's end
-    while time.time() < deadline and any(alive(p) for p in workers):
-        time.sleep(0.1)
-    assert not [p for p in workers if alive(p)], "workers outlived their driver"
+    # an orphaned worker leaves at its next epoch's end (multiprocessing's resource tracker at once)
+    assert not still_alive_after(workers, 30), "workers outlived their driver"
     p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert len(stored_once(runs)) == 12
@@ -152,9 +155,6 @@ def test_an_interrupt_stops_the_workers_and_keeps_finished_trials(tmp_path, cli_
     assert "interrupted: finished trials are kept" in stderr
     assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
     assert (out / "int" / ".lock").read_text() == ""  # released
-    deadline = time.time() + 15  # the workers and multiprocessing's resource tracker leave with it
-    while time.time() < deadline and any(alive(p) for p in workers):
-        time.sleep(0.1)
-    assert workers and not [p for p in workers if alive(p)], "workers outlived the interrupted driver"
+    assert workers and not still_alive_after(workers, 15), "workers outlived the interrupted driver"
     for folder in runs.glob("[0-9]*"):  # whole run folders only
         assert {x.name.split(".")[0] for x in folder.iterdir()} == {"config", "events", "result"}

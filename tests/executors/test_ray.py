@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 import tomllib
 
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from conftest import tunebook_cmd
 from tunebook.errors import SpecError
 from tunebook.execute import run_studies
-from tests.executors.helpers import (KillFirst, Recorder, curves_are_whole, interrupt, numbers, stored_once, study,
-                                     study_text)
+from tests.executors.helpers import (KillFirst, Recorder, curves_are_whole, interrupt, kill_driver_mid_study, numbers,
+                                     stored_once, study, study_text)
 
 ray = pytest.importorskip("ray", reason="the Ray extra is part of the test install (pip install -e '.[test]')")
 
@@ -77,15 +76,8 @@ def test_killing_the_driver_mid_study_then_rerunning_resumes(tmp_path, cli_env, 
     out = tmp_path / "logs"
     cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
                        "--executor", "ray", "--ray-address", ray_address, "--workers", "2")
-    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = out / "drv" / "runs"
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = len(list(runs.glob("[0-9]*")))
-    assert 2 <= done_before < 12, done_before
+    done_before, _ = kill_driver_mid_study(cmd, cli_env, runs, 12)
     p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert f"drv: {12 - done_before} trained, {done_before} already done (12 complete)" in p.stdout
