@@ -132,3 +132,18 @@ def test_a_failure_between_successes_does_not_count_towards_the_limit(tmp_path, 
     (o,) = run_studies([study("flaky", grid="units1 = [8, 16, 24, 32]", seeds=1, epochs=1)], tmp_path,
                        device="cpu", pad=False, max_failures=2)
     assert not o.aborted and o.trained == 4 and len(o.failed) == 2
+
+
+def test_cli_says_why_a_runaway_study_stopped_and_exits_1(tmp_path, cli_env):
+    from tests.executors.helpers import FAULTY
+
+    f = tmp_path / "run.toml"  # three groups (batch sizes do not stack), every one of them raises
+    f.write_text(study_text("runaway", grid="units1 = [24]\nbatch_size = [32, 64, 128]", seeds=1, epochs=1,
+                            subset=500))
+    env = dict(cli_env, PYTHONPATH=f"{FAULTY}:{cli_env['PYTHONPATH']}", TUNEBOOK_TEST_FAIL_WIDTH="24")
+    p = subprocess.run(tunebook_cmd("run", str(f), "--out", str(tmp_path / "o"), "--quiet", "--no-report",
+                                    "--max-failures", "2"), env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert "error: 2 groups in a row failed entirely, so no further group was started" in p.stderr
+    assert "RuntimeError: injected fault for width 24" in p.stderr
+    assert "runaway: 2 trained, 0 already done (2 failed)" in p.stdout
