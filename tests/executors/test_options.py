@@ -147,3 +147,21 @@ def test_cli_says_why_a_runaway_study_stopped_and_exits_1(tmp_path, cli_env):
     assert "error: 2 groups in a row failed entirely, so no further group was started" in p.stderr
     assert "RuntimeError: injected fault for width 24" in p.stderr
     assert "runaway: 2 trained, 0 already done (2 failed)" in p.stdout
+
+
+def test_a_ray_address_nothing_answers_at_is_said_at_once(tmp_path, cli_env):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    f = tmp_path / "s.toml"
+    f.write_text(study_text("far"))
+    p = subprocess.run(tunebook_cmd("run", str(f), "--out", str(tmp_path / "o"), "--executor", "ray",
+                                    "--ray-address", f"127.0.0.1:{port}"),
+                       env=cli_env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert (f"error: --ray-address 127.0.0.1:{port}: nothing answers at 127.0.0.1:{port} (Connection refused); "
+            f"start the cluster's head there (ray start --head --port={port}) or give the address it printed"
+            ) in p.stderr
+    assert not (tmp_path / "o").exists()

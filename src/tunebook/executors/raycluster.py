@@ -67,6 +67,7 @@ def connect(address: str | None) -> tuple[bool, dict]:
     session) is used as it is."""
     if ray.is_initialized():
         return False, ray.cluster_resources()
+    _check_reachable(address)
     main = threading.current_thread() is threading.main_thread()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
@@ -84,6 +85,26 @@ def connect(address: str | None) -> tuple[bool, dict]:
             if handler is not None:
                 signal.signal(sig, handler)
     return True, ray.cluster_resources()
+
+
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT that nothing answers at is said at once (Ray itself keeps trying to
+    connect for minutes)."""
+    import re
+    import socket
+
+    from ..errors import SpecError
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address or "")
+    if not m:
+        return
+    host, port = m.group(1), int(m.group(2))
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        raise SpecError([f"--ray-address {address}: nothing answers at {host}:{port} "
+                         f"({exc.strerror or type(exc).__name__}); start the cluster's head there "
+                         f"(ray start --head --port={port}) or give the address it printed"]) from None
 
 
 class RayBackend:
