@@ -27,6 +27,7 @@ class RichReporter(Reporter):
         self.progress.start()
         self.trials = self.progress.add_task("trials", total=todo)
         self.groups: dict[str, int] = {}
+        self.where: dict[str, str] = {}  # label -> the worker training it (process, ray)
 
     def executor_ready(self, description):
         if description != getattr(self, "_executor", None):  # once, not every round
@@ -52,12 +53,18 @@ class RichReporter(Reporter):
             self.progress.remove_task(self.groups.pop(next(iter(self.groups))))
         self.groups[label] = self.progress.add_task(f"  {label}", total=epochs)
 
+    def group_placed(self, label, where, pid=0):
+        if self.progress is not None and label in self.groups:
+            self.where[label] = f" on {where}"
+            self.progress.update(self.groups[label], description=f"  {label}{self.where[label]}")
+
     def epoch(self, event):
         if self.progress is None or event.label not in self.groups:
             return
         best = max(event.val_acc) if event.val_acc else float("nan")
         self.progress.update(self.groups[event.label], completed=event.epoch,
-                             description=f"  {event.label}: epoch {event.epoch}, best val {100 * best:.2f}%")
+                             description=f"  {event.label}{self.where.get(event.label, '')}: epoch {event.epoch}, "
+                                         f"best val {100 * best:.2f}%")
 
     def trial_saved(self, config, result):
         if self.progress is not None:
