@@ -162,3 +162,15 @@ def still_alive_after(pids: list[int], seconds: float) -> list[int]:
     while time.time() < deadline and any(alive(p) for p in pids):
         time.sleep(0.1)
     return [p for p in pids if alive(p)]
+
+
+def twelve_trials_cli(tmp_path: Path, name: str, epochs: int, *executor_args: str) -> tuple[list[str], Path]:
+    """A `tunebook run` command for a 12-trial study (6 widths × 2 seeds) with these
+    executor flags, and the runs folder it fills."""
+    from conftest import tunebook_cmd
+
+    f = tmp_path / f"{name}.toml"
+    f.write_text(study_text(name, grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=epochs))
+    out = tmp_path / "logs"
+    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad", *executor_args)
+    return cmd, out / name / "runs"

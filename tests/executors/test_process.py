@@ -14,36 +14,30 @@ import pytest
 from conftest import tunebook_cmd
 from tunebook.execute import run_studies
 from tests.executors.helpers import (FAULTY, KillFirst, Recorder, curves_are_whole, interrupt, kill_driver_mid_study,
-                                     numbers, still_alive_after, stored_once, study, study_text)
+                                     numbers, still_alive_after, stored_once, study, study_text, twelve_trials_cli)
 
 
-def test_process_workers_give_the_local_numbers_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda:0", marks=pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA device"))])
+def test_process_workers_give_the_local_numbers(tmp_path, device):
     spec = study("same", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
-    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    (local,) = run_studies([spec], tmp_path / "local", device=device, pad=False)
     rec = Recorder()
-    (proc,) = run_studies([spec], tmp_path / "proc", device="cpu", pad=False, executor="process", workers=2,
+    (proc,) = run_studies([spec], tmp_path / "proc", device=device, pad=False, executor="process", workers=2,
                           reporter=rec)
     assert proc.trained == local.trained == 8
-    assert numbers(proc) == numbers(local)
+    if device == "cpu":  # bit for bit
+        assert numbers(proc) == numbers(local)
+    else:  # on CUDA, to float rounding (as for threads and streams: tests/engine/test_cuda.py)
+        by_id = {r.trial_id: r.result for r in local.runs}
+        for r in proc.runs:
+            assert r.result.history.train_loss == pytest.approx(by_id[r.trial_id].history.train_loss, rel=1e-6,
+                                                                abs=1e-7)
     assert len({pid for _, _, pid in rec.placed}) == 2  # both workers trained groups
-    assert all(pid != os.getpid() for _, _, pid in rec.placed)
+    assert all(pid != os.getpid() and device.split(":")[0] in where for _, where, pid in rec.placed)
     # live TensorBoard curves came back through the driver: each run folder has them
     for run in proc.runs:
         assert run.events
-
-
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
-def test_process_workers_on_one_gpu_give_the_local_cuda_numbers(tmp_path):
-    spec = study("gpu", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
-    (local,) = run_studies([spec], tmp_path / "local", device="cuda:0", pad=False)
-    rec = Recorder()
-    (proc,) = run_studies([spec], tmp_path / "proc", device="cuda:0", pad=False, executor="process", workers=2,
-                          reporter=rec)
-    by_id = {r.trial_id: r.result for r in local.runs}  # on CUDA, to float rounding (as threads and streams)
-    assert len(proc.runs) == 8
-    for r in proc.runs:
-        assert r.result.history.train_loss == pytest.approx(by_id[r.trial_id].history.train_loss, rel=1e-6, abs=1e-7)
-    assert all("cuda" in where for _, where, _ in rec.placed)
 
 
 def test_a_killed_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path):
@@ -114,12 +108,7 @@ def test_a_group_that_raises_in_a_worker_is_recorded_with_its_traceback(tmp_path
 
 
 def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path, cli_env):
-    f = tmp_path / "drv.toml"
-    f.write_text(study_text("drv", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=3))
-    out = tmp_path / "logs"
-    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
-                       "--executor", "process", "--workers", "2")
-    runs = out / "drv" / "runs"
+    cmd, runs = twelve_trials_cli(tmp_path, "drv", 3, "--executor", "process", "--workers", "2")
     _, workers = kill_driver_mid_study(cmd, cli_env, runs, 12)
     assert workers, "the driver had no worker processes"
     # an orphaned worker leaves at its next epoch's end (multiprocessing's resource tracker at once)
@@ -144,17 +133,12 @@ def test_cli_runs_a_study_on_worker_processes(tmp_path, cli_env, flag):
 @pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
                          ids=["ctrl-c-to-the-process-group", "SIGTERM-to-the-driver"])
 def test_an_interrupt_stops_the_workers_and_keeps_finished_trials(tmp_path, cli_env, sig, group):
-    f = tmp_path / "int.toml"
-    f.write_text(study_text("int", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=6))
-    out = tmp_path / "logs"
-    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
-                       "--executor", "process", "--workers", "2")
-    runs = out / "int" / "runs"
+    cmd, runs = twelve_trials_cli(tmp_path, "int", 6, "--executor", "process", "--workers", "2")
     code, stderr, workers = interrupt(cmd, cli_env, runs, sig, group)
     assert code == 130, stderr
     assert "interrupted: finished trials are kept" in stderr
     assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
-    assert (out / "int" / ".lock").read_text() == ""  # released
+    assert (runs.parent / ".lock").read_text() == ""  # released
     assert workers and not still_alive_after(workers, 15), "workers outlived the interrupted driver"
     for folder in runs.glob("[0-9]*"):  # whole run folders only
         assert {x.name.split(".")[0] for x in folder.iterdir()} == {"config", "events", "result"}

@@ -10,11 +10,10 @@ import tomllib
 
 import pytest
 
-from conftest import tunebook_cmd
 from tunebook.errors import SpecError
 from tunebook.execute import run_studies
 from tests.executors.helpers import (KillFirst, Recorder, curves_are_whole, interrupt, kill_driver_mid_study, numbers,
-                                     stored_once, study, study_text)
+                                     stored_once, study, twelve_trials_cli)
 
 ray = pytest.importorskip("ray", reason="the Ray extra is part of the test install (pip install -e '.[test]')")
 
@@ -71,12 +70,8 @@ def test_a_group_lost_beyond_ray_s_retries_is_recorded_failed(tmp_path, ray_addr
 
 
 def test_killing_the_driver_mid_study_then_rerunning_resumes(tmp_path, cli_env, ray_address):
-    f = tmp_path / "drv.toml"
-    f.write_text(study_text("drv", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=3))
-    out = tmp_path / "logs"
-    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
-                       "--executor", "ray", "--ray-address", ray_address, "--workers", "2")
-    runs = out / "drv" / "runs"
+    cmd, runs = twelve_trials_cli(tmp_path, "drv", 3, "--executor", "ray", "--ray-address", ray_address,
+                                  "--workers", "2")
     done_before, _ = kill_driver_mid_study(cmd, cli_env, runs, 12)
     p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
@@ -102,16 +97,12 @@ def test_a_cuda_device_on_a_cluster_without_gpus_is_refused(tmp_path, ray_addres
 
 
 def test_sigterm_cancels_the_ray_tasks_and_keeps_finished_trials(tmp_path, cli_env, ray_address):
-    f = tmp_path / "int.toml"
-    f.write_text(study_text("int", grid="units1 = [16, 24, 32, 48, 64, 96]", seeds=2, epochs=6))
-    out = tmp_path / "logs"
-    cmd = tunebook_cmd("run", str(f), "--out", str(out), "--no-report", "--quiet", "--no-pad",
-                       "--executor", "ray", "--ray-address", ray_address, "--workers", "2")
-    runs = out / "int" / "runs"
+    cmd, runs = twelve_trials_cli(tmp_path, "int", 6, "--executor", "ray", "--ray-address", ray_address,
+                                  "--workers", "2")
     code, stderr, _ = interrupt(cmd, cli_env, runs, signal.SIGTERM, group=False)
     assert code == 130, stderr
     assert len(list(runs.glob("[0-9]*"))) >= 2 and not list(runs.glob(".staging*"))
-    assert (out / "int" / ".lock").read_text() == ""
+    assert (runs.parent / ".lock").read_text() == ""
     p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)  # and it resumes
     assert p.returncode == 0, p.stderr
     assert len(stored_once(runs)) == 12
