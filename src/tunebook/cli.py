@@ -64,8 +64,11 @@ _positive = _integer(1, "a positive integer")
 _whole = _integer(0, "a whole number ≥ 0")
 
 
-def _executor_kwargs(args: argparse.Namespace) -> dict:
-    return dict(executor=args.executor, workers=args.workers, ray_address=args.ray_address, retries=args.retries,
+def _run_kwargs(args: argparse.Namespace, reporter) -> dict:
+    """The options of `run` (and `demo`) as keyword arguments of :func:`tunebook.execute.run_studies`."""
+    return dict(device=args.device, engine=args.engine, max_group=args.max_group, fresh=args.fresh,
+                data_dir=args.data_dir, reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent,
+                executor=args.executor, workers=args.workers, ray_address=args.ray_address, retries=args.retries,
                 max_failures=args.max_failures)
 
 
@@ -257,9 +260,7 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
     if getattr(args, "until_decided", False):
         return _run_until_decided(args, overrides, reporter)
     specs = [s.with_overrides(**overrides) for s in load_specs(path or args.path)]
-    kwargs = dict(device=args.device, engine=args.engine, max_group=args.max_group, fresh=args.fresh,
-                  data_dir=args.data_dir, reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent,
-                  **_executor_kwargs(args))
+    kwargs = _run_kwargs(args, reporter)
     grid = [s for s in specs if s.search is None]
     if len(grid) < len(specs):  # checked before anything trains
         from .search import optuna_module
@@ -328,10 +329,7 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
     specs = [s for s in specs if s.search is None]
     if not specs:
         raise SpecError([f"{args.path}: --until-decided: no grid study to decide"])
-    results = run_all_until_decided(specs, args.out, budget=budget, device=args.device, engine=args.engine,
-                                    max_group=args.max_group, fresh=args.fresh, data_dir=args.data_dir,
-                                    reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent,
-                                    **_executor_kwargs(args))
+    results = run_all_until_decided(specs, args.out, budget=budget, **_run_kwargs(args, reporter))
     for problem in sorted({p for r in results if r.last for p in r.last.problems}):
         warning(problem)
     _say_aborted([r.last for r in results if r.last])

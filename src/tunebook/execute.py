@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 #: Groups in a row that may fail entirely before a run starts no further group.
 MAX_FAILURES = 3
 
+
 class Reporter:
     """Progress callbacks; the default says nothing. The CLI draws progress bars."""
 
@@ -94,25 +95,23 @@ def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engin
                  max_failures: int | None = MAX_FAILURES):
     """Every check that needs no lock, before anything is written: the engine, the device
     (with a Ray cluster, only its form: the cluster is asked when joined), the executor
-    options, the output folder and the dataset files. Returns the torch device (None for
-    Ray)."""
+    options, the output folder and the dataset files."""
     from .data import check_available
     from .engine import ENGINES
-    from .engine.common import DEVICE_RULE, resolve_device
+    from .engine.common import device_form_problem, resolve_device
     from .executors import Options, check_options
 
     opts = opts or Options()
     problems = []
     if engine not in ENGINES:
         problems.append(f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
-    dev = None
-    try:
-        if opts.executor != "ray":
-            dev = resolve_device(device)
-        elif not isinstance(device, str) or not DEVICE_RULE.fullmatch(device):
-            resolve_device(device)  # its message
-    except ValueError as exc:
-        problems.append(str(exc))
+    if opts.executor == "ray":
+        problems += [p for p in [device_form_problem(device)] if p]
+    else:
+        try:
+            resolve_device(device)
+        except ValueError as exc:
+            problems.append(str(exc))
     problems += check_options(opts, device, pruning)
     if max_failures is not None and (not isinstance(max_failures, int) or max_failures < 1):
         problems.append(f"--max-failures: must be a positive integer, got {max_failures!r}")
@@ -121,7 +120,6 @@ def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engin
         raise SpecError(problems)
     for name in sorted({s.dataset for s in specs}):
         check_available(name, data_dir)
-    return dev
 
 
 def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None = None) -> list[str]:

@@ -44,12 +44,20 @@ class DeviceData:
 DEVICE_RULE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
+def device_form_problem(name) -> str | None:
+    """What is wrong with the form of a device name, or None (whether it exists here is
+    :func:`resolve_device`'s question; a Ray cluster's devices are not here)."""
+    if not isinstance(name, str) or not DEVICE_RULE.fullmatch(name):
+        return f"--device: must be auto, cpu, cuda or cuda:N, got {name!r}"
+    return None
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present; ``cpu``, ``cuda`` and ``cuda:N`` are checked to
     exist. Anything else (mps, xla, meta, gpu...) is refused: the engines are written and
     tested for CPU and CUDA only."""
-    if not isinstance(name, str) or not DEVICE_RULE.fullmatch(name):
-        raise ValueError(f"--device: must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if (problem := device_form_problem(name)) is not None:
+        raise ValueError(problem)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):

@@ -202,16 +202,14 @@ def kept_open(run_kwargs: dict, pruning: bool = False):
         return
     opts = Options(executor, run_kwargs.get("workers"), run_kwargs.get("ray_address"),
                    run_kwargs.get("concurrent", 1), run_kwargs.get("retries", 2))
-    problems = check_options(opts, run_kwargs.get("device", "auto"), pruning)
-    if problems:
-        raise SpecError(problems)
-    with open_executor(opts, run_kwargs.get("device", "auto"), run_kwargs.get("data_dir")) as ex:
+    with open_executor(opts, run_kwargs.get("device", "auto"), run_kwargs.get("data_dir"), pruning) as ex:
         yield {k: v for k, v in run_kwargs.items() if k not in ("workers", "ray_address", "retries")} | {"executor": ex}
 
 
-def open_executor(opts: Options, device: str = "auto", data_dir=None) -> Executor:
-    """Check ``opts`` and start the executor's workers (join or start Ray)."""
-    problems = check_options(opts, device)
+def open_executor(opts: Options, device: str = "auto", data_dir=None, pruning: bool = False) -> Executor:
+    """Check ``opts`` (``pruning``: for a search with a pruner) and start the executor's
+    workers (join or start Ray)."""
+    problems = check_options(opts, device, pruning)
     if problems:
         raise SpecError(problems)
     from ..engine.common import resolve_device

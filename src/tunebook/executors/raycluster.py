@@ -17,7 +17,7 @@ import threading
 
 import ray
 
-from .messages import Done, Job, Lost
+from .messages import Job, Lost
 from .worker import run_job
 
 
@@ -157,13 +157,11 @@ class RayBackend:
         for ref in ready:
             job = self.running.pop(ref)
             try:
-                done = ray.get(ref)
+                out.append(ray.get(ref))  # the task's Done
             except ray.exceptions.RayError as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 out.append(Lost(job.id, f"{type(exc).__name__}: {first}", retryable=False,
                                 attempts=self.retries + 1))
-                continue
-            out.append(done if isinstance(done, Done) else Lost(job.id, f"unexpected reply {done!r}", False))
         return out
 
     def cancel(self) -> None:
