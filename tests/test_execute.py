@@ -9,6 +9,7 @@ import tomllib
 import pytest
 import torch
 
+from tunebook.errors import SpecError
 from tunebook.execute import run_studies
 from tunebook.planner import (CPU_MAX_MEMBERS, StepCost, cost_for, machine_of, max_members, modelled_seconds,
                               plan_groups, stack_key, store_cost)
@@ -171,7 +172,7 @@ def test_a_study_of_several_widths_trains_padded_and_matches_exact_groups(tmp_pa
     s = spec("wp", "units1 = [8, 24, 40]", seeds=2, defaults='layers = [16]\nepochs = 2\nactivation = "tanh"')
     cheap_steps = StepCost(machine_of(CPU), seconds_per_step=1.0, seconds_per_flop=1e-15)  # pack everything
     store_cost(tmp_path / "padded", cheap_steps)
-    (padded,) = run_studies([s], tmp_path / "padded", device="cpu")
+    (padded,) = run_studies([s], tmp_path / "padded", device="cpu", pad="measured")
     (exact,) = run_studies([s], tmp_path / "exact", device="cpu", pad=False)
     assert {r.result.group_size for r in padded.runs} == {6} and {r.result.group_size for r in exact.runs} == {2}
     by_id = {r.trial_id: r.result for r in exact.runs}
@@ -180,6 +181,35 @@ def test_a_study_of_several_widths_trains_padded_and_matches_exact_groups(tmp_pa
         assert r.result.params == e.params and r.result.flops == e.flops
         assert r.result.history.train_loss == pytest.approx(e.history.train_loss, abs=1e-6)
         assert r.result.val_acc == pytest.approx(e.val_acc, abs=1 / 600 + 1e-12)
+
+
+def test_two_runs_under_different_measured_cost_models_give_bit_identical_results(tmp_path):
+    """Grouping follows the device kind's fixed reference model, never the stored (measured)
+    one, unless pad="measured" asks: the same study gives the same numbers whatever the
+    machine's load was when a model was measured."""
+    s = spec("det", "units1 = [8, 24, 40]", seeds=2, defaults='layers = [16]\nepochs = 2\nactivation = "tanh"')
+    pack = StepCost(machine_of(CPU), seconds_per_step=1.0, seconds_per_flop=1e-15)   # padding looks free
+    apart = StepCost(machine_of(CPU), seconds_per_step=1e-9, seconds_per_flop=1e-6)  # padding looks dear
+    store_cost(tmp_path / "a", pack)
+    store_cost(tmp_path / "b", apart)
+    (a,) = run_studies([s], tmp_path / "a", device="cpu")
+    (b,) = run_studies([s], tmp_path / "b", device="cpu")
+    key = lambda o: {r.trial_id: (r.result.group_size, r.result.history.train_loss, r.result.history.val_loss,  # noqa: E731
+                                  r.result.val_acc, r.result.test_acc, r.result.test_loss) for r in o.runs}
+    assert key(a) == key(b) and len(key(a)) == 6
+    # asked for, the measured models do decide, and differently: the test above is not vacuous
+    store_cost(tmp_path / "ma", pack)
+    store_cost(tmp_path / "mb", apart)
+    (ma,) = run_studies([s], tmp_path / "ma", device="cpu", pad="measured")
+    (mb,) = run_studies([s], tmp_path / "mb", device="cpu", pad="measured")
+    assert {r.result.group_size for r in ma.runs} == {6} and {r.result.group_size for r in mb.runs} == {2}
+
+
+def test_pad_takes_only_its_three_values(tmp_path):
+    with pytest.raises(SpecError) as exc:
+        run_studies([spec("p", "lr = [0.001]", seeds=1)], tmp_path / "never", device="cpu", pad="sometimes")
+    assert exc.value.problems == ['pad: must be True (the reference cost model), "measured" or False, got \'sometimes\'']
+    assert not (tmp_path / "never").exists()
 
 
 def test_no_cost_model_is_measured_when_there_is_nothing_to_choose(tmp_path):

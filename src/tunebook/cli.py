@@ -67,7 +67,8 @@ _whole = _integer(0, "a whole number ≥ 0")
 def _run_kwargs(args: argparse.Namespace, reporter) -> dict:
     """The options of `run` (and `demo`) as keyword arguments of :func:`tunebook.execute.run_studies`."""
     return dict(device=args.device, engine=args.engine, max_group=args.max_group, fresh=args.fresh,
-                data_dir=args.data_dir, reporter=reporter, pad=not args.no_pad, concurrent=args.concurrent,
+                data_dir=args.data_dir, reporter=reporter, pad=False if args.no_pad else ("measured" if args.plan == "measured" else True),
+                concurrent=args.concurrent,
                 executor=args.executor, workers=args.workers, ray_address=args.ray_address, retries=args.retries,
                 max_failures=args.max_failures)
 
@@ -109,7 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start no further group after N groups in a row failed entirely (default 3)")
         sp.add_argument("--no-pad", action="store_true",
                         help="stack only trials of equal layer widths (by default the planner pads different "
-                             "widths into one stack where this device's measured cost model says it is faster)")
+                             "widths into one stack where the device kind's fixed reference cost model says it "
+                             "is faster)")
+        sp.add_argument("--plan", choices=("reference", "measured"), default="reference",
+                        help="the planner's cost model: the device kind's fixed reference (default: the same "
+                             "trials give the same groups and bit-identical numbers whatever the load) or this "
+                             "machine's measured one (`tunebook calibrate`; grouping then depends on when it was "
+                             "measured)")
         sp.add_argument("--data-dir", help="folder with the dataset's IDX files (or set TUNEBOOK_DATA)")
         sp.add_argument("--fresh", action="store_true",
                         help="keep the old study folder as <study>-<timestamp> and start over")

@@ -92,7 +92,7 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> Study
 
 def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engine: str,
                  data_dir: str | Path | None, opts: "Options | None" = None, pruning: bool = False,
-                 max_failures: int | None = MAX_FAILURES):
+                 max_failures: int | None = MAX_FAILURES, pad: "bool | str" = True):
     """Every check that needs no lock, before anything is written: the engine, the device
     (with a Ray cluster, only its form: the cluster is asked when joined), the executor
     options, the output folder and the dataset files."""
@@ -115,6 +115,8 @@ def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engin
     problems += check_options(opts, device, pruning)
     if max_failures is not None and (not isinstance(max_failures, int) or max_failures < 1):
         problems.append(f"--max-failures: must be a positive integer, got {max_failures!r}")
+    if pad not in (True, False, "measured"):
+        problems.append(f"pad: must be True (the reference cost model), \"measured\" or False, got {pad!r}")
     problems += check_out_dir(out)
     if problems:
         raise SpecError(problems)
@@ -146,7 +148,7 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
                 engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
                 data_dir: str | Path | None = None, reporter: Reporter | None = None,
                 extra: Mapping[str, Sequence[TrialConfig]] | None = None,
-                budget: "Budget | None" = None, pad: bool = True, concurrent: int = 1,
+                budget: "Budget | None" = None, pad: "bool | str" = True, concurrent: int = 1,
                 stop=None, executor: "str | Executor" = "local", workers: int | None = None,
                 ray_address: str | None = None, retries: int = 2,
                 max_failures: int | None = MAX_FAILURES) -> list[StudyOutcome]:
@@ -165,8 +167,11 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     before every group: once it is spent, no further group starts.
 
     Groups are planned by :func:`tunebook.planner.plan_groups`; with ``pad`` (the
-    default) trials of different widths share a stack where this device's measured cost
-    model says it saves time (measured once per output root, ``<out>/.planner.toml``).
+    default) trials of different widths share a stack where the device kind's fixed
+    reference cost model says it saves time — the same trials give the same groups, hence
+    bit-identical numbers, whatever the machine's load; ``pad="measured"`` uses this
+    machine's measured model instead (measured once per output root,
+    ``<out>/.planner.toml``); ``pad=False`` stacks only equal widths.
     With ``concurrent`` > 1, that many groups train at once, each in its own thread (and
     CUDA stream), while this thread saves finished groups: a GPU is not left idle while a
     small group launches kernels or results are written. Results are the same numbers.
@@ -185,7 +190,8 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
 
     opts = Options(executor if isinstance(executor, str) else executor.name, workers, ray_address,
                    concurrent if isinstance(executor, str) else 1, retries)
-    check_inputs(specs, out, device, engine, data_dir, opts, pruning=stop is not None, max_failures=max_failures)
+    check_inputs(specs, out, device, engine, data_dir, opts, pruning=stop is not None, max_failures=max_failures,
+                 pad=pad)
     with ExitStack() as owned:
         if isinstance(executor, Executor):
             ex = executor
@@ -237,7 +243,7 @@ def _run_studies(specs, out, ex, *, engine, max_group, fresh, data_dir, reporter
                     save(name, anywhere[tid].config, anywhere[tid].result)
         skipped = {s.folder: sum(c.trial_id in anywhere for c in study_configs[s.folder]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
-        groups = (plan_groups(todo, dev, max_group, _cost_model(out, ex, todo, reporter) if pad else None)
+        groups = (plan_groups(todo, dev, max_group, _cost_model(out, ex, todo, reporter, pad) if pad else None)
                   if engine == "stacked" else [[c] for c in todo])
         if ex.name != "local" and groups:
             reporter.executor_ready(ex.describe())
@@ -271,14 +277,17 @@ def _run_studies(specs, out, ex, *, engine, max_group, fresh, data_dir, reporter
     return outcomes
 
 
-def _cost_model(out, ex: "Executor", todo: Sequence[TrialConfig], reporter: Reporter):
-    """The planner's cost model of the workers' device, when there is a choice to make
-    (measured once per root and device, on a worker where they are elsewhere)."""
-    from .planner import cost_for
+def _cost_model(out, ex: "Executor", todo: Sequence[TrialConfig], reporter: Reporter, pad: "bool | str" = True):
+    """The planner's cost model of the workers' device, when there is a choice to make: the
+    kind's fixed reference model, or with ``pad="measured"`` the measured one (measured once
+    per root and device, on a worker where they are elsewhere)."""
+    from .planner import cost_for, reference_cost
 
     dev = ex.plan_device
     if not needs_cost(todo, dev):
         return None
+    if pad != "measured":
+        return reference_cost(dev)
     t0 = time.perf_counter()
     cost, measured = cost_for(out, dev, measure=ex.measure_cost)
     if measured:

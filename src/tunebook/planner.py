@@ -17,6 +17,14 @@ seconds per FLOP, ``c`` seconds per gathered row. Padding changes only the FLOPs
 grouping only the steps term. The model is *measured* before training, by :func:`calibrate` (a few timed epochs of synthetic stacks, about a second),
 and stored per machine in ``<out>/.planner.toml`` so that it is measured once.
 
+**Grouping is a deterministic function of the trials and the device kind.** Padded
+numbers equal exact-shape numbers only to float rounding, so a plan that followed a model
+measured at run time would make the same study's numbers depend on the machine's load at
+that moment. By default the planner therefore prices groups with a fixed *reference* model
+per device kind (:func:`reference_cost`: figures measured on this project's machines,
+docs/performance.md); a measured model refines the plan only when asked
+(``pad="measured"``, ``tunebook run --plan measured``), and the report says so.
+
 Within one stackable key, the distinct shapes are sorted by FLOPs and split into
 contiguous segments by dynamic programming; a segment trains padded to its widest
 shape, cut into as few groups as the memory budget allows. The exact-shape grouping is
@@ -117,10 +125,11 @@ def group_budget(device) -> int:
     if device.type == "cuda":
         import torch
 
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.6)
-    try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        # the device's total memory, not what is free now: the plan must not depend on load
+        total = torch.cuda.get_device_properties(device).total_memory
+        return int(total * 0.6)
+    try:  # physical memory, not what is available now (the same machine, the same plan)
+        avail = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         avail = CPU_GROUP_BYTES
     return min(CPU_GROUP_BYTES, avail // 3)
@@ -231,6 +240,24 @@ def calibrate(device, batch_size: int = 128) -> StepCost:
         b = max(rows, key=lambda r: r[3])[4] / max(r[3] for r in rows)
     return StepCost(machine_of(device), float(a), float(b), float(c),
                     f"{time.strftime('%Y-%m-%dT%H:%M:%S')} tunebook {__version__}", tuple(rows))
+
+
+#: The reference step-cost models (seconds per step, per FLOP, per gathered row), one per
+#: device kind: the middle of the figures `tunebook calibrate` measured on this project's
+#: 2-core CPU VM (31–133 µs a step, 6.6–7.4 s per TFLOP, 1.1–1.3 µs a row) and, for CUDA, a
+#: launch-bound GPU (docs/performance.md). They decide nothing but the plan, never a number
+#: in a report, and they are the same on every machine of a kind: same trials, same groups.
+REFERENCE_COSTS = {
+    "cpu": (80e-6, 7.0e-12, 1.2e-6),
+    "cuda": (150e-6, 5.0e-14, 1.0e-9),
+}
+
+
+def reference_cost(device) -> StepCost:
+    """The fixed step-cost model of ``device``'s kind (see :data:`REFERENCE_COSTS`)."""
+    kind = device.type if device.type in REFERENCE_COSTS else "cpu"
+    a, b, c = REFERENCE_COSTS[kind]
+    return StepCost(f"reference {kind}", a, b, c, "reference (fixed; `--plan measured` measures this machine)")
 
 
 def load_cost(root: str | Path, device) -> StepCost | None:

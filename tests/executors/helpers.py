@@ -3,8 +3,10 @@ and a check that each trial is stored exactly once."""
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
 
 from tunebook.execute import Reporter
@@ -21,6 +23,22 @@ def study_text(name: str, grid: str = "units1 = [16, 24, 32]", seeds: int = 2, e
 
 def study(name: str, **kwargs):
     return parse_spec(study_text(name, **kwargs), where=f"{name}.toml")
+
+
+@contextmanager
+def worker_threads(workers: int = 2):
+    """This process's torch at the CPU threads each of ``workers`` workers gets
+    (cores // workers), for the local run a worker's numbers are compared with: on some
+    CPUs (AVX-512 kernels) a matrix product splits its sums by thread count, so
+    bit-for-bit holds only between runs at the same number of threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def numbers(outcome) -> dict:

@@ -14,14 +14,15 @@ import pytest
 from conftest import tunebook_cmd
 from tunebook.execute import run_studies
 from tests.executors.helpers import (FAULTY, KillFirst, Recorder, curves_are_whole, interrupt, kill_driver_mid_study,
-                                     numbers, still_alive_after, stored_once, study, study_text, twelve_trials_cli)
+                                     numbers, still_alive_after, worker_threads, stored_once, study, study_text, twelve_trials_cli)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda:0", marks=pytest.mark.skipif(
     not __import__("torch").cuda.is_available(), reason="needs a CUDA device"))])
 def test_process_workers_give_the_local_numbers(tmp_path, device):
     spec = study("same", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
-    (local,) = run_studies([spec], tmp_path / "local", device=device, pad=False)
+    with worker_threads(2):
+        (local,) = run_studies([spec], tmp_path / "local", device=device, pad=False)
     rec = Recorder()
     (proc,) = run_studies([spec], tmp_path / "proc", device=device, pad=False, executor="process", workers=2,
                           reporter=rec)
@@ -50,7 +51,8 @@ def test_a_killed_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path)
     assert attempt == 1 and f"worker process {kill.killed[0]} on cpu died (killed by signal SIGKILL)" in why
     assert o.trained == 6 and {r.result.status for r in o.runs} == {"complete"}
     assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
-    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    with worker_threads(2):
+        (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
     assert numbers(o) == numbers(local)
     for run in o.runs:  # the retried group's curves are its second attempt's, whole
         curves_are_whole(run)

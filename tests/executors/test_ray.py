@@ -13,6 +13,7 @@ import pytest
 from tunebook.errors import SpecError
 from tunebook.execute import run_studies
 from tests.executors.helpers import (KillFirst, Recorder, curves_are_whole, interrupt, kill_driver_mid_study, numbers,
+                                     worker_threads,
                                      stored_once, study, twelve_trials_cli)
 
 ray = pytest.importorskip("ray", reason="the Ray extra is part of the test install (pip install -e '.[test]')")
@@ -32,7 +33,8 @@ def ray_address():
 
 def test_ray_gives_the_local_numbers_bit_for_bit(tmp_path, ray_address):
     spec = study("same", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
-    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    with worker_threads(2):
+        (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
     rec = Recorder()
     (o,) = run_studies([spec], tmp_path / "ray", device="cpu", pad=False, executor="ray", workers=2, reporter=rec)
     assert o.trained == local.trained == 8
@@ -51,7 +53,8 @@ def test_a_killed_ray_worker_s_group_is_retried_and_each_trial_stored_once(tmp_p
     assert rec.retries[0][0] == rec.placed[0][0]
     assert o.trained == 6 and {r.result.status for r in o.runs} == {"complete"}
     assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
-    (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    with worker_threads(2):
+        (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
     assert numbers(o) == numbers(local)
     for run in o.runs:  # the killed attempt's live curves were dropped
         curves_are_whole(run)
@@ -81,7 +84,7 @@ def test_killing_the_driver_mid_study_then_rerunning_resumes(tmp_path, cli_env, 
 
 def test_the_planner_s_cost_model_is_measured_on_a_ray_worker(tmp_path, ray_address):
     spec = study("plan", grid="units1 = [16, 24, 32]", seeds=1, epochs=1)
-    (o,) = run_studies([spec], tmp_path, device="cpu", executor="ray", workers=2)
+    (o,) = run_studies([spec], tmp_path, device="cpu", executor="ray", workers=2, pad="measured")
     assert {r.result.status for r in o.runs} == {"complete"}
     doc = tomllib.loads((tmp_path / ".planner.toml").read_text())
     (machine,) = doc
