@@ -4,9 +4,9 @@ A loop *around* the one-way flow (DESIGN: propose → plan → execute → store
 
 1. train what the study file asks for (its grid × its seeds), as ``tunebook run`` does;
 2. judge every hypothesis at the planned looks (:mod:`tunebook.analysis.decide`);
-3. stop when all are decided, when the undecided ones have reached ``max_seeds``, or when
-   the budget is spent; otherwise give every configuration an undecided hypothesis is
-   judged on seeds up to the next look (``round`` more, the next seed numbers after the
+3. stop when all are decided (and survive Holm's correction over the study), when the
+   open ones have reached ``max_seeds``, or when the budget is spent; otherwise give every
+   configuration an open hypothesis is judged on seeds up to the next look (``round`` more, the next seed numbers after the
    study's), train them stacked, and go to 2.
 
 The store stays the only truth: the seeds of each configuration say which look it has
@@ -126,7 +126,7 @@ def _todo(spec: StudySpec, a) -> tuple[list, dict[str, tuple[TrialConfig, int]]]
     from .analysis.decide import involved, stored_seeds
 
     looks = spec.decide.looks(len(spec.seeds))
-    open_ = [v for v in a.verdicts if v.verdict == "inconclusive"]
+    open_ = [v for v in a.verdicts if still_open(a, v)]
     counts = stored_seeds(list(a.runs))
     wants: list[tuple[float, list, int]] = []
     for v in open_:
@@ -141,6 +141,14 @@ def _todo(spec: StudySpec, a) -> tuple[list, dict[str, tuple[TrialConfig, int]]]
         for c in cfgs:
             todo[c.key] = (c.config, max(n, todo.get(c.key, (None, 0))[1]))
     return open_, todo
+
+
+def still_open(a, v) -> bool:
+    """Whether a hypothesis still needs seeds: undecided, or decided at alpha but not yet
+    surviving Holm's correction over the study (its anytime p-value can still fall)."""
+    if v.no_data:
+        return v.verdict == "inconclusive"
+    return v.verdict == "inconclusive" or not a.survives_holm(v.hypothesis.id)
 
 
 def _priority(v, margin: float) -> float:
@@ -232,7 +240,7 @@ def _rounds(specs: Sequence[StudySpec], out, budget: Budget | None, reporter: Re
     out_ = []
     for spec, last in zip(specs, lasts):
         a = analyses[spec.folder]
-        open_ids = tuple(v.hypothesis.id for v in a.verdicts if v.verdict == "inconclusive")
+        open_ids = tuple(v.hypothesis.id for v in a.verdicts if still_open(a, v))
         out_.append(DecideOutcome(spec, last.folder, rounds, len(a.verdicts) - len(open_ids), len(a.verdicts),
                                   open_ids, stopped[spec.folder], budget.used_model_epochs - used0,
                                   time.monotonic() - t0, last))

@@ -132,6 +132,7 @@ class StudySpec:
     description: str = ""
     smoke: str = ""        # the smoke-test overrides this study runs with ("" for a full run)
     margin: float = 0.0    # smallest effect of interest (metric units): smaller is "negligible"
+    test: str = "auto"     # auto | t | bounded: the verdicts' tests (analysis.contrast)
     decide: DecidePlan = DecidePlan()
     search: SearchPlan | None = None  # [search]: proposals come from a sampler, not a grid
 
@@ -239,7 +240,7 @@ _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "
 # --- parsing ---------------------------------------------------------------------------
 
 _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
-               "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide"}
+               "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide", "test"}
 # (a searched study's [study] may also hold search_space.SEARCH_STUDY_KEYS)
 _DECIDE_KEYS = {"max_seeds", "round"}
 _TOP_KEYS = {"study", "defaults", "grid", "hypothesis", "search"}
@@ -383,8 +384,12 @@ def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     if err:
         p.add("study.margin", err, t.get("margin"))
     decide = _parse_decide(t.get("decide", {}), len(seeds), p)
+    test = t.get("test", "auto")
+    if test not in ("auto", "t", "bounded"):
+        p.add("study.test", 'must be "auto" (the t-test, or the distribution-free bounded test where the seeds fail '
+              'its Gaussian check), "t" or "bounded"', test)
     return {
-        "margin": margin or 0.0, "decide": decide,
+        "margin": margin or 0.0, "decide": decide, "test": test if test in ("auto", "t", "bounded") else "auto",
         "name": name if isinstance(name, str) else "",
         "title": t.get("title") if isinstance(t.get("title"), str) else (name if isinstance(name, str) else ""),
         "description": t.get("description") if isinstance(t.get("description"), str) else "",

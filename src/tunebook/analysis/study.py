@@ -52,7 +52,7 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
     if sequential:
         verdicts = tuple(sequential_verdicts(spec, runs, models))
     else:
-        verdicts = tuple(judge_all(spec.hypotheses, configs, spec.alpha))
+        verdicts = tuple(judge_all(spec.hypotheses, configs, spec.alpha, spec.margin, spec.test))
     survives = holm([v.p for v in verdicts], spec.alpha)
     return StudyAnalysis(
         spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),

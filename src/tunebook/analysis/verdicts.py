@@ -1,29 +1,37 @@
 """Hypotheses judged over seeds: supported, refuted or inconclusive — with numbers.
 
-Tests, by kind (alpha from the study, default 0.05):
+Every kind is built from one comparison (:mod:`.contrast`): an arm is a selector's
+configurations averaged *per seed* (configurations are never counted as seeds), two arms
+are paired by seed where a seed fixes the data order, and the interval is the paired t,
+Welch's, the anytime-valid t or the distribution-free bounded one by :class:`~.contrast.Mode`
+— the same rule for a plain run (fixed n) and ``--until-decided`` (every look). Alpha is
+the study's (default 0.05); each rule below says how it is shared.
 
-- ``compare`` ``a > b`` / ``a < b``: Welch's two-sided t-test of mean(a) − mean(b);
-  significant in the claimed direction → supported, in the other → refuted, else
-  inconclusive. A two-sided test keeps A/A comparisons inconclusive 1 − alpha of the time.
-- ``compare`` ``a ~ b``: two one-sided tests (TOST) within ``margin``: both significant →
-  supported; the (1 − 2·alpha) interval entirely outside ±margin → refuted.
-- ``trend``: Spearman's rank correlation between the parameter and the configuration
-  means; its interval comes from a bootstrap over seeds (seeds resampled within each
-  configuration), so seed noise is respected. ``increasing``/``decreasing`` is
-  supported when the interval excludes zero on the claimed side *and* Welch's test
-  finds the last value's mean differs from the first's in that direction (refuted: both
-  on the other side). ``peaks``: the bootstrap probability that the best mean is at an
-  interior value is ≥ 1 − alpha and the peak beats both ends by Welch's test.
-- ``best``: the bootstrap probability that the selected configuration has the best mean
-  is ≥ 1 − alpha *and* Welch's test puts it above the runner-up (refuted: probability
-  ≤ alpha and another configuration significantly better).
+- ``compare`` ``a > b`` / ``a < b``: supported when the interval of Δ = a − b excludes 0
+  on the claimed side; refuted when it excludes 0 on the other side, or when Δ is shown
+  smaller than ``margin`` either way (negligible: two one-sided tests).
+- ``compare`` ``a ~ b``: supported when |Δ| < margin is shown (two one-sided tests);
+  refuted when |Δ| > margin is shown.
+- ``threshold`` over k configurations claims the bound for *each* of them: supported when
+  every one clears it at alpha (an intersection–union test: no alpha is split), refuted
+  when any one falls short at alpha / k (Bonferroni over the k).
+- ``trend`` ``increasing`` / ``decreasing`` claims monotone: *every* step between adjacent
+  values of the parameter goes the claimed way at alpha (intersection–union); refuted when
+  any step goes the other way at alpha / (steps). ``peaks``: the best interior value beats
+  both ends, each at alpha / (interior values) (Bonferroni over which interior value is
+  best); refuted when the better end beats every interior value, each at alpha / 2.
+- ``best``: "the selection is best within margin": supported when one selected
+  configuration's interval against every competitor lies above −margin (each at
+  alpha / selected: which of the selected is tried is chosen from the data); refuted when a
+  competitor is ahead of every selected one by more than the margin (each at
+  alpha / competitors). With no margin, "within margin" is "ahead".
 
-The Welch conditions are there because a bootstrap over 3–5 seeds underestimates the
-spread (it never sees values outside the few it has): alone it would call a
-difference "supported" that a t-test calls noise.
-- ``threshold``: one-sample t-interval of the selection's mean against the bound(s).
+Each verdict's p-value is the p-value of the decision it makes (the larger of the p-values
+an intersection–union test needs; a Bonferroni-scaled one for a union), so Holm's
+adjustment over a study works on the claims as made.
 
-Selectors that match several configurations pool their seeds.
+Descriptive numbers beside the tests — Spearman's ρ of the means for a trend, how often
+a selection has the best mean when the seeds are resampled for ``best`` — decide nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ import numpy as np
 
 from .aggregate import HIGHER_IS_BETTER, ConfigStats, describe, varying_params
 from ..hypotheses import Hypothesis, matches
-from .stats import bootstrap_means, one_sample, seeds_needed, spearman, summarize, tost, welch
+from .contrast import Contrast, Mode, arm, arms_contrast, claim_verdict, contrast, pairable
+from .stats import bootstrap_means, seeds_needed, spearman
 
 BOOTSTRAP_REPS = 2000
 
@@ -59,10 +68,8 @@ class Verdict:
     no_data: bool = False          # inconclusive for want of data (nothing matched, all diverged...)
     looks: tuple = ()              # sequential mode: the analysis.sequential.Look of each look so far
     looks_planned: int = 0         # sequential mode: how many looks the plan allows
-
-
-def _pooled(cs: Sequence[ConfigStats], metric: str) -> list[float]:
-    return [v for c in cs for v in c.metric(metric)]
+    caveat: str = ""               # an assumption that failed (skewed seeds...), in words
+    decision: str = ""             # what was decided, in words ("a > b", "negligible", ...)
 
 
 def _pct(metric: str, x: float) -> str:
@@ -74,11 +81,15 @@ def _names(cs: Sequence[ConfigStats], params: Sequence[str]) -> str:
     return ", ".join(sorted({describe(c, params) for c in cs}))
 
 
-def judge(h: Hypothesis, configs: Sequence[ConfigStats], alpha: float = 0.05, seed: int = 0) -> Verdict:
+def judge(h: Hypothesis, configs: Sequence[ConfigStats], alpha: float = 0.05, seed: int = 0,
+          mode: Mode | None = None, margin: float | None = None) -> Verdict:
+    """Judge ``h`` on ``configs``. ``mode``: fixed n (default) or a look of a sequential
+    plan; ``margin``: the smallest effect of interest for ``best`` (a compare has its own)."""
+    mode = mode or Mode(alpha)
     fn = {"compare": _compare, "trend": _trend, "best": _best, "threshold": _threshold}[h.kind]
     rng = np.random.default_rng(seed)
     try:
-        return fn(h, configs, alpha, rng, varying_params(configs))
+        return fn(h, configs, mode, rng, varying_params(configs), margin or 0.0)
     except _NoData as exc:
         return Verdict(h, "inconclusive", "none (no data to judge)", math.nan, math.nan, math.nan, math.nan, 0,
                        None, str(exc), no_data=True)
@@ -110,44 +121,131 @@ def _need(cs: Sequence[ConfigStats], what: str, at_least: int = 2) -> None:
                       f"a test needs at least {at_least}")
 
 
-def _compare(h, configs, alpha, rng, params) -> Verdict:
+def _contrast(a: Sequence[ConfigStats], b: Sequence[ConfigStats], metric: str, mode: Mode, what: str) -> Contrast:
+    try:
+        return arms_contrast(a, b, metric, mode)
+    except ValueError as exc:
+        raise _NoData(f"{what}: {exc}") from None
+
+
+def _sd(c: Contrast) -> float:
+    """Seed-to-seed standard deviation behind a contrast (of the differences when paired)."""
+    if c.paired and len(c._d) > 1:
+        return float(np.std(c._d, ddof=1))
+    if len(c._a) > 1 and len(c._b) > 1:
+        return math.sqrt((np.var(c._a, ddof=1) + np.var(c._b, ddof=1)) / 2)
+    return math.nan
+
+
+def _interval(metric: str, c: Contrast) -> str:
+    return f"[{_pct(metric, c.lo)}, {_pct(metric, c.hi)}]"
+
+
+def _level(c: Contrast) -> str:
+    if c.kind in ("anytime-t", "bounded") and c.mode.sequential:
+        return "valid over all looks"
+    if c.kind == "welch" and c.mode.sequential:
+        return f"{100 * (1 - c.mode.split):.2f} % CI"
+    return f"{100 * (1 - c.mode.alpha):.0f} % CI"
+
+
+def _compare(h, configs, mode, rng, params, _margin) -> Verdict:
     a, b = _usable(configs, h.a, "a"), _usable(configs, h.b, "b")
     _need(a, "a")
     _need(b, "b")
-    xa, xb = _pooled(a, h.metric), _pooled(b, h.metric)
-    n = min(c.n_complete for c in a + b)
-    keys = tuple(c.key for c in a + b)
-    if h.expect == "a ~ b":
-        d = welch(xa, xb, confidence=1 - 2 * alpha)
-        p = tost(xa, xb, h.margin)
-        if p < alpha:
-            verdict = "supported"
-        elif d.lo > h.margin or d.hi < -h.margin:
-            verdict = "refuted"
-        else:
-            verdict = "inconclusive"
-        need = None
-        if verdict == "inconclusive":
-            sd = math.sqrt((np.var(xa, ddof=1) + np.var(xb, ddof=1)) / 2)
-            need = seeds_needed(abs(abs(d.diff) - h.margin), sd, alpha)  # to put |Δ| clearly on one side
-        detail = (f"{_names(a, params)} vs {_names(b, params)}: Δ {h.metric} = {_pct(h.metric, d.diff)} "
-                  f"[{_pct(h.metric, d.lo)}, {_pct(h.metric, d.hi)}] ({100 * (1 - 2 * alpha):.0f} % CI), "
-                  f"margin ±{_pct(h.metric, h.margin)[1:]}, TOST p = {p:.3g}, {n} seeds")
-        return Verdict(h, verdict, "two one-sided t-tests (TOST)", d.diff, d.lo, d.hi, p, n, need, detail, keys)
-    d = welch(xa, xb)
-    sign = 1 if h.expect == "a > b" else -1
-    if d.p < alpha and sign * d.diff > 0:
-        verdict = "supported"
-    elif d.p < alpha:
-        verdict = "refuted"
-    else:
-        verdict = "inconclusive"
-    sd = math.sqrt((np.var(xa, ddof=1) + np.var(xb, ddof=1)) / 2)
-    need = seeds_needed(d.diff, sd, alpha) if verdict == "inconclusive" else None
-    detail = (f"{_names(a, params)} − {_names(b, params)}: Δ {h.metric} = {_pct(h.metric, d.diff)} "
-              f"[{_pct(h.metric, d.lo)}, {_pct(h.metric, d.hi)}], Welch p = {d.p:.3g}, {n} seeds")
-    return Verdict(h, verdict, "Welch's t-test (two-sided)", d.diff, d.lo, d.hi, d.p, n, need, detail, keys)
+    c = _contrast(a, b, h.metric, mode, "the arms")
+    verdict, p, decided = claim_verdict(c, h.expect, h.margin)
+    need = None
+    if verdict == "inconclusive":
+        target = abs(abs(c.estimate) - h.margin) if h.expect == "a ~ b" else c.estimate
+        need = seeds_needed(target, _sd(c), mode.alpha, two_sample=not c.paired)
+    margin = f", margin ±{_pct(h.metric, h.margin)[1:]}" if h.margin else ""
+    detail = (f"{_names(a, params)} − {_names(b, params)}: Δ {h.metric} = {_pct(h.metric, c.estimate)} "
+              f"{_interval(h.metric, c)} ({_level(c)}; {c.why}){margin}, p = {p:.3g} for "
+              f"{_claim_words(decided, h)}, {c.n} {'pairs' if c.paired else 'seeds'} → {decided}")
+    return Verdict(h, verdict, c.test, c.estimate, c.lo, c.hi, p, c.n, need, detail, tuple(x.key for x in a + b),
+                   caveat=_caveat(c), decision=decided)
 
+
+def _claim_words(decided: str, h: Hypothesis) -> str:
+    return {"negligible": "|Δ| < margin", "beyond the margin": "|Δ| > margin", "undecided": "the nearest decision",
+            "a > b": "Δ > 0", "a < b": "Δ < 0"}.get(decided, decided)
+
+
+def _caveat(c: Contrast) -> str:
+    return c.why.split("; ", 1)[1] if "Gaussian check" in c.why and "; " in c.why else (
+        c.why if "Gaussian check" in c.why else "")
+
+
+# -- threshold ---------------------------------------------------------------------
+
+def _one_sample(cs: ConfigStats, metric: str, mode: Mode) -> Contrast:
+    """A configuration's mean as a paired "contrast" against zero (its values are the
+    differences), so that every test of :class:`Contrast` applies to it."""
+    x = arm([cs], metric)
+    from .contrast import RANGES
+
+    if len(x) < 2:
+        raise _NoData(f"{cs.label} has fewer than 2 complete seeds")
+    zero = {s: 0.0 for s in x}
+    c = contrast(x, zero, True, mode, metric)
+    rng = RANGES.get(metric)
+    if c.kind == "bounded" and rng is not None:  # one value, not a difference: its own range
+        from dataclasses import replace
+
+        from .bounded import betting_interval
+        est, lo, hi = betting_interval(list(x.values()), mode.alpha, *rng)
+        c = replace(c, lo=lo, hi=hi, _range=rng)
+    return c
+
+
+def _threshold(h, configs, mode, rng, params, _margin) -> Verdict:
+    sel = _usable(configs, h.select, "the selection")
+    _need(sel, "the selection")
+    k = len(sel)
+    per = [(c, _one_sample(c, h.metric, mode)) for c in sel]
+    ok_ps, bad_ps, worst = [], [], None
+    for c, s in per:
+        ok, bad = [], []
+        if h.at_least is not None:
+            ok.append(s.p_above(h.at_least))
+            bad.append(s.p_below(h.at_least))
+        if h.at_most is not None:
+            ok.append(s.p_below(h.at_most))
+            bad.append(s.p_above(h.at_most))
+        ok_ps.append(max(ok))
+        bad_ps.append(min(bad))
+    p_ok = max(ok_ps)                        # intersection–union: every configuration clears the bound
+    p_bad = min(1.0, k * min(bad_ps))        # Bonferroni: some configuration falls short
+    if p_bad < mode.alpha:
+        verdict, p = "refuted", p_bad
+        worst = per[int(np.argmin(bad_ps))]
+    elif p_ok < mode.alpha:
+        verdict, p = "supported", p_ok
+    else:
+        verdict, p = "inconclusive", min(p_ok, p_bad)
+    if worst is None:
+        worst = per[int(np.argmax(ok_ps))]   # the configuration nearest to failing
+    wc, ws = worst
+    bound = h.at_least if h.at_least is not None else h.at_most
+    n = min(s.n for _, s in per)
+    need = seeds_needed(ws.estimate - bound, _sd(ws), mode.alpha, two_sample=False) if verdict == "inconclusive" else None
+    bounds = " and ".join(f"{key} {_pct(h.metric, v)[1:]}" for key, v in (("≥", h.at_least), ("≤", h.at_most))
+                          if v is not None)
+    each = "; ".join(f"{describe(c, params)} {_pct(h.metric, s.estimate)[1:]} [{_pct(h.metric, s.lo)[1:]}, "
+                     f"{_pct(h.metric, s.hi)[1:]}]" for c, s in per)
+    rule = (f"each of the {k} configurations must clear the bound at alpha {mode.alpha:g}; one falling short at "
+            f"alpha / {k} refutes" if k > 1 else f"alpha {mode.alpha:g}")
+    detail = (f"claim {bounds} for every selected configuration ({rule}): mean {h.metric} {each} "
+              f"({_level(ws)}); p = {p:.3g}; {n} seeds"
+              + (f"; {describe(wc, params)} falls short" if verdict == "refuted" else ""))
+    test = f"{ws.test.replace('paired t-test', 'one-sample t-test').replace('paired ', 'one-sample ')} per configuration" + (
+        " (intersection–union for supported, Bonferroni for refuted)" if k > 1 else "")
+    return Verdict(h, verdict, test, ws.estimate, ws.lo, ws.hi, p, n, need, detail, tuple(c.key for c in sel),
+                   caveat=next((_caveat(s) for _, s in per if _caveat(s)), ""))
+
+
+# -- trend -------------------------------------------------------------------------
 
 def _trend_groups(h, configs):
     pool = [c for c in configs if c.n_complete and matches(h.where, c.config) and c.value(h.param) is not None]
@@ -161,123 +259,152 @@ def _trend_groups(h, configs):
     return pool, xs, by_value
 
 
-def _trend(h, configs, alpha, rng, params) -> Verdict:
+def _trend(h, configs, mode, rng, params, _margin) -> Verdict:
     pool, xs, by_value = _trend_groups(h, configs)
     _need(pool, "the trend")
-    groups = [_pooled(by_value[x], h.metric) for x in xs]
-    ranks = list(range(len(xs)))  # parameter values in order (works for categorical too)
-    means = [float(np.mean(g)) for g in groups]
-    boots = bootstrap_means(groups, BOOTSTRAP_REPS, rng)
+    arms = [by_value[x] for x in xs]
+    means = [float(np.mean(list(arm(g, h.metric).values()) or [math.nan])) for g in arms]
     n = min(c.n_complete for c in pool)
     keys = tuple(c.key for c in pool)
+    rho = spearman(list(range(len(xs))), means)
+    better = HIGHER_IS_BETTER.get(h.metric, True)
+    sgn = 1 if better else -1
+    k = len(xs)
     if h.expect == "peaks":
-        better = HIGHER_IS_BETTER.get(h.metric, True)
-        arg = (boots.argmax(axis=1) if better else boots.argmin(axis=1))
-        prob = float(np.mean((arg > 0) & (arg < len(xs) - 1)))
-        best_i = int(np.argmax(means) if better else np.argmin(means))
-        sgn = 1 if better else -1
-        beats = [welch(groups[best_i], groups[e]) for e in (0, len(xs) - 1) if e != best_i]
-        clear = len(beats) == 2 and all(d.p < alpha and sgn * d.diff > 0 for d in beats)
-        verdict = "supported" if prob >= 1 - alpha and clear else "refuted" if prob <= alpha else "inconclusive"
-        detail = (f"best {h.metric} at {h.param} = {xs[best_i]} ({_pct(h.metric, means[best_i])[1:]}); "
-                  f"P(best inside the range) = {prob:.2f} by bootstrap over seeds; Welch p against the ends: "
-                  f"{', '.join(f'{d.p:.3g}' for d in beats) or '—'}; {n} seeds")
+        interior = list(range(1, k - 1))
+        best_i = max(interior, key=lambda i: sgn * means[i])
+        sub = Mode(mode.alpha / len(interior), mode.sequential, mode.looks, mode.test)
+        vs_ends = [_contrast(arms[best_i], arms[e], h.metric, sub, f"{h.param} = {xs[best_i]} against {xs[e]}")
+                   for e in (0, k - 1)]
+        up = [sgn * c.estimate > 0 and c.p_equal(0.0) < sub.alpha for c in vs_ends]
+        end = max((0, k - 1), key=lambda i: sgn * means[i])
+        sub_end = Mode(mode.alpha / 2, mode.sequential, mode.looks, mode.test)
+        end_vs = [_contrast(arms[end], arms[i], h.metric, sub_end, f"{h.param} = {xs[end]} against {xs[i]}")
+                  for i in interior]
+        end_wins = [sgn * c.estimate > 0 and c.p_equal(0.0) < sub_end.alpha for c in end_vs]
+        p_sup = min(1.0, len(interior) * max(c.p_equal(0.0) for c in vs_ends))
+        p_ref = min(1.0, 2 * max(c.p_equal(0.0) for c in end_vs))
+        if all(up):
+            verdict, p = "supported", p_sup
+        elif all(end_wins):
+            verdict, p = "refuted", p_ref
+        else:
+            verdict, p = "inconclusive", min(p_sup, p_ref)
         need = None
         if verdict == "inconclusive":
-            need = seeds_needed(max(means) - sorted(means)[-2], float(np.mean([np.std(g, ddof=1) for g in groups])), alpha)
-        return Verdict(h, verdict, "bootstrap over seeds (position of the best mean) and Welch's t-test",
-                       prob, math.nan, math.nan, max((d.p for d in beats), default=math.nan), n, need, detail, keys)
-    rho = spearman(ranks, means)
-    rhos = np.array([spearman(ranks, row) for row in boots])
-    lo, hi = np.quantile(rhos, [alpha / 2, 1 - alpha / 2])
+            weakest = min(vs_ends, key=lambda c: abs(c.estimate))
+            need = seeds_needed(weakest.estimate, _sd(weakest), sub.alpha, two_sample=not weakest.paired)
+        ends = ", ".join(f"vs {h.param} = {xs[e]}: {_pct(h.metric, c.estimate)} {_interval(h.metric, c)}"
+                         for e, c in zip((0, k - 1), vs_ends))
+        detail = (f"best {h.metric} inside the range at {h.param} = {xs[best_i]} "
+                  f"({_pct(h.metric, means[best_i])[1:]}); against the ends, each at alpha / {len(interior)} "
+                  f"({_level(vs_ends[0])}): {ends}; p = {p:.3g}; {n} seeds")
+        return Verdict(h, verdict, f"{vs_ends[0].test}: the best interior value against both ends "
+                       f"(Bonferroni over {len(interior)} interior values)", min(sgn * c.estimate for c in vs_ends),
+                       math.nan, math.nan, p, n, need, detail, keys, caveat=_caveat(vs_ends[0]),
+                       decision=verdict)
     sign = 1 if h.expect == "increasing" else -1
-    ends = welch(groups[-1], groups[0])
-    p = max(float(min(1.0, 2 * min(np.mean(rhos <= 0), np.mean(rhos >= 0)))), ends.p)
-    up = lo > 0 and ends.p < alpha and ends.diff > 0
-    down = hi < 0 and ends.p < alpha and ends.diff < 0
-    if (up and sign > 0) or (down and sign < 0):
-        verdict = "supported"
-    elif (up and sign < 0) or (down and sign > 0):
-        verdict = "refuted"
+    steps = [_contrast(arms[i + 1], arms[i], h.metric, mode, f"{h.param} {xs[i]} → {xs[i + 1]}") for i in range(k - 1)]
+    n_steps = len(steps)
+    with_claim = [sign * c.estimate > 0 and c.p_equal(0.0) < mode.alpha for c in steps]
+    against = [sign * c.estimate < 0 and c.p_equal(0.0) < mode.alpha / n_steps for c in steps]
+    p_sup = max(c.p_equal(0.0) if sign * c.estimate > 0 else 1.0 for c in steps)
+    p_ref = min(1.0, n_steps * min(c.p_equal(0.0) if sign * c.estimate < 0 else 1.0 for c in steps))
+    if all(with_claim):
+        verdict, p = "supported", p_sup
+    elif any(against):
+        verdict, p = "refuted", p_ref
     else:
-        verdict = "inconclusive"
+        verdict, p = "inconclusive", min(p_sup, p_ref)
     need = None
     if verdict == "inconclusive":
-        sd = float(np.mean([np.std(g, ddof=1) for g in groups]))
-        need = seeds_needed(means[-1] - means[0], sd, alpha)
+        weakest = min(steps, key=lambda c: sign * c.estimate)
+        need = seeds_needed(weakest.estimate, _sd(weakest), mode.alpha, two_sample=not weakest.paired)
+    step_words = "; ".join(f"{xs[i]} → {xs[i + 1]}: {_pct(h.metric, c.estimate)} {_interval(h.metric, c)}"
+                           for i, c in enumerate(steps))
     detail = (f"{h.metric} over {h.param} = {', '.join(map(str, xs))}: means "
-              f"{', '.join(_pct(h.metric, m)[1:] for m in means)}; Spearman ρ = {rho:+.2f} "
-              f"[{lo:+.2f}, {hi:+.2f}] (bootstrap over seeds); last − first = {_pct(h.metric, ends.diff)}, "
-              f"Welch p = {ends.p:.3g}; {n} seeds")
-    return Verdict(h, verdict, "Spearman rank correlation (bootstrap CI over seeds) and Welch's t-test",
-                   rho, float(lo), float(hi),
-                   p, n, need, detail, keys)
+              f"{', '.join(_pct(h.metric, m)[1:] for m in means)} (Spearman ρ of the means = {rho:+.2f}, "
+              f"descriptive); every step must go the claimed way at alpha {mode.alpha:g}, one step the other way "
+              f"at alpha / {n_steps} refutes ({_level(steps[0])}): {step_words}; p = {p:.3g}; {n} seeds")
+    lo = min(sign * c.lo if sign > 0 else -c.hi for c in steps)
+    return Verdict(h, verdict, f"{steps[0].test} on each step between adjacent values (intersection–union)",
+                   rho, lo, math.nan, p, n, need, detail, keys, caveat=next((_caveat(c) for c in steps if _caveat(c)), ""),
+                   decision=verdict)
 
 
-def _best(h, configs, alpha, rng, params) -> Verdict:
+# -- best --------------------------------------------------------------------------
+
+def _best(h, configs, mode, rng, params, margin) -> Verdict:
     pool = [c for c in configs if c.n_complete]
-    sel = [i for i, c in enumerate(pool) if matches(h.select, c.config)]
+    sel = [c for c in pool if matches(h.select, c.config)]
     _need(pool, "ranking")
     if not sel:
         _usable(configs, h.select, "the selection")  # raises, saying why
     better = HIGHER_IS_BETTER.get(h.metric, True)
-    groups = [list(c.metric(h.metric)) for c in pool]
+    sgn = 1 if better else -1
+    others = [c for c in pool if c not in sel]
+    n = min(c.n_complete for c in pool)
+    keys = tuple(c.key for c in sel)
+    prob = _resampled_wins(pool, sel, h.metric, better, rng)
+    if not others:
+        return Verdict(h, "supported", "none needed", prob, math.nan, math.nan, 0.0, n, None,
+                       "the selection is the whole study", keys, decision="the whole study")
+    # supported: one selected configuration within margin of (or ahead of) every competitor
+    sub_s = Mode(mode.alpha / len(sel), mode.sequential, mode.looks, mode.test)
+    best_try, p_sup = None, 1.0
+    for s in sel:
+        cs = [_contrast([s], [o], h.metric, sub_s, "best") for o in others]
+        ps = [(c.p_above(-margin) if sgn > 0 else c.p_below(margin)) if margin > 0 else
+              (c.p_equal(0.0) if sgn * c.estimate > 0 else 1.0) for c in cs]
+        p_s = min(1.0, len(sel) * max(ps))
+        if best_try is None or p_s < p_sup:
+            best_try, p_sup = (s, cs), p_s
+    # refuted: a competitor ahead of every selected configuration by more than the margin
+    sub_r = Mode(mode.alpha / len(others), mode.sequential, mode.looks, mode.test)
+    p_ref, lead = 1.0, None
+    for o in sorted(others, key=lambda c: -sgn * c.stats[h.metric].mean)[:3]:  # the likeliest leaders
+        cs = [_contrast([o], [s], h.metric, sub_r, "best") for s in sel]
+        ps = [(c.p_above(margin) if sgn > 0 else c.p_below(-margin)) if sgn * c.estimate > 0 else 1.0 for c in cs]
+        p_o = min(1.0, len(others) * max(ps))
+        if p_o < p_ref or lead is None:
+            p_ref, lead = p_o, (o, cs)
+    if p_sup < mode.alpha:
+        verdict, p = "supported", p_sup
+    elif p_ref < mode.alpha:
+        verdict, p = "refuted", p_ref
+    else:
+        verdict, p = "inconclusive", min(p_sup, p_ref)
+    s, cs = best_try
+    worst = min(cs, key=lambda c: sgn * c.estimate)
+    rival = others[cs.index(worst)]
+    need = None
+    if verdict == "inconclusive":
+        need = seeds_needed(abs(worst.estimate) + margin if margin else worst.estimate, _sd(worst), sub_s.alpha,
+                            two_sample=not worst.paired)
+    within = f"within ±{_pct(h.metric, margin)[1:]} of" if margin else "ahead of"
+    detail = (f"{describe(s, params)} {within} every other configuration? nearest rival {describe(rival, params)}: "
+              f"Δ = {_pct(h.metric, worst.estimate)} {_interval(h.metric, worst)} ({_level(worst)}, alpha / "
+              f"{len(sel)}); p = {p:.3g}; the selection has the best mean in {100 * prob:.0f} % of seed "
+              f"resamplings (descriptive, not the probability of being the true best); {n} seeds")
+    return Verdict(h, verdict, f"{worst.test}: the selection against every competitor "
+                   + (f"(best within margin ±{margin:g})" if margin else "(ahead of each)"),
+                   prob, worst.lo, worst.hi, p, n, need, detail, keys, caveat=_caveat(worst), decision=verdict)
+
+
+def _resampled_wins(pool, sel, metric, better, rng) -> float:
+    """How often a selected configuration has the best mean when each configuration's
+    seeds are resampled (descriptive)."""
+    groups = [list(c.metric(metric)) for c in pool]
     boots = bootstrap_means(groups, BOOTSTRAP_REPS, rng)
     arg = boots.argmax(axis=1) if better else boots.argmin(axis=1)
-    prob = float(np.mean(np.isin(arg, sel)))
-    means = [float(np.mean(g)) for g in groups]
-    sgn = 1 if better else -1
-    others = [i for i in range(len(pool)) if i not in sel]
-    n = min(c.n_complete for c in pool)
-    need = None
-    if not others:
-        detail = "the selection is the whole study"
-        d = None
-        verdict = "supported"
-    else:
-        best_other = max(others, key=lambda i: sgn * means[i])
-        best_sel = max(sel, key=lambda i: sgn * means[i])
-        d = welch(groups[best_sel], groups[best_other])
-        if prob >= 1 - alpha and d.p < alpha and sgn * d.diff > 0:
-            verdict = "supported"
-        elif prob <= alpha and d.p < alpha and sgn * d.diff < 0:
-            verdict = "refuted"
-        else:
-            verdict = "inconclusive"
-        detail = (f"P({_names([pool[i] for i in sel], params)} best) = {prob:.2f} by bootstrap over seeds; "
-                  f"against the best other, {_names([pool[best_other]], params)}: Δ = {_pct(h.metric, d.diff)} "
-                  f"[{_pct(h.metric, d.lo)}, {_pct(h.metric, d.hi)}], Welch p = {d.p:.3g}; {n} seeds")
-        if verdict == "inconclusive":
-            sd = math.sqrt((np.var(groups[best_sel], ddof=1) + np.var(groups[best_other], ddof=1)) / 2)
-            need = seeds_needed(d.diff, sd, alpha)
-    return Verdict(h, verdict, "bootstrap over seeds (probability of the best mean) and Welch's t-test",
-                   prob, d.lo if d else math.nan, d.hi if d else math.nan, d.p if d else math.nan, n, need, detail,
-                   tuple(pool[i].key for i in sel))
+    idx = [i for i, c in enumerate(pool) if c in sel]
+    return float(np.mean(np.isin(arg, idx)))
 
 
-def _threshold(h, configs, alpha, rng, params) -> Verdict:
-    sel = _usable(configs, h.select, "the selection")
-    _need(sel, "the selection")
-    x = _pooled(sel, h.metric)
-    s = summarize(x, confidence=1 - alpha)
-    checks, ps = [], []
-    if h.at_least is not None:
-        checks.append("supported" if s.lo > h.at_least else "refuted" if s.hi < h.at_least else "inconclusive")
-        ps.append(one_sample(x, h.at_least)[1])
-    if h.at_most is not None:
-        checks.append("supported" if s.hi < h.at_most else "refuted" if s.lo > h.at_most else "inconclusive")
-        ps.append(one_sample(x, h.at_most)[1])
-    verdict = "refuted" if "refuted" in checks else "supported" if all(c == "supported" for c in checks) else "inconclusive"
-    bound = h.at_least if h.at_least is not None else h.at_most
-    n = min(c.n_complete for c in sel)
-    need = seeds_needed(s.mean - bound, s.std, alpha, two_sample=False) if verdict == "inconclusive" else None
-    bounds = " and ".join(f"{k} {_pct(h.metric, v)[1:]}" for k, v in (("≥", h.at_least), ("≤", h.at_most)) if v is not None)
-    detail = (f"{_names(sel, params)}: mean {h.metric} = {_pct(h.metric, s.mean)[1:]} "
-              f"[{_pct(h.metric, s.lo)[1:]}, {_pct(h.metric, s.hi)[1:]}] ({100 * (1 - alpha):.0f} % CI), "
-              f"claim {bounds}, t-test p = {max(ps):.3g}; {n} seeds")
-    return Verdict(h, verdict, "one-sample t-interval", s.mean, s.lo, s.hi, max(ps), n, need, detail,
-                   tuple(c.key for c in sel))
+def judge_all(hypotheses: Sequence[Hypothesis], configs: Sequence[ConfigStats], alpha: float = 0.05,
+              margin: float = 0.0, test: str = "auto") -> list[Verdict]:
+    mode = Mode(alpha, test=test)
+    return [judge(h, configs, alpha, seed=i, mode=mode, margin=margin) for i, h in enumerate(hypotheses)]
 
 
-def judge_all(hypotheses: Sequence[Hypothesis], configs: Sequence[ConfigStats], alpha: float = 0.05) -> list[Verdict]:
-    return [judge(h, configs, alpha, seed=i) for i, h in enumerate(hypotheses)]
+__all__ = ["Verdict", "judge", "judge_all", "pairable"]
