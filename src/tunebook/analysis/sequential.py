@@ -59,7 +59,8 @@ def avt_evalue(d: Sequence[float], m: float = 0.0, c: float = C_DEFAULT) -> floa
     if v == 0:
         return math.inf if s != 0 else 1.0
     ratio = max(1.0 - s * s / ((n + c * c) * v), 1e-300)
-    return math.sqrt(c * c / (n + c * c)) * ratio ** (-n / 2)
+    log_e = 0.5 * math.log(c * c / (n + c * c)) - (n / 2) * math.log(ratio)
+    return math.exp(log_e) if log_e < 700 else math.inf  # in logs: hundreds of seeds overflow a float
 
 
 def avt_interval(d: Sequence[float], alpha: float = 0.05, c: float = C_DEFAULT) -> tuple[float, float, float]:
