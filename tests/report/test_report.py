@@ -136,3 +136,35 @@ def test_report_prints_its_warnings_on_stderr(study_folder, tmp_path, cli_env):
     assert p.returncode == 0, p.stderr
     assert f"warning: trial {run0.name[-12:]} is stored 2 times (one trial counts once)" in p.stderr
     assert "is stored 2 times" in (copy / "report" / "report.md").read_text()
+
+
+THRESHOLD_STUDY = """
+[study]
+name = "thr"
+seeds = 3
+train_subset = 3000
+[defaults]
+layers = [32]
+epochs = 2
+[grid]
+lr = [0.00003, 0.003]
+[[hypothesis]]
+id = "T1"
+says = "Every learning rate here reaches 45 %"
+kind = "threshold"
+select = { epochs = 2 }
+at_least = 0.45
+"""
+
+
+def test_a_threshold_over_configurations_is_refuted_by_the_one_that_fails(tmp_path):
+    """Pooled, the two learning rates average above the bar (the old rule supported it);
+    the claim is about each configuration, and lr 3e-5 stays near 29 %."""
+    outcome = run_study(parse_spec(THRESHOLD_STUDY, where="thr.toml"), tmp_path)
+    a = analyze(outcome.folder)
+    pooled = [v for c in a.configs for v in c.metric("val_acc")]
+    assert sum(pooled) / len(pooled) > 0.45 + 0.02          # the pool clears the bar
+    (v,) = a.verdicts
+    assert v.verdict == "refuted" and "lr=3e-05 falls short" in v.detail
+    report = write_report(outcome.folder)[0].read_text()
+    assert "**Verdict: REFUTED**" in report and "SUPPORTED" not in report
