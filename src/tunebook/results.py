@@ -116,15 +116,39 @@ _OPS = {"=": operator.eq, "==": operator.eq, "!=": operator.ne, "<=": operator.l
 _WHERE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*")
 
 
+#: Columns that hold fractions (0–1): ``val_acc>85`` is a wrong unit, ``val_acc>85%`` the same as ``>0.85``.
+FRACTION_COLUMNS = ("val_acc", "test_acc", "train_acc")
+
+
 def parse_where(text: str) -> tuple[str, Any, Any]:
-    """``"optimizer=adam"``, ``"lr<0.01"``, ``"status!=complete"`` → (column, op, value)."""
+    """``"optimizer=adam"``, ``"lr<0.01"``, ``"val_acc>85%"``, ``"status!=complete"`` → (column, op, value).
+    A percentage (``85%``) is a fraction (0.85); a plain number above 1 for an accuracy column
+    is refused (it would match nothing); an unknown column gets the nearest names."""
+    import difflib
+
     m = _WHERE.fullmatch(text)
     if not m:
         raise SpecError([f"--where {text!r}: must be COLUMN OP VALUE with OP one of =, !=, <, <=, >, >="])
     col, op, raw = m.groups()
     if col not in RUN_COLUMNS:
-        raise SpecError([f"--where {text!r}: unknown column {col!r} (columns: {', '.join(RUN_COLUMNS)})"])
-    return col, _OPS[op], _parse_value(raw)
+        near = difflib.get_close_matches(col, RUN_COLUMNS, n=3)
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        raise SpecError([f"--where {text!r}: unknown column {col!r}{hint} (columns: {', '.join(RUN_COLUMNS)})"])
+    raw = raw.strip()
+    if raw.endswith("%"):
+        try:
+            value: Any = float(raw[:-1]) / 100
+        except ValueError:
+            raise SpecError([f"--where {text!r}: {raw!r} is not a percentage"]) from None
+        if col not in FRACTION_COLUMNS:
+            raise SpecError([f"--where {text!r}: a percentage fits only {', '.join(FRACTION_COLUMNS)} "
+                             f"(fractions), not {col!r}"])
+        return col, _OPS[op], value
+    value = _parse_value(raw)
+    if col in FRACTION_COLUMNS and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 1:
+        raise SpecError([f"--where {text!r}: {col} is a fraction from 0 to 1, so {value:g} matches nothing; "
+                         f"write {value / 100:g} or {value:g}%"])
+    return col, _OPS[op], value
 
 
 def _parse_value(raw: str) -> Any:

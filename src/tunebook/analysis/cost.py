@@ -47,11 +47,19 @@ class CostModel:
     seconds_per_flop: float
     groups: int           # groups the model was fitted on
     fitted: bool          # False: too few groups, FLOPs-proportional
+    seconds_per_row: float = 0.0   # per training image gathered (the reference model's c)
+    reference: str = ""            # the device kind whose fixed reference model this is ("" if fitted)
 
     def seconds(self, config: TrialConfig, flops: int) -> float:
-        return self.seconds_per_step * steps(config) + self.seconds_per_flop * flops
+        n = steps(config)
+        return self.seconds_per_step * n + self.seconds_per_flop * flops + self.seconds_per_row * n * config.batch_size
 
     def describe(self) -> str:
+        if self.reference:
+            return (f"{self.device}: the planner's fixed reference step cost of a {self.reference} "
+                    f"({1e6 * self.seconds_per_step:.0f} µs per step + {1e12 * self.seconds_per_flop:.3g} s per "
+                    f"TFLOP + {1e9 * self.seconds_per_row:.0f} ns per training image; tunebook.planner."
+                    "REFERENCE_COSTS) — a model of the work, not a timing of this run")
         how = ("fitted by non-negative least squares" if self.fitted
                else f"proportional to FLOPs (fewer than {MIN_GROUPS} distinct groups: no per-step cost fitted)")
         return (f"{self.device}: {1e3 * self.seconds_per_step:.3f} ms per step + "
@@ -85,6 +93,29 @@ def _groups(runs: Sequence[Run]) -> dict[str, list[tuple[float, float, float]]]:
         n_steps = steps(longest.config) * longest.result.epochs_run / max(longest.config.epochs, 1)
         flops = float(sum(m.result.flops for m in streams.values())) * size / len(streams)
         out.setdefault(where, []).append((seconds, n_steps, flops))
+    return out
+
+
+def reference_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
+    """One :class:`CostModel` per machine that trained any of ``runs``, from the planner's
+    fixed reference step cost of its device kind (:data:`tunebook.planner.REFERENCE_COSTS`).
+
+    This is what reports rank configurations by: it follows the model's work (steps, FLOPs
+    and gathered images — a narrower network of the same depth never costs more), it is
+    the same on every run, and it says what it is. A model fitted to this run's group times
+    (:func:`fit_cost_models`) moved from 49 to 318 s per TFLOP between two runs on one
+    loaded machine and could rank a 32-32 network above a 128-128 one."""
+    from ..planner import REFERENCE_COSTS
+
+    out = {}
+    for r in runs:
+        if not r.result.device:
+            continue
+        where = machine(r)
+        if where not in out:
+            kind = "cuda" if r.result.device.startswith("cuda") else "cpu"
+            a, b, c = REFERENCE_COSTS[kind]
+            out[where] = CostModel(where, a, b, 0, False, seconds_per_row=c, reference=kind.upper())
     return out
 
 

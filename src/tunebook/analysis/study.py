@@ -8,7 +8,7 @@ from typing import Sequence
 
 from ..spec import StudySpec, load_spec
 from ..store import Run, RunStore, find_studies
-from .cost import CostModel, fit_cost_models
+from .cost import CostModel, reference_cost_models
 from .multiple import holm
 from .decide import sequential_verdicts
 from .aggregate import config_key, ConfigStats, aggregate, varying_params
@@ -47,7 +47,7 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
         wanted = {config_key(c) for c in spec.configs()}  # any seed of the study's configurations
         runs = [r for r in runs if config_key(r.config) in wanted]
     runs = list({r.trial_id: r for r in runs}.values())  # one trial, one observation
-    models = fit_cost_models(list({r.path: r for r in [*runs, *cost_runs]}.values()))
+    models = reference_cost_models(list({r.path: r for r in [*runs, *cost_runs]}.values()))
     configs = aggregate(runs, models)
     if sequential:
         verdicts = tuple(sequential_verdicts(spec, runs, models))

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .aggregate import HIGHER_IS_BETTER, ConfigStats
-from .stats import welch
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class Winners:
     fewest_params: ConfigStats     # fewest parameters among those as good as the best
     fastest: ConfigStats           # lowest cost among those as good as the best
     practical: ConfigStats         # the knee of the accuracy/cost Pareto front
-    as_good: tuple[ConfigStats, ...]  # not significantly worse than the accuracy winner
+    as_good: tuple[ConfigStats, ...]  # not significantly worse than the accuracy winner (paired where pairable)
     front: tuple[ConfigStats, ...]    # Pareto front of (metric, cost), by cost
     metric: str
 
@@ -67,13 +66,18 @@ def winners(configs: Sequence[ConfigStats], metric: str = "val_acc", alpha: floa
     top = max(ok, key=lambda c: score(c, metric))
     sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
     as_good = [top]
+    from .contrast import Mode, arms_contrast
+
+    mode = Mode(alpha, test="t")
     for c in ok:
         if c is top:
             continue
-        a, b = c.metric(metric), top.metric(metric)
-        if len(a) >= 2 and len(b) >= 2:
-            d = welch(a, b)
-            if not (d.p < alpha and sign * d.diff < 0):
+        if len(c.metric(metric)) >= 2 and len(top.metric(metric)) >= 2:
+            try:  # paired by seed where the two share batch size and data, as the verdicts are
+                d = arms_contrast([c], [top], metric, mode)
+            except ValueError:
+                continue
+            if not (d.p_equal(0.0) < alpha and sign * d.estimate < 0):
                 as_good.append(c)
     front = pareto_front(ok, metric)
     return Winners(

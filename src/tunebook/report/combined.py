@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Sequence
 
 from ..analysis.aggregate import aggregate, describe, varying_params
-from ..analysis.cost import fit_cost_models
+from ..analysis.cost import reference_cost_models
 from ..analysis.study import StudyAnalysis
 from ..analysis.winners import winners
 from ..spec import model_epochs
 from . import figures
-from .document import cost_text, pm, recommended_toml, seconds_alone, seeds_cell
+from .document import pm, recommended_toml, seconds_alone, seeds_cell, winner_lines
 
 TOP = 5
 
@@ -79,7 +79,7 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None
                      for i, c in enumerate(ranked[:TOP])])]
     # --- the final summary over every distinct configuration of the programme ---
     runs = {r.trial_id: r for a in analyses for r in a.runs}
-    configs = aggregate(list(runs.values()), fit_cost_models(list(runs.values())))
+    configs = aggregate(list(runs.values()), reference_cost_models(list(runs.values())))
     w = winners(configs, metric)
     blocks.append(("h", 2, "Final summary"))
     if w is None:
@@ -93,22 +93,15 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None
         ("table", ["rank", "configuration", metric, "test_acc", "s alone (model)", "params"],
          [[str(i + 1), d(c), pm(c, metric), pm(c, "test_acc"), seconds_alone(c), f"{c.params:,}"]
           for i, c in enumerate(ranked[:15])]),
-        ("list", [
-            f"Pure performance winner: {d(w.accuracy)} — {pm(w.accuracy, metric)}, {cost_text(w.accuracy)}, "
-            f"{w.accuracy.params:,} params.",
-            f"Within seed noise of it (Welch, alpha 0.05): {len(w.as_good)} configurations.",
-            f"Efficiency winner (fewest parameters among those): {d(w.fewest_params)} — "
-            f"{pm(w.fewest_params, metric)}, {w.fewest_params.params:,} params.",
-            f"Efficiency winner (cheapest to train among those): {d(w.fastest)} — {pm(w.fastest, metric)}, "
-            f"{cost_text(w.fastest)}.",
-            f"Practical winner (knee of the accuracy/cost Pareto front): {d(w.practical)} — "
-            f"{pm(w.practical, metric)}, {cost_text(w.practical)}.",
-        ]),
+        ("list", winner_lines(w, d, metric, 0.05)),
         fig("programme-pareto", lambda: figures.pareto(configs, w, params), "All configurations: accuracy against cost"),
         ("h", 3, "Documented optimal configuration"),
-        ("p", f"{d(w.fastest)}: the cheapest configuration to train whose {metric} is not significantly below "
-              f"the best ({pm(w.fastest, metric)} against {pm(w.accuracy, metric)}); test accuracy "
-              f"{pm(w.fastest, 'test_acc')}."),
+        ("p", (f"{d(w.fastest)}: the cheapest of the {len(w.as_good)} configurations not shown worse than the best "
+               f"({pm(w.fastest, metric)} against {pm(w.accuracy, metric)}; not shown equivalent either — that needs "
+               f"a margin and, usually, more seeds); test accuracy {pm(w.fastest, 'test_acc')}.")
+         if len(w.as_good) > 1 else
+         f"{d(w.fastest)}: ahead of every other configuration beyond seed noise ({pm(w.fastest, metric)}); test "
+         f"accuracy {pm(w.fastest, 'test_acc')}."),
         ("code", recommended_toml(w.fastest.config)),
     ]
     return blocks

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from ..analysis.aggregate import ConfigStats, describe, heatmap_cells
+from ..analysis.contrast import arm
 from ..hypotheses import Hypothesis, matches
 from ..analysis.study import StudyAnalysis
 from ..analysis.verdicts import Verdict
@@ -129,8 +130,8 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
         for name, sel in (("a", h.a), ("b", h.b)):
             cs = [c for c in involved if matches(sel, c.config)]
             labels = sorted({describe(c, a.params) for c in cs})
-            side[name] = (f"{name}: {labels[0]}" if len(labels) == 1 else f"{name}: {len(labels)} configs",
-                          [x for c in cs for x in c.metric(h.metric)])
+            side[name] = (f"{name}: {labels[0]}" if len(labels) == 1 else f"{name}: mean of {len(labels)} configs",
+                          list(arm(cs, h.metric).values()))  # per seed, as the test sees it
         blocks.append(fig(f"{h.id}-compare", lambda: figures.compare([side["a"], side["b"]], h.metric),
                           f"{h.id}: a = {_selector(h.a)}, b = {_selector(h.b)}"))
     elif h.kind == "trend" and involved:
@@ -138,6 +139,13 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
         by = "config" if others else None
         blocks.append(fig(f"{h.id}-trend", lambda: figures.metric_vs_param(involved, h.param, h.metric, by, others),
                           f"{h.id}: {h.metric} against {h.param}"))
+    elif h.kind == "threshold" and involved:  # the selected configurations only, with the bar
+        sel = sorted(involved, key=lambda c: -c.stats[h.metric].mean)
+        bars = [(f"{k} {pct(x) if h.metric.endswith('acc') else f'{x:g}'}", x)
+                for k, x in (("at least", h.at_least), ("at most", h.at_most)) if x is not None]
+        blocks.append(fig(f"{h.id}-threshold", lambda: figures.compare(
+            [(describe(c, a.params), c.metric(h.metric)) for c in sel], h.metric, bars),
+            f"{h.id}: each selected configuration against the bound"))
     elif involved:
         ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[h.metric].mean)[:8]
         blocks.append(fig(f"{h.id}-ranking", lambda: figures.compare(
@@ -145,6 +153,13 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
     if v.looks and any(math.isfinite(lk.lo) for lk in v.looks) and h.kind in ("compare", "threshold"):
         blocks.append(fig(f"{h.id}-looks", lambda: figures.looks(v, h.metric),
                           f"{h.id}: the estimate and its interval at each look (seeds per configuration)"))
+    if v.caveat:
+        blocks.append(("p", f"Assumption: the t-test assumes roughly Gaussian per-seed values; here {v.caveat}. "
+                            "A study where a few seeds may train badly can set [study] test = \"bounded\"."))
+    if a.spec.smoke:  # a smoke test judges nothing: its numbers are not evidence, so no verdict is shown
+        blocks.append(("verdict", "inconclusive", f"Not judged: smoke test ({a.spec.smoke}). The numbers it would be "
+                       f"judged on: {v.detail}."))
+        return blocks
     need = f" Seeds that would resolve it: {v.seeds_needed}." if v.verdict == "inconclusive" and v.seeds_needed else ""
     blocks.append(("verdict", v.verdict, f"{v.detail}.{need}{holm_note(v, a)}"))
     blocks.append(("p", "Insight: " + insight(v)))
@@ -195,8 +210,9 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
         f"Training time: {total:.1f} s in all (trials trained stacked in groups); "
         f"engine {env.get('engine', '?')} on {env.get('device', '?')}, torch {env.get('torch', '?')}.",
         "Cost of a configuration (rankings, the accuracy-vs-cost figure): its training FLOPs and its time to "
-        "train alone, modelled per device as a · steps + b · FLOPs from the stored groups — "
-        + ("; ".join(m.describe() for m in a.cost_models) or "no model (no timed groups)") + ".",
+        "train alone, modelled as a · steps + b · FLOPs + c · training images with fixed per-device-kind "
+        "coefficients (never from this run's group times, which depend on how trials were grouped and on "
+        "the machine's load) — " + ("; ".join(m.describe() for m in a.cost_models) or "no model (no runs)") + ".",
         f"Reproduce: tunebook run {spec.path}"])]
     if a.problems:
         blocks.append(("list", [f"Warning: {p}" for p in a.problems]))
@@ -243,8 +259,18 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     results, confirmed = load_search(a.spec, a.folder.parent)
     done = [r for r in results if r.values is not None]
     metric, direction = a.spec.search.objectives[0]
-    blocks: list[Block] = [("h", level, "Search"), ("p", f"{len(done)} of {a.spec.search.trials} proposals done "
-                            f"({len(results) - len(done)} in flight or failed).")]
+    metric_fmt = (lambda x: pct(x)) if metric.endswith("acc") else (lambda x: f"{x:.4g}")  # noqa: E731
+    pruned = [r for r in results if r.pruned]
+    failed = [r for r in results if r.failed and not r.pruned]
+    waiting = len(results) - len(done) - len(pruned) - len(failed)
+    parts = [f"{len(pruned)} pruned (stopped early by the pruner)" if pruned else "",
+             f"{len(failed)} failed" if failed else "", f"{waiting} not finished yet" if waiting else ""]
+    blocks: list[Block] = [("h", level, "Search"), ("p", f"{len(done)} of {a.spec.search.trials} proposals "
+                            "complete" + (f"; {', '.join(x for x in parts if x)}" if any(parts) else "") + ".")]
+    if pruned:
+        blocks.append(("table", ["proposal", "hyperparameters", "pruned at epoch", f"its last mean {metric}"],
+                       [[str(r.proposal.number), r.describe(), str(len(r.curve)) if r.curve else "1",
+                         metric_fmt(r.curve[-1]) if r.curve else "—"] for r in sorted(pruned, key=lambda r: r.proposal.number)]))
     if not done:
         return blocks
     spent, seconds, values, total, clock = [], [], [], 0, 0.0
@@ -261,7 +287,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     blocks += search_figures(a, results, fig)
     best = max(done, key=lambda r: r.values[0] if direction == "max" else -r.values[0])
     blocks.append(("p", f"Best mean so far: proposal {best.proposal.number} ({best.describe()}): {metric} "
-                        f"{best.values[0]:.4f} over {len(best.runs)} seeds. The best of {len(done)} means is "
+                        f"{metric_fmt(best.values[0])} over {len(best.runs)} seeds. The best of {len(done)} means is "
                         "biased upwards (it is partly the luckiest); it is a candidate, not yet a winner "
                         "confirmed with more seeds."))
     if not confirmed:
@@ -274,11 +300,15 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     for c in sorted(confirmed, key=lambda c: -c.estimate.p_best):
         e = c.estimate
         v = c.versus
+        dfmt = (lambda x: f"{100 * x:+.2f}") if metric.endswith("acc") else (lambda x: f"{x:+.4g}")  # noqa: E731
+        unit = " points" if metric.endswith("acc") else ""
         against = ("the likely best" if v is None else
-                   f"{v.estimate:+.4f} [{v.lo:+.4f}, {v.hi:+.4f}]: " + _CONFIRM_WORDS[v.decision]
+                   f"{dfmt(v.estimate)} [{dfmt(v.lo)}, {dfmt(v.hi)}]{unit}: " + _CONFIRM_WORDS[v.decision]
                    if math.isfinite(v.lo) and math.isfinite(v.hi) else
-                   f"{v.estimate:+.4f}, no interval yet (too few seeds for this test)")
-        rows.append([str(c.result.proposal.number), c.result.describe(), f"{c.result.values[0]:.4f}", f"{e.mean:.4f} [{e.low:.4f}, {e.high:.4f}]",
+                   f"{dfmt(v.estimate)}{unit}, no interval yet (too few seeds for this test)")
+        interval = (f"{pct(e.mean)} [{100 * e.low:.2f}, {100 * e.high:.2f}]" if metric.endswith("acc") else
+                    f"{e.mean:.4g} [{e.low:.4g}, {e.high:.4g}]")
+        rows.append([str(c.result.proposal.number), c.result.describe(), metric_fmt(c.result.values[0]), interval,
                      f"{e.p_best:.2f} (±{(e.p_high - e.p_low) / 2:.2f})", against])
     likely = max(confirmed, key=lambda c: c.estimate.p_best)
     tests = sorted({c.versus.test for c in confirmed if c.versus is not None})
@@ -287,8 +317,8 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                ("p", f"The {len(confirmed)} best proposals by their search mean, trained again on {n} seeds (the "
                      "search's and new ones; trials of a seed share data order and dropout masks, so the values are "
                      "paired by seed). P(best): how often each has the best mean when the seeds are resampled "
-                     "together (paired bootstrap, 4 000 draws; ± its Monte Carlo error) — the chance it would come "
-                     f"out on top again on {n} fresh seeds."),
+                     "together (paired bootstrap, 4 000 draws; ± its Monte Carlo error) — a measure of how "
+                     "stable the ranking is on these seeds, not the probability that it is the true best."),
                ("table", ["proposal", "hyperparameters", f"search mean ({len(a.spec.seeds)} seeds)",
                           f"{metric} over {n} seeds [95 % CI]", "P(best)", "likely best minus this one"], rows),
                ("p", f"Likely best against each other confirmed proposal: {'; '.join(tests) or '—'}, at alpha "
@@ -297,7 +327,11 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                      "is decided — valid however many looks were taken."),
                ("verdict", "supported" if not open_ else "inconclusive",
                 f"Likely best: proposal {likely.result.proposal.number} (P(best) = {likely.estimate.p_best:.2f})"
-                + (", decided better than or equivalent to every other confirmed proposal." if not open_ else
+                + (f", decided better than, or within the margin ({a.spec.margin:g}) of, every other confirmed "
+                   f"proposal, each comparison at alpha {a.spec.alpha:g} / {max(1, len(confirmed) - 1)}. What this "
+                   "guarantees: within the margin of the best *of the confirmed proposals*; which proposals were "
+                   "confirmed was chosen from the search's own data, and a proposal the search never made is not "
+                   "covered." if not open_ else
                    f"; not yet decided against proposal{'s' if len(open_) > 1 else ''} "
                    + ", ".join(str(c.result.proposal.number) for c in open_)
                    + f" at {n} seeds (confirm_max_seeds); more seeds may decide it."))]
@@ -386,26 +420,48 @@ def summary_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
                  for i, c in enumerate(ranked[:10])]
     sd = [c.stats[metric].std for c in ranked if math.isfinite(c.stats[metric].std)]
     noise = f"{100 * sum(sd) / len(sd):.2f} %" if sd and metric.endswith("acc") else (f"{sum(sd) / len(sd):.3g}" if sd else "—")
+    items = winner_lines(w, d, metric, a.spec.alpha) + [
+        f"Seed noise: the typical standard deviation of {metric} across seeds is {noise}; "
+        f"differences smaller than about twice that are not resolved by {len(a.spec.seeds)} seeds."]
+    tied = len(w.as_good) > 1
     blocks: list[Block] = [
         ("h", level, "Final summary"),
         ("table", ["rank", "configuration", f"{metric}", "s alone (model)", "params"], rank_rows),
-        ("list", [
-            f"Pure performance winner: {d(w.accuracy)} ({pm(w.accuracy, metric)}).",
-            f"Configurations not significantly worse than it (Welch, alpha {a.spec.alpha}): "
-            f"{', '.join(d(c) for c in w.as_good)}.",
-            f"Efficiency winner by parameters: {d(w.fewest_params)} ({w.fewest_params.params:,} params, {pm(w.fewest_params, metric)}).",
-            f"Efficiency winner by cost: {d(w.fastest)} ({cost_text(w.fastest)}, {pm(w.fastest, metric)}).",
-            f"Practical winner (knee of the accuracy/cost Pareto front): {d(w.practical)} ({pm(w.practical, metric)}, "
-            f"{cost_text(w.practical)}).",
-            f"Seed noise: the typical standard deviation of {metric} across seeds is {noise}; "
-            f"differences smaller than about twice that are not resolved by {len(a.spec.seeds)} seeds.",
-        ]),
+        ("list", items),
         fig("pareto", lambda: figures.pareto(a.configs, w, a.params), "Accuracy against cost; the Pareto front"),
-        ("p", f"Recommended configuration: {d(w.fastest)} — the cheapest configuration to train whose {metric} "
-              f"is within seed noise of the best."),
-        ("code", recommended_toml(w.fastest.config)),
     ]
+    if a.spec.smoke:
+        blocks.append(("p", "No recommendation: a smoke test's numbers are not evidence."))
+    elif a.spec.search is not None:
+        blocks.append(("p", "Recommendation: the likely best of the confirmed proposals (the Search section "
+                            "above) — one recommendation per report; the table ranks proposals by their search "
+                            "means, which favour the lucky."))
+    else:
+        why = ("the cheapest of the candidates above — not shown worse than the best, which is not the same as "
+               "shown equivalent (that needs a margin and, usually, more seeds)" if tied else
+               "the only configuration ahead beyond seed noise")
+        blocks += [("p", f"Recommended configuration: {d(w.fastest)} — {why}."),
+                   ("code", recommended_toml(w.fastest.config))]
     return blocks
+
+
+def winner_lines(w, d, metric: str, alpha: float) -> list[str]:
+    """What the intervals say about the best configuration, and nothing they do not: one
+    leader only where every other is significantly below it, else the candidates."""
+    tied = [c for c in w.as_good if c is not w.accuracy]
+    if tied:
+        lines = [f"No configuration is ahead beyond seed noise: {len(w.as_good)} configurations are not told apart "
+                 f"from the best mean ({d(w.accuracy)}, {pm(w.accuracy, metric)}) by the t-test at alpha {alpha} "
+                 f"(paired by seed where pairable) — candidates: {', '.join(d(c) for c in w.as_good[:12])}"
+                 + (f" and {len(w.as_good) - 12} more" if len(w.as_good) > 12 else "") + ".",
+                 f"Fewest parameters among the candidates: {d(w.fewest_params)} ({w.fewest_params.params:,} params, "
+                 f"{pm(w.fewest_params, metric)}).",
+                 f"Cheapest among the candidates: {d(w.fastest)} ({cost_text(w.fastest)}, {pm(w.fastest, metric)})."]
+    else:
+        lines = [f"Ahead beyond seed noise: {d(w.accuracy)} ({pm(w.accuracy, metric)}); every other configuration is "
+                 f"significantly below it (t-test at alpha {alpha}, paired by seed where pairable)."]
+    return lines + [f"Knee of the accuracy/cost Pareto front (a trade-off, not a verdict): {d(w.practical)} "
+                    f"({pm(w.practical, metric)}, {cost_text(w.practical)})."]
 
 
 def cost_text(c: ConfigStats) -> str:

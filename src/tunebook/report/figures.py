@@ -166,8 +166,10 @@ def pareto(configs: Sequence[ConfigStats], w: Winners, params: Sequence[str] = (
     return fig
 
 
-def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str) -> Figure:
-    """Each group's seeds as dots, with the mean ± 95 % CI."""
+def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
+            bounds: Sequence[tuple[str, float]] = ()) -> Figure:
+    """Each group's seeds as dots, with the mean ± 95 % CI; ``bounds``: (label, value) lines
+    drawn across (a threshold's bar)."""
     from ..analysis.stats import summarize
 
     s = _scale(metric)
@@ -178,6 +180,10 @@ def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str) -> Figur
         st = summarize(values)
         ax.errorbar([i], [st.mean * s], yerr=[0 if math.isnan(st.half_width) else st.half_width * s],
                     fmt="o", color="C0", capsize=4)
+    for name, value in bounds:
+        ax.axhline(value * s, color="C3", linestyle="--", linewidth=1.2, label=name)
+    if bounds:
+        ax.legend(fontsize=8, loc="best", framealpha=0.8)
     ax.set_xticks(range(len(groups)), [g[0] for g in groups], rotation=20 if len(groups) > 3 else 0)
     ax.set_ylabel(_label(metric))
     ax.set_title("seeds (dots) and mean ± 95 % CI")
