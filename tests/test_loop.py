@@ -120,7 +120,7 @@ def test_cli_until_decided_with_a_budget(tmp_path, capsys):
     assert "--budget: only with --until-decided" in capsys.readouterr().err
     assert main(["run", str(f), "--out", str(out), "--quiet", "--until-decided", "--budget", "10m"]) == 0
     text = capsys.readouterr().out
-    assert "dec: decided " in text and "of 3 hypotheses after" in text and "budget used" in text and "model-epochs trained" in text
+    assert "dec: decided " in text and "of 3 hypotheses (surviving Holm over the study) after" in text and "budget used" in text and "model-epochs trained" in text
     report = (out / "dec" / "report" / "report.md").read_text()
     assert "3 planned looks" in report and "wide-looks.png" in report
 

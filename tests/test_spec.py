@@ -161,3 +161,22 @@ def test_margin_and_decide_plan_errors_are_all_named():
         "d.toml: study.decide.round: must be a positive integer (seeds added per round), got 0"]
     with pytest.raises(SpecError, match=r"study.decide: must be a table"):
         parse_spec('[study]\nname = "x"\ndecide = 3\n')
+
+
+def test_every_problem_in_one_pass_hypotheses_included():
+    text = ('[study]\nname = "x"\nseeds = 0\n[grid]\nunits1 = [32, 64]\n'
+            '[[hypothesis]]\nid = "H1"\nsays = "s"\nkind = "comparison"\n')
+    with pytest.raises(SpecError) as exc:
+        parse_spec(text, where="x.toml")
+    problems = exc.value.problems
+    assert any("study.seeds" in m for m in problems)
+    assert any('hypothesis[0] (H1).kind: must be one of "compare", "trend", "best", "threshold"' in m for m in problems)
+
+
+def test_a_selector_that_matches_nothing_lists_the_values_that_exist():
+    text = ('[study]\nname = "x"\n[grid]\nunits1 = [32, 64, 128]\n'
+            '[[hypothesis]]\nid = "H1"\nsays = "s"\nkind = "best"\nselect = { units1 = 100 }\n')
+    with pytest.raises(SpecError) as exc:
+        parse_spec(text, where="x.toml")
+    assert exc.value.problems == ["x.toml: hypothesis[0] (H1).select: matches no configuration of the study "
+                                  "(units1 takes 32, 64, 128), got {'units1': 100}"]

@@ -60,6 +60,10 @@ def _integer(least: int, rule: str):
     return parse
 
 
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
 _positive = _integer(1, "a positive integer")
 _whole = _integer(0, "a whole number ≥ 0")
 
@@ -80,7 +84,8 @@ def _command(sub, name: str, summary: str, description: str, examples: str) -> a
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunebook", description=__doc__.splitlines()[0].rstrip(".") + ".",
+    p = argparse.ArgumentParser(prog="tunebook", description="tunebook: hyperparameter studies of small neural networks — study files in, "
+                                "trained run folders, verdicts over seeds and a lab-notebook report out.",
                                 epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"tunebook {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -247,7 +252,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         out.print(f"{spec.path}: ok — study {spec.name!r}: {len(configs)} trials "
                   f"({len(configs) // max(len(spec.seeds), 1)} configurations × {len(spec.seeds)} seeds), "
                   f"{model_epochs(configs, shared=False)} model-epochs "
-                  f"({model_epochs(configs)} with epoch sharing), {len(spec.hypotheses)} hypotheses")
+                  f"({model_epochs(configs)} with epoch sharing), {_n(len(spec.hypotheses), 'hypothesis', 'hypotheses')}")
     if len(specs) > 1:
         union = list({c.trial_id: c for s in specs for c in s.configs()}.values())
         out.print(f"programme: {len(union)} distinct trials, {model_epochs(union)} model-epochs to train "
@@ -343,14 +348,15 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
     why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
            "budget": "budget spent — run the same command to go on", "failed": "trials keep failing"}
     for res in results:
-        out.print(f"{res.spec.name}: decided {res.decided} of {res.hypotheses} hypotheses after {res.rounds} added "
-                  f"rounds ({why[res.stopped]})" + (f"; open: {', '.join(res.undecided)}" if res.undecided else ""))
+        out.print(f"{res.spec.name}: decided {res.decided} of {_n(res.hypotheses, 'hypothesis', 'hypotheses')} "
+                  f"(surviving Holm over the study) after {_n(res.rounds, 'added round', 'added rounds')} "
+                  f"({why[res.stopped]})" + (f"; open: {', '.join(res.undecided)}" if res.undecided else ""))
         if not args.no_report:
             _write_report(res.folder)
     if len(results) > 1 and not args.no_report:
         _write_combined([r.last for r in results], Path(args.out))
     total = sum(r.decided for r in results), sum(r.hypotheses for r in results)
-    out.print(f"decided {total[0]} of {total[1]} hypotheses; {results[0].model_epochs if results else 0} model-epochs "
+    out.print(f"decided {total[0]} of {_n(total[1], 'hypothesis', 'hypotheses')}; {results[0].model_epochs if results else 0} model-epochs "
               f"trained by this call; budget used (training, judging and reports): {budget.describe()}")
     return EXIT_FAILED if any(r.last and r.last.failed for r in results) else EXIT_OK
 

@@ -184,5 +184,14 @@ def _selector(raw: Any, where: str, required: bool, configs: Sequence["TrialConf
     if bad:
         return {}
     if configs is not None and not any(matches(raw, c) for c in configs):
-        p.add(where, "matches no configuration of the study", raw)
+        exist = []
+        for k in raw:
+            found = {_hashable(param_value(c, k)) for c in configs} - {None}
+            try:
+                values = sorted(found)
+            except TypeError:
+                values = sorted(found, key=repr)
+            exist.append(f"{k} takes {', '.join(_fmt(list(v) if isinstance(v, tuple) else v) for v in values[:12])}"
+                         + (f" and {len(values) - 12} more" if len(values) > 12 else ""))
+        p.add(where, f"matches no configuration of the study ({'; '.join(exist)})", raw)
     return dict(raw)

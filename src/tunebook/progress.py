@@ -18,7 +18,7 @@ class RichReporter(Reporter):
 
     def study_start(self, specs, todo, done, groups):
         names = ", ".join(s.name for s in specs)
-        self.console.print(Text(names, style="bold") + Text(f": {todo} trials to train in {groups} group{'' if groups == 1 else 's'}, "
+        self.console.print(Text(names, style="bold") + Text(f": {todo} {'trial' if todo == 1 else 'trials'} to train in {groups} group{'' if groups == 1 else 's'}, "
                                                             f"{done} already done"))
         if not todo:
             return
@@ -76,5 +76,7 @@ class RichReporter(Reporter):
             self.progress = None
 
     def round_done(self, round_, decided, total, adding, configs, seeds):
-        self.console.print(f"decided {decided} of {total} hypotheses; round {round_}: {adding} more trials "
-                           f"({configs} configurations up to {seeds} seeds)")
+        self.console.print(f"decided {decided} of {total} {'hypothesis' if total == 1 else 'hypotheses'}; "
+                           f"round {round_} asks for {adding} more {'trial' if adding == 1 else 'trials'} "
+                           f"({configs} configuration{'' if configs == 1 else 's'} up to {seeds} seeds; what "
+                           "another study already trained is copied, not trained again)")

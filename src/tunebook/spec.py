@@ -300,6 +300,11 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     if "seed" in defaults_raw or "seed" in grid_raw:
         key = "defaults.seed" if "seed" in defaults_raw else "grid.seed"
         p.add(key, "seeds are set by study.seeds (a count or a list)")
+    if p.items and not searched and "hypothesis" in raw:
+        # every problem in one pass: the hypotheses' own rules (kind, keys, expect...) are
+        # checked even though their selectors cannot be matched against a broken grid
+        parse_hypotheses(raw.get("hypothesis", []), [], s["metric"], p, TrialConfig.__dataclass_fields__,
+                         False, s["margin"])
     p.raise_if_any()
 
     spec = StudySpec(defaults=tuple(defaults.items()), grid=tuple(grid.items()), path=where,
