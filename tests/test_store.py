@@ -265,9 +265,15 @@ def test_tensorboard_hparams_varying_first_grouped_by_config_and_honest_status(t
     p_ok, p_bad = plugin(ok), plugin(bad)
     for p in (p_ok, p_bad):  # every run declares both metric columns: none can hide one
         assert [m.name.tag for m in p["_hparams_/experiment"].experiment.metric_infos] == list(METRIC_TAGS)
-        assert [h.name for h in p["_hparams_/experiment"].experiment.hparam_infos][:2] == ["lr", "optimizer"]
+    exp = p_ok["_hparams_/experiment"].experiment
+    assert [(h.name, h.differs) for h in exp.hparam_infos] == [("lr", True), ("optimizer", True), ("seed", True)]
+    # TensorBoard's own ordering of the columns (by differs, then name) keeps them, constants out
+    from tensorboard.plugins.hparams.backend_context import _sort_and_reduce_to_hparams_limit
+    _sort_and_reduce_to_hparams_limit(exp, 0)
+    assert [h.name for h in exp.hparam_infos] == ["lr", "optimizer", "seed"]
     start_ok, start_bad = p_ok["_hparams_/session_start_info"].session_start_info, p_bad["_hparams_/session_start_info"].session_start_info
-    assert start_ok.group_name == start_bad.group_name != ""  # seeds of one configuration group together
+    assert start_ok.group_name == start_bad.group_name == f"lr={cfg.lr} optimizer={cfg.optimizer}"  # seeds group together
+    assert "activation" in start_ok.hparams  # the session still records the constants
     assert p_ok["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_SUCCESS
     assert p_bad["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_FAILURE
     assert ok.name.endswith(f"_ok_{cfg.trial_id}")  # TensorBoard's run name says what the run is

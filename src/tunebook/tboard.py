@@ -7,8 +7,12 @@ record holds it. The HParams entry is written the way TensorBoard's HParams tab 
 
 - every run declares the same metric columns (``hparam/val_acc``, ``hparam/test_acc``),
   so no run (a diverged one, say) can hide a column from the whole dashboard;
-- the study's varying hyperparameters come first, the constants after them;
-- ``group_name`` is the configuration without its seed, so seeds group together;
+- the experiment lists the study's varying hyperparameters (and the seed), each with
+  ``differs`` set: TensorBoard sorts the experiment's columns by (not differs, name), so
+  without it every column sorts alphabetically and reads as constant; the constants are
+  left out of the experiment (each run's session still records them);
+- ``group_name`` is the configuration in words without its seed (``units1=128 lr=0.01``),
+  so a configuration's seeds group together under a name a person can read;
 - the session's status is SUCCESS only for a complete run (diverged and failed: FAILURE).
 """
 
@@ -50,6 +54,13 @@ def ordered_hparams(config: TrialConfig, varying: Sequence[str] = ()) -> list[tu
     return [(k, d[k]) for k in first] + [(k, v) for k, v in d.items() if k not in first]
 
 
+def group_name(config: TrialConfig, varying: Sequence[str] = ()) -> str:
+    """A configuration's name without its seed: its varying hyperparameters in words."""
+    d = hparam_dict(config)
+    parts = [f"{k}={d[k]}" for k in varying if k in d and k != "seed"]
+    return " ".join(parts) or config.label
+
+
 def _plugin_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
     data.version = metadata.PLUGIN_DATA_VERSION
     md = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
@@ -62,10 +73,12 @@ def hparams_summaries(config: TrialConfig, result: TrialResult, varying: Sequenc
     """Experiment, session-start and session-end summaries of one run."""
     pairs = ordered_hparams(config, varying)
     exp = api_pb2.Experiment(metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in METRIC_TAGS])
-    start = plugin_data_pb2.SessionStartInfo(group_name="config-" + config.config_id, start_time_secs=start_time)
+    start = plugin_data_pb2.SessionStartInfo(group_name=group_name(config, varying), start_time_secs=start_time)
+    listed = [k for k in varying if k != "seed"] + ["seed"]
     for k, v in pairs:
         typ = api_pb2.DATA_TYPE_STRING if isinstance(v, str) else api_pb2.DATA_TYPE_FLOAT64
-        exp.hparam_infos.add(name=k, type=typ)
+        if k in listed or not varying:  # a study with one configuration: everything, as constants
+            exp.hparam_infos.add(name=k, type=typ, differs=k in listed and bool(varying))
         if isinstance(v, str):
             start.hparams[k].string_value = v
         else:
