@@ -41,12 +41,19 @@ def heatmap(configs: Sequence[ConfigStats], x: str, y: str, metric: str = "val_a
     for i in range(len(hm.ys)):
         for j in range(len(hm.xs)):
             if not math.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="w", fontsize=8)
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color=_ink(im.cmap(im.norm(grid[i, j]))))
     fig.colorbar(im, ax=ax, label=_label(metric))
     over = f",\nand the mean over {', '.join(hm.over)}" if hm.over else ""
     ax.set_title(f"mean {_label(metric)} over seeds{over}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _ink(rgba) -> str:
+    """Black on a light cell, white on a dark one (relative luminance, sRGB weights)."""
+    r, g, b = rgba[:3]
+    return "k" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "w"
 
 
 def _tick(v) -> str:
@@ -67,7 +74,9 @@ def metric_vs_param(configs: Sequence[ConfigStats], param: str, metric: str = "v
     others = [p for p in params if p != param]
     for c in configs:
         if c.n_complete and c.value(param) is not None:
-            name = (describe(c, others) if by == "config" else (c.value(by) if by else ""))
+            # a series per combination of the *other* parameters' values (a width grid's
+            # "against units1": one line per units2), never per configuration
+            name = (_others_name(c, others) if by == "config" else (c.value(by) if by else ""))
             series.setdefault(name, []).append(c)
     values = sorted({c.value(param) for cs in series.values() for c in cs}, key=_order)
     categorical = _categorical(values)
@@ -95,11 +104,19 @@ def metric_vs_param(configs: Sequence[ConfigStats], param: str, metric: str = "v
     ax.set_xlabel(param)
     ax.set_ylabel(_label(metric))
     ax.set_title(f"{_label(metric)} vs {param} (mean ± 95 % CI over seeds)")
-    if by and len(series) > 1:
-        ax.legend(fontsize=8)
+    if by and len(series) > 1:  # outside the axes: a legend never hides a point
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _others_name(c: ConfigStats, others: Sequence[str]) -> str:
+    parts = []
+    for p in others:
+        v = c.value(p)
+        parts.append(f"{p}={_tick(v) if not isinstance(v, list) else '-'.join(map(str, v))}")
+    return ", ".join(parts) or c.label
 
 
 def _order(v):
@@ -126,7 +143,7 @@ def learning_curves(configs: Sequence[ConfigStats], kind: str = "loss", params: 
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("accuracy (%)" if kind == "acc" else "cross-entropy loss")
     ax.set_title("learning curves: train (dashed) vs validation, band = seeds' range")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -183,7 +200,7 @@ def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
     for name, value in bounds:
         ax.axhline(value * s, color="C3", linestyle="--", linewidth=1.2, label=name)
     if bounds:
-        ax.legend(fontsize=8, loc="best", framealpha=0.8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     ax.set_xticks(range(len(groups)), [g[0] for g in groups], rotation=20 if len(groups) > 3 else 0)
     ax.set_ylabel(_label(metric))
     ax.set_title("seeds (dots) and mean ± 95 % CI")
@@ -307,5 +324,5 @@ def search_pareto(points: Sequence[tuple[float, float, bool]], names: Sequence[s
 
 
 def save(fig: Figure, path) -> None:
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # legends outside the axes stay in the picture
     plt.close(fig)
