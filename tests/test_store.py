@@ -287,3 +287,41 @@ def test_a_wrong_value_is_still_an_error_though_unknown_keys_are_not(tmp_path):
     problems: list[str] = []
     assert list(RunStore(tmp_path, "s").iter_runs(problems)) == []
     assert problems == [f"skipped unreadable run: {res}: collapsed must be true or false, got 'maybe'"]
+
+
+def test_a_symlink_in_runs_is_foreign_never_written_through_and_does_not_block(tmp_path):
+    import shutil
+
+    cfg, folder = _saved(tmp_path)
+    outside = tmp_path / "elsewhere" / folder.name
+    outside.parent.mkdir()
+    shutil.move(str(folder), outside)
+    for f in outside.glob("events.out.tfevents.*"):
+        f.unlink()  # a "missing" events file tunebook would restore in its own folder
+    (folder.parent / folder.name).symlink_to(outside, target_is_directory=True)
+    before = sorted(p.name for p in outside.iterdir())
+    problems: list[str] = []
+    with RunStore(tmp_path, "s") as store:
+        assert list(store.iter_runs(problems)) == []           # not read as a run
+        assert not store.completed()                          # so the trial trains again...
+        store.save(cfg, _result(cfg), label="8_s0")            # ...and is stored in a folder of its own
+        for run in store.iter_runs():
+            store.restore_events(run)
+    assert sorted(p.name for p in outside.iterdir()) == before  # nothing written through the link
+    assert (folder.parent / folder.name).is_symlink()             # nor the link removed
+    assert any("is a symbolic link" in p and "writes nothing through it" in p for p in problems)
+
+
+def test_a_failed_run_behind_a_symlink_does_not_make_reruns_fail(tmp_path):
+    cfg = _cfg()
+    with RunStore(tmp_path, "s") as store:
+        failed = store.save(cfg, _result(cfg, status="failed", val_acc=float("nan"), error="boom"), label="8_s0")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    target = outside / failed.name
+    failed.rename(target)
+    failed.symlink_to(target, target_is_directory=True)
+    with RunStore(tmp_path, "s") as store:
+        store.save(cfg, _result(cfg), label="8_s0")            # replaced tunebook's own attempts only
+        (run,) = store.iter_runs()
+    assert run.result.status == "complete" and target.is_dir() and failed.is_symlink()

@@ -175,8 +175,15 @@ def scan_runs(runs_dir: Path) -> Scan:
         return Scan(())
     by_id: dict[str, list[Run]] = {}
     unreadable = []
+    links = []
     for folder in sorted(runs_dir.iterdir()):
-        if folder.name.startswith(".") or not folder.is_dir():
+        if folder.name.startswith("."):
+            continue
+        if folder.is_symlink():  # foreign: never read as a run, never written, moved or deleted through
+            links.append(f"{folder} is a symbolic link (to {os.readlink(folder)}): not read as a run, and "
+                         "tunebook writes nothing through it; copy the folder in to use it")
+            continue
+        if not folder.is_dir():
             continue
         try:
             run = read_run(folder)
@@ -190,7 +197,7 @@ def scan_runs(runs_dir: Path) -> Scan:
         chosen.append(runs[0])
         if len(runs) > 1:
             dups.append((tid, tuple(r.path for r in runs)))
-    notes = [n for r in chosen for n in r.notes]
+    notes = [n for r in chosen for n in r.notes] + links
     return Scan(tuple(sorted(chosen, key=lambda r: r.path.name)), tuple(dups), tuple(unreadable), tuple(notes))
 
 
@@ -296,6 +303,10 @@ class RunStore:
             write_atomic(staging / "result.toml", tomli_w.dumps(_toml_safe(result.to_dict())))
             write_events(staging, config, result, varying=varying, scalars=not live)
             self._clear_earlier(config.trial_id)
+            n = 1
+            while final.exists() or final.is_symlink():  # a name taken (a copy, a foreign link): never replaced
+                n += 1
+                final = self.runs_dir / f"{stamp}_{label + '-' if label else ''}{n}_{config.trial_id}"
             os.rename(staging, final)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
@@ -324,8 +335,8 @@ class RunStore:
         """Make room for a new result of ``trial_id``: remove tunebook's failed attempts of it,
         move its unreadable folders aside, leave everything else alone."""
         for folder in sorted(self.runs_dir.iterdir()):
-            if not folder.is_dir() or not is_run_name(folder.name, trial_id):
-                continue
+            if folder.is_symlink() or not folder.is_dir() or not is_run_name(folder.name, trial_id):
+                continue  # a link is foreign: left alone
             try:
                 run = read_run(folder)
             except ValueError:

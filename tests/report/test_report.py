@@ -168,3 +168,13 @@ def test_a_threshold_over_configurations_is_refuted_by_the_one_that_fails(tmp_pa
     assert v.verdict == "refuted" and "lr=3e-05 falls short" in v.detail
     report = write_report(outcome.folder)[0].read_text()
     assert "**Verdict: REFUTED**" in report and "SUPPORTED" not in report
+
+
+def test_a_report_staging_folder_left_by_a_kill_is_removed_by_the_next_report(tmp_path):
+    outcome = run_study(parse_spec(THRESHOLD_STUDY, where="thr.toml"), tmp_path)
+    left = outcome.folder / ".report.staging-999999-deadbeef"
+    (left / "figures").mkdir(parents=True)
+    old = outcome.folder / ".report.old-deadbeef"
+    old.mkdir()
+    write_report(outcome.folder)
+    assert not left.exists() and not old.exists() and (outcome.folder / "report" / "report.md").is_file()

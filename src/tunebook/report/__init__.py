@@ -50,6 +50,10 @@ def _staging(out_dir: Path) -> Path:
 def _written(out_dir: Path, make_blocks, title: str) -> tuple[Path, Path]:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with StudyLock(out_dir.parent, ".report.lock", wait=True):  # reports of one folder take turns
+        # under the lock no other writer is mid-way: any staging or old copy is left by a killed one
+        for stale in [*out_dir.parent.glob(f".{out_dir.name}.staging-*"), *out_dir.parent.glob(f".{out_dir.name}.old-*")]:
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
         staging = _staging(out_dir)
         try:
             blocks = make_blocks(_figure_maker(staging / "figures"))
