@@ -175,8 +175,10 @@ def test_ls_shows_what_varies_filters_sorts_and_formats(trained, capsys):
     assert run("ls", str(trained), "--where", "optimizer=sgd", "--sort=-seed", "--format", "json") == EXIT_OK
     rows = json.loads(capsys.readouterr().out)
     assert [(r["optimizer"], r["seed"]) for r in rows] == [("sgd", 1), ("sgd", 0)]
-    assert run("ls", str(trained), "--where", "val_acc>2", "--format", "csv") == EXIT_OK
+    assert run("ls", str(trained), "--where", "val_acc>0.999", "--format", "csv") == EXIT_OK
     assert capsys.readouterr().out.strip() == ",".join(RUN_COLUMNS)  # the header, and no row matches
+    assert run("ls", str(trained), "--where", "val_acc>2") == EXIT_BAD_INPUT  # a wrong unit is said, not empty
+    assert "val_acc is a fraction from 0 to 1, so 2 matches nothing; write 0.02 or 2%" in capsys.readouterr().err
     assert run("ls", str(trained), "--where", "colour=red") == EXIT_BAD_INPUT
     assert "--where 'colour=red': unknown column 'colour'" in capsys.readouterr().err
     assert run("ls", str(trained), "--sort", "nope") == EXIT_BAD_INPUT

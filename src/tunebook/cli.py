@@ -446,6 +446,8 @@ def _cell(col: str, r: dict) -> str:
         return f"{v:,}"
     if col == "train_seconds":
         return f"{v:.2f}"
+    if col == "flops":
+        return f"{v / 1e12:.3g} T" if v else "—"
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)

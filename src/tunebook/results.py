@@ -34,7 +34,11 @@ RUN_COLUMNS = (("study", "trial", "config") + HPARAM_COLUMNS + ("status", "colla
 EPOCH_COLUMNS = ("study", "trial", "config", "seed", "epoch") + HISTORY_KEYS + ("wall_time",)
 #: Columns ls always shows; the hyperparameters that vary among the listed runs go between.
 LS_LEFT = ("study", "trial")
-LS_RIGHT = ("seed", "val_acc", "test_acc", "train_seconds", "params", "status")
+#: `ls` shows the model's work (parameters, training FLOPs), not ``train_seconds``: that is a
+#: share of a stacked group's wall time, which depends on the grouping and the machine's
+#: load (a 32-32 run in a group of 5 "took" longer than a 128-128 run in a group of 25).
+#: ``--format csv|json`` and ``export`` keep every column.
+LS_RIGHT = ("seed", "val_acc", "test_acc", "params", "flops", "status")
 
 
 def load_runs(path: str | Path = "modellogs", problems: list[str] | None = None) -> list[Run]:

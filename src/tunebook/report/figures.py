@@ -9,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.cm  # noqa: E402
+import matplotlib.colors  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -302,6 +304,10 @@ def search_slices(dims, points: Sequence[tuple[dict, float]], metric: str, maxim
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
+    if len(points) > 1:  # the colour scale says what the colour means
+        mappable = matplotlib.cm.ScalarMappable(cmap="viridis",
+                                                norm=matplotlib.colors.Normalize(0, len(points) - 1))
+        fig.colorbar(mappable, ax=list(axes.flat), label="proposal order", fraction=0.03, pad=0.02)
     return fig
 
 
@@ -317,7 +323,10 @@ def search_pareto(points: Sequence[tuple[float, float, bool]], names: Sequence[s
     ax.set_ylabel(f"{_label(names[1])} ({'higher' if directions[1] == 'max' else 'lower'} is better)")
     if names[1] in ("flops", "params"):
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.EngFormatter())   # 200k, 1M, 5G: readable
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
