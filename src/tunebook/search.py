@@ -28,7 +28,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -426,9 +426,10 @@ def confirmation(spec: StudySpec, results: Sequence[ProposalResult],
     proposal by the decide machinery's tests (:mod:`tunebook.analysis.sequential`): the
     anytime-valid paired t-test when both train with one batch size (their seeds then share
     data order and dropout masks), Welch's interval split over the planned looks
-    otherwise; at alpha / (comparisons), so the whole family holds. Seeds are added, look
+    otherwise; at alpha / (confirmed proposals), for the lead is chosen from the data. Seeds are added, look
     by look, until every comparison is decided (better, or negligible within the study's
-    ``margin``) or ``confirm_max_seeds`` is reached; the tests stay valid however many
+    ``margin``: the lead's interval against it lies above −margin, the rule of a ``best``
+    verdict) or ``confirm_max_seeds`` is reached; the tests stay valid however many
     looks are taken. The path is recomputed from the store, so it resumes."""
     top = top_proposals(spec, results)
     if not top or spec.search.confirm == 0:
@@ -458,7 +459,10 @@ def _judged(spec: StudySpec, top: Sequence[ProposalResult], seeds, runs: Mapping
     values = [[_value(metric, m, n_classes) for m in mine] for mine in per]
     estimates = prob_best(values, direction == "max")
     lead = max(range(len(top)), key=lambda i: estimates[i].p_best)
-    alpha = spec.alpha / max(1, len(top) - 1)
+    # the `best` verdict's rule (best within margin): the lead is chosen from the data among
+    # the k confirmed, so each of its comparisons is at alpha / k (Bonferroni over the
+    # choice); "within the margin of every other" needs each one (intersection–union)
+    alpha = spec.alpha / max(1, len(top))
     out = []
     for i, (r, mine, e) in enumerate(zip(top, per, estimates)):
         look = None
@@ -468,6 +472,8 @@ def _judged(spec: StudySpec, top: Sequence[ProposalResult], seeds, runs: Mapping
             same_data = top[lead].configs[0].batch_size == r.configs[0].batch_size
             look = (paired_look(a, b, alpha, spec.margin) if same_data
                     else welch_look(a, b, alpha, spec.margin, looks=n_looks))
+            if spec.margin > 0 and look.decision == "undecided" and look.lo > -spec.margin:
+                look = replace(look, decision="within margin")  # not behind by the margin: decided
         out.append(Confirmed(r, mine, e, look))
     return out
 

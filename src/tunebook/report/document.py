@@ -322,13 +322,14 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                ("table", ["proposal", "hyperparameters", f"search mean ({len(a.spec.seeds)} seeds)",
                           f"{metric} over {n} seeds [95 % CI]", "P(best)", "likely best minus this one"], rows),
                ("p", f"Likely best against each other confirmed proposal: {'; '.join(tests) or '—'}, at alpha "
-                     f"{a.spec.alpha:g} / {max(1, len(confirmed) - 1)} comparisons, margin {a.spec.margin:g}; seeds "
+                     f"{a.spec.alpha:g} / {len(confirmed)} (the likely best is chosen from the data), margin "
+                     f"{a.spec.margin:g}, decided as for a `best` verdict (best within the margin); seeds "
                      f"added look by look ({', '.join(map(str, confirmation_looks(a.spec)))}) until every comparison "
                      "is decided — valid however many looks were taken."),
                ("verdict", "supported" if not open_ else "inconclusive",
                 f"Likely best: proposal {likely.result.proposal.number} (P(best) = {likely.estimate.p_best:.2f})"
                 + (f", decided better than, or within the margin ({a.spec.margin:g}) of, every other confirmed "
-                   f"proposal, each comparison at alpha {a.spec.alpha:g} / {max(1, len(confirmed) - 1)}. What this "
+                   f"proposal, each comparison at alpha {a.spec.alpha:g} / {len(confirmed)}. What this "
                    "guarantees: within the margin of the best *of the confirmed proposals*; which proposals were "
                    "confirmed was chosen from the search's own data, and a proposal the search never made is not "
                    "covered." if not open_ else
@@ -339,6 +340,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
 
 
 _CONFIRM_WORDS = {"a > b": "better (decided)", "a < b": "worse (decided)",
+                  "within margin": "not behind it by the margin (decided: best within margin)",
                   "negligible": "equivalent within the margin (decided)", "undecided": "not told apart yet"}
 
 
