@@ -40,12 +40,14 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None
     seq = [a for a in analyses if a.sequential]
     if seq:
         n_dec = sum(v.verdict != "inconclusive" for a in seq for v in a.verdicts)
+        n_holm = sum(v.verdict != "inconclusive" and a.survives_holm(v.hypothesis.id) for a in seq for v in a.verdicts)
         n_all = sum(len(a.verdicts) for a in seq)
         spent = sum(model_epochs([r.config for r in a.runs]) for a in seq)
         still = [f"{v.hypothesis.id} (~{v.seeds_needed} seeds)" if v.seeds_needed else v.hypothesis.id
                  for a in seq for v in a.verdicts if v.verdict == "inconclusive"]
         blocks.append(("p", f"Run with --until-decided ({len(seq)} of {len(analyses)} studies): decided {n_dec} of "
-                            f"{n_all} hypotheses, {spent} model-epochs stored"
+                            f"{n_all} hypotheses at alpha, {n_holm} of them surviving Holm within their study; "
+                            f"{spent} model-epochs stored"
                             + (f"; still open, with a fixed-n estimate of the seeds per configuration that would "
                                f"resolve each: {', '.join(still)}." if still else ".")))
     if analyses and all(a.spec.smoke for a in analyses):

@@ -166,6 +166,28 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
     return blocks
 
 
+def methods_text(a: StudyAnalysis) -> str:
+    """How this study's verdicts were judged, and what that assumes (named once, per report)."""
+    spec = a.spec
+    when = ("at every planned look of --until-decided, with intervals valid over all looks: the anytime-valid "
+            "t-test of Wang & Ramdas (2023) for paired arms, Welch's at alpha / looks otherwise"
+            if a.sequential else "at a fixed number of seeds: the paired t-test for paired arms, Welch's otherwise")
+    test = {"auto": "where an arm's per-seed values (the differences, when paired) fail the Gaussian check "
+                    "(with ≥ 8 seeds: D'Agostino's skewness test at p < 0.001, or a seed more than 7 robust SDs "
+                    "from the median), the distribution-free betting confidence sequence for bounded values "
+                    "(Waudby-Smith & Ramdas 2023) is used instead and the verdict says so",
+            "t": "the t-tests are used throughout, as the study asks (test = \"t\")",
+            "bounded": "the distribution-free betting confidence sequence for bounded values (Waudby-Smith & "
+                       "Ramdas 2023) is used throughout, as the study asks (test = \"bounded\")"}[spec.test]
+    return (f"How these verdicts are judged: each selector's configurations form an arm, averaged per seed "
+            f"(configurations are not counted as seeds); two arms are paired by seed when they share batch size "
+            f"and data. Judged {when}; alpha {spec.alpha:g}"
+            + (f", margin {spec.margin:g} (smallest effect of interest)" if spec.margin else "")
+            + f". Assumption: roughly Gaussian per-seed values; {test}. A threshold holds for each selected "
+            "configuration, a monotone trend on every step, `best` within the margin. Holm's step-down procedure "
+            "over the study's hypotheses says which decisions hold for the family.")
+
+
 def seeds_line(a: StudyAnalysis) -> str:
     spec = a.spec
     listed = f"{', '.join(map(str, spec.seeds[:10]))}{'…' if len(spec.seeds) > 10 else ''}"
@@ -221,6 +243,7 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     # --- hypotheses ---
     if a.verdicts:
         blocks.append(("h", level + 1, "Hypotheses"))
+        blocks.append(("p", methods_text(a)))
         for v in a.verdicts:
             blocks += hypothesis_blocks(v, a, fig)
     # --- all results ---
