@@ -361,3 +361,22 @@ def test_an_inverted_u_is_not_increasing_but_peaks():
     _report("inverted U over 4 values, 5 seeds", increasing_supported=n_inc / studies,
             peaks_supported=n_peak / studies)
     assert n_inc / studies <= ALPHA and n_peak / studies >= 0.5
+
+
+def test_what_the_bounded_test_costs_large_effects_only():
+    """Valid whatever the distribution, but an accuracy difference's range is 200 points:
+    it decides a 10-point difference (SD 5) in a median of about 55 seeds, a 0.3-point one
+    (SD 0.3) essentially never — the t-test does that in under 20."""
+    rng = np.random.default_rng(20)
+    looks = look_schedule(5, 5, 200)
+    big = rng.normal(0.10, 0.05, (300, 200))
+    lo, hi = simulate_betting(big, ALPHA, looks)
+    decided = (lo > 0) | (hi < 0)
+    seeds = float(np.median([looks[i] for i in decided.argmax(axis=1)[decided.any(axis=1)]]))
+    small = rng.normal(0.003, 0.003, (300, 200))
+    slo, shi = simulate_betting(small, ALPHA, looks)
+    small_rate = ((slo > 0) | (shi < 0)).any(axis=1).mean()
+    print(f"\n[rates] bounded test: a 10-point difference (SD 5) decided in {100 * decided.any(axis=1).mean():.0f} % "
+          f"by 200 seeds, median {seeds:.0f} seeds; a 0.3-point one (SD 0.3) in {100 * small_rate:.1f} %")
+    assert decided.any(axis=1).mean() > 0.95 and 30 <= seeds <= 90
+    assert small_rate < 0.05
