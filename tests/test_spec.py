@@ -180,3 +180,13 @@ def test_a_selector_that_matches_nothing_lists_the_values_that_exist():
         parse_spec(text, where="x.toml")
     assert exc.value.problems == ["x.toml: hypothesis[0] (H1).select: matches no configuration of the study "
                                   "(units1 takes 32, 64, 128), got {'units1': 100}"]
+
+
+@pytest.mark.parametrize("hid", ["../../../../tmp/x/PWNED", "a/b", "<script>x</script>", "-dash-first", "x" * 65])
+def test_a_hypothesis_id_follows_the_naming_rule(hid):
+    text = ('[study]\nname = "x"\n[grid]\nunits1 = [32, 64]\n'
+            f'[[hypothesis]]\nid = {hid!r}\nsays = "s"\nkind = "best"\nselect = {{ units1 = 32 }}\n')
+    with pytest.raises(SpecError) as exc:
+        parse_spec(text.replace("'", '"'), where="x.toml")
+    assert any(".id: must be 1–64 letters, digits, '_', '-' or '.', starting with a letter or digit" in m
+               for m in exc.value.problems)

@@ -18,6 +18,7 @@ error before any training.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # spec imports this module; this one never imports spec at ru
     from .spec import TrialConfig
 
 KINDS = ("compare", "trend", "best", "threshold")
+#: A hypothesis id: it names figure files, so no path separators, no markup, no "..".
+ID_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KEYS = {
     "compare": {"a", "b", "expect", "margin"},
     "trend": {"param", "expect", "where"},
@@ -107,6 +110,9 @@ def parse_hypotheses(raw: Any, configs: Sequence["TrialConfig"], default_metric:
         if not isinstance(hid, str) or not hid:
             p.add(f"{where}.id", "is required (a short name such as \"H1\")", hid)
             hid = f"#{i}"
+        elif not ID_RULE.fullmatch(hid):
+            p.add(f"{where}.id", "must be 1–64 letters, digits, '_', '-' or '.', starting with a letter or digit "
+                  "(it names the hypothesis's figures)", hid)
         elif hid in seen:
             p.add(f"{where}.id", "must be unique in the study", hid)
         seen.add(hid)

@@ -178,3 +178,20 @@ def test_a_report_staging_folder_left_by_a_kill_is_removed_by_the_next_report(tm
     old.mkdir()
     write_report(outcome.folder)
     assert not left.exists() and not old.exists() and (outcome.folder / "report" / "report.md").is_file()
+
+
+def test_figure_file_names_never_leave_the_figures_folder():
+    from tunebook.report import figure_file
+
+    assert figure_file("../../../../tmp/x/PWNED-compare") == "tmp_x_PWNED-compare.png"
+    assert figure_file("H1-trend") == "H1-trend.png" and "/" not in figure_file("a/b\\\\c")
+
+
+def test_user_text_cannot_make_links_images_or_headings_in_markdown():
+    from tunebook.report.render import to_markdown
+
+    evil = "[click](javascript:alert(1)) ![x](http://evil.example/p.png)\n# Heading <b>bold</b>"
+    md = to_markdown([("p", evil), ("h", 2, evil), ("list", [evil]), ("table", ["h"], [[evil]])])
+    assert "](javascript:" not in md.replace("\\](", "") and "![" not in md.replace("\\!\\[", "")
+    assert "\n# " not in md and "<b>" not in md
+    assert "\\[click\\](javascript:alert(1))" in md  # shown as text

@@ -18,9 +18,19 @@ from .document import study_blocks
 from .render import to_html, to_markdown
 
 
+def figure_file(name: str) -> str:
+    """A figure's file name from its name (which holds user text, a hypothesis id): letters,
+    digits, ``.``, ``_`` and ``-`` only, never a path — so a report writes only in its own
+    figures folder, whatever a study file says."""
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "figure"
+    return f"{safe[:120]}.png"
+
+
 def _figure_maker(fig_dir: Path):
     def make(name: str, draw, caption: str):
-        fname = f"{name}.png"
+        fname = figure_file(name)
         figures.save(draw(), fig_dir / fname)
         return ("figure", fname, caption)
     return make

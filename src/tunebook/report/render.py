@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -12,9 +13,18 @@ import jinja2
 VERDICT_WORD = {"supported": "SUPPORTED", "refuted": "REFUTED", "inconclusive": "INCONCLUSIVE"}
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")
+
+
 def md_escape(text: str) -> str:
-    """User text in Markdown: no raw HTML gets through, table pipes stay cells."""
-    return html.escape(str(text), quote=False).replace("|", "\\|")
+    """Text in Markdown, as the HTML page shows it: no raw HTML gets through (``<`` is
+    escaped), no link or image can form (``[``, ``]``, ``!`` escaped: no ``javascript:``
+    link, no remote image), no emphasis or code from a name's ``_`` or ``*``, table pipes
+    stay cells, and a newline in a description cannot start a heading or a list (lines are
+    joined)."""
+    t = " ".join(html.escape(str(text), quote=False).splitlines())
+    t = _MD_SPECIAL.sub(r"\\\1", t)
+    return "\\" + t if t[:1] in ("#", "+", "-", "=", ">") else t
 
 
 def md_cell(c) -> str:
