@@ -144,3 +144,31 @@ def test_an_interrupt_stops_the_workers_and_keeps_finished_trials(tmp_path, cli_
     assert workers and not still_alive_after(workers, 15), "workers outlived the interrupted driver"
     for folder in runs.glob("[0-9]*"):  # whole run folders only
         assert {x.name.split(".")[0] for x in folder.iterdir()} == {"config", "events", "result"}
+
+
+def test_workers_start_only_as_groups_need_them(tmp_path):
+    from tunebook.executors import Options, open_executor
+
+    spec = study("few", grid="units1 = [16, 32]", seeds=1, epochs=1)   # 2 groups
+    ex = open_executor(Options("process", workers=8), "cpu")
+    try:
+        assert not [w for w in ex.backend.workers if w is not None]   # none before a group comes
+        (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor=ex)
+        started = [w for w in ex.backend.workers if w is not None]
+        assert o.trained == 2 and 1 <= len(started) <= 2
+    finally:
+        ex.close()
+
+
+def test_an_absurd_worker_count_is_refused_before_anything_starts(tmp_path):
+    import pytest as _pytest
+
+    from tunebook.errors import SpecError
+
+    most = 4 * (os.cpu_count() or 1)
+    with _pytest.raises(SpecError) as exc:
+        run_studies([study("many")], tmp_path / "never", device="cpu", executor="process", workers=10_000)
+    assert exc.value.problems == [f"--workers 10000: at most {most} worker processes on this machine (4 per CPU "
+                                  "core; each loads torch and the dataset); workers start only as groups need "
+                                  "them, so a larger number gains nothing"]
+    assert not (tmp_path / "never").exists()

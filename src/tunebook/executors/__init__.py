@@ -39,6 +39,11 @@ class Options:
     retries: int = 2
 
 
+#: `--executor process` refuses more workers than this per CPU core (an absurd count once
+#: drove a machine into the OOM killer).
+MAX_WORKERS_PER_CORE = 4
+
+
 def check_options(opts: Options, device: str, pruning: bool = False) -> list[str]:
     """Every problem with the executor options, before anything starts or is written."""
     problems = []
@@ -47,6 +52,11 @@ def check_options(opts: Options, device: str, pruning: bool = False) -> list[str
         return [f"--executor: must be one of {', '.join(EXECUTORS)}, got {name!r}"]
     if opts.workers is not None and (not isinstance(opts.workers, int) or opts.workers < 1):
         problems.append(f"--workers: must be a positive integer, got {opts.workers!r}")
+    most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if name == "process" and isinstance(opts.workers, int) and opts.workers > most:
+        problems.append(f"--workers {opts.workers}: at most {most} worker processes on this machine "
+                        f"({MAX_WORKERS_PER_CORE} per CPU core; each loads torch and the dataset); workers start "
+                        "only as groups need them, so a larger number gains nothing")
     if opts.workers is not None and name == "local":
         problems.append("--workers: only with --executor process or ray (local trains in this process; "
                         "--concurrent N trains N groups at once in threads)")

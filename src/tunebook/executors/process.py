@@ -71,27 +71,33 @@ class _Worker:
 
 
 class ProcessBackend:
-    """``len(devices)`` worker processes; ``threads`` CPU threads each."""
+    """Up to ``len(devices)`` worker processes, ``threads`` CPU threads each, started as
+    groups need them: a study of 2 groups starts 2 workers whatever ``--workers`` says."""
 
     name = "process"
 
     def __init__(self, devices: list[str], threads: int):
         self.ctx = mp.get_context("spawn")
         self.devices, self.threads = list(devices), threads
-        self.workers = [_Worker(self.ctx, d, threads) for d in self.devices]
+        self.workers: list[_Worker | None] = [None] * len(self.devices)  # a slot starts its worker when used
 
     def describe(self) -> str:
-        return f"{len(self.workers)} worker processes ({', '.join(self.devices)}; {self.threads} threads each)"
+        started = sum(w is not None for w in self.workers)
+        return (f"up to {len(self.workers)} worker processes ({', '.join(sorted(set(self.devices)))}; "
+                f"{self.threads} threads each; {started} started so far, one per group in flight)")
 
     def free(self) -> int:
-        return sum(w.job is None for w in self.workers)
+        return sum(w is None or w.job is None for w in self.workers)
 
     def submit(self, job: Job) -> None:
-        i = next(i for i, w in enumerate(self.workers) if w.job is None)
-        if not self.workers[i].process.is_alive():  # died while idle
-            self.workers[i].kill()
-            self.workers[i] = _Worker(self.ctx, self.devices[i], self.threads)
+        idle = [i for i, w in enumerate(self.workers) if w is not None and w.job is None]
+        i = idle[0] if idle else next(i for i, w in enumerate(self.workers) if w is None)
         w = self.workers[i]
+        if w is not None and not w.process.is_alive():  # died while idle
+            w.kill()
+            w = None
+        if w is None:
+            w = self.workers[i] = _Worker(self.ctx, self.devices[i], self.threads)
         w.job = job
         try:
             w.conn.send(job)
@@ -99,13 +105,13 @@ class ProcessBackend:
             pass
 
     def poll(self, timeout: float) -> list:
-        busy = [w for w in self.workers if w.job is not None]
+        busy = [w for w in self.workers if w is not None and w.job is not None]
         if not busy:
             return []
         ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
         out: list = []
         for i, w in enumerate(self.workers):
-            if w.job is None or not ({w.conn, w.process.sentinel} & ready):
+            if w is None or w.job is None or not ({w.conn, w.process.sentinel} & ready):
                 continue
             dead = False
             try:
@@ -127,17 +133,18 @@ class ProcessBackend:
     def cancel(self) -> None:
         """Kill the workers that are training (their groups are not stored)."""
         for w in self.workers:
-            if w.job is not None:
+            if w is not None and w.job is not None:
                 w.kill()  # replaced by a fresh worker if another job comes
                 w.job = None
 
     def close(self) -> None:
-        for w in self.workers:
+        started = [w for w in self.workers if w is not None]
+        for w in started:
             try:
                 w.conn.send(None)
             except OSError:
                 pass
-        for w in self.workers:
+        for w in started:
             w.process.join(timeout=JOIN_SECONDS)
             w.kill()
         self.workers = []
