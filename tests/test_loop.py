@@ -174,3 +174,39 @@ def test_trials_that_keep_failing_stop_the_loop(tmp_path, monkeypatch):
     res = run_until_decided(parse_spec(STUDY, where="dec.toml"), tmp_path, device="cpu")
     assert res.stopped == "failed" and res.decided == 0 and res.rounds <= 2
     assert res.last.failed and "out of luck" in res.last.failed[0].result.error
+
+
+def test_the_study_lock_is_held_across_every_round_and_the_report(tmp_path, cli_env):
+    """A second process tries the study's lock over and over while `run --until-decided`
+    goes through its rounds and writes its report: it never gets it (before, it got it
+    140 times in one run, and a `--fresh` in a gap renamed the folder mid-run)."""
+    import fcntl
+    import os
+    import subprocess
+
+    from conftest import tunebook_cmd
+
+    study = tmp_path / "dec.toml"
+    study.write_text(STUDY)
+    out = tmp_path / "logs"
+    proc = subprocess.Popen(tunebook_cmd("run", str(study), "--until-decided", "--out", str(out), "--quiet"),
+                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = out / "dec" / ".lock"
+    tries = taken = 0
+    while proc.poll() is None:
+        if lock.exists():
+            fd = os.open(lock, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                tries += 1
+            else:  # free: fine only once the command is done (report written, the process exiting)
+                if not (out / "dec" / "report" / "report.md").exists():
+                    taken += 1
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "after 2 added rounds" in stdout or "added round" in stdout
+    assert tries > 0 and taken == 0

@@ -261,13 +261,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
-    from .execute import load_specs, run_studies
+    from .execute import holding, load_specs, run_studies
 
     overrides = {k: v for k, v in (("seeds", getattr(args, "seeds", None)),
                                    ("epochs", getattr(args, "epochs", None)),
                                    ("train_subset", getattr(args, "subset", None))) if v is not None}
     reporter = _quiet_reporter() if args.quiet else _progress_reporter()
-    if getattr(args, "budget", None) and not getattr(args, "until_decided", False):
+    if getattr(args, "budget", None) is not None and not getattr(args, "until_decided", False):
         raise SpecError(["--budget: only with --until-decided"])
     if getattr(args, "until_decided", False):
         return _run_until_decided(args, overrides, reporter)
@@ -277,17 +277,20 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
     if len(grid) < len(specs):  # checked before anything trains
         from .search import optuna_module
         optuna_module()
-    outcomes = run_studies(grid, args.out, **kwargs) if grid else []
-    for problem in sorted({p for o in outcomes for p in o.problems}):
-        warning(problem)
-    for o in outcomes:
-        if o.restored:
-            warning(f"{o.folder}: {o.restored} run folders had lost their TensorBoard events file; "
-                    "written again from result.toml")
-    for outcome in outcomes:
-        _print_outcome(outcome)
-        if not args.no_report:
-            _write_report(outcome.folder)
+    outcomes = []
+    if grid:
+        with holding(grid, args.out, grid_kwargs := dict(kwargs)):  # held until the reports are written
+            outcomes = run_studies(grid, args.out, **grid_kwargs)
+            for problem in sorted({p for o in outcomes for p in o.problems}):
+                warning(problem)
+            for o in outcomes:
+                if o.restored:
+                    warning(f"{o.folder}: {o.restored} run folders had lost their TensorBoard events file; "
+                            "written again from result.toml")
+            for outcome in outcomes:
+                _print_outcome(outcome)
+                if not args.no_report:
+                    _write_report(outcome.folder)
     if outcomes:
         out.print(f"done in {outcomes[0].seconds:.1f} s (wall time, training and storing)")
     if len(outcomes) > 1 and not args.no_report:
@@ -306,7 +309,15 @@ def _say_aborted(outcomes) -> None:
 def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
     from .search import run_search
 
-    o = run_search(spec, args.out, **kwargs)
+    from .execute import holding
+
+    with holding([spec], args.out, search_kwargs := dict(kwargs)):  # held until its report is written
+        o = run_search(spec, args.out, **search_kwargs)
+        _say_search(o, spec, args)
+    return o
+
+
+def _say_search(o, spec, args: argparse.Namespace) -> None:
     done = [r for r in o.results if r.values is not None]
     why = {"trials": "every proposal done", "budget": "time budget spent — run the same command to go on",
            "failed": "groups kept failing"}
@@ -322,18 +333,17 @@ def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
         out.print(f"  likely best after confirmation on {e.n} seeds: {likely.result.describe()}: {metric} {e.mean:.4f} "
                   f"[{e.low:.4f}, {e.high:.4f}], P(best of the {len(o.confirmed)} confirmed) = {e.p_best:.2f}")
         open_ = [c.result.proposal.number for c in o.confirmed if c.versus and c.versus.decision == "undecided"]
-        out.print("  decided better than (or equivalent to) every other confirmed proposal" if not open_ else
+        out.print("  decided: best within the margin of every other confirmed proposal" if not open_ else
                   f"  not yet decided against proposal(s) {', '.join(map(str, open_))} (confirm_max_seeds reached)")
     if not args.no_report:
         _write_report(o.folder)
-    return o
 
 
 def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> int:
-    from .execute import load_specs
-    from .loop import Budget, run_all_until_decided
+    from .execute import holding, load_specs
+    from .loop import Budget
 
-    budget = Budget.parse(args.budget) if args.budget else Budget()
+    budget = Budget.parse(args.budget) if args.budget is not None else Budget()  # --budget '' is an error
     specs = [s.with_overrides(**overrides) for s in load_specs(args.path)]
     for s in [s for s in specs if s.search is not None]:
         warning(f"{s.path}: skipped by --until-decided (a searched study has no hypotheses to decide; run it "
@@ -341,7 +351,15 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
     specs = [s for s in specs if s.search is None]
     if not specs:
         raise SpecError([f"{args.path}: --until-decided: no grid study to decide"])
-    results = run_all_until_decided(specs, args.out, budget=budget, **_run_kwargs(args, reporter))
+    kwargs = _run_kwargs(args, reporter)
+    with holding(specs, args.out, kwargs):  # held across every round and until the reports are written
+        return _decided(specs, args, budget, kwargs)
+
+
+def _decided(specs, args: argparse.Namespace, budget, kwargs: dict) -> int:
+    from .loop import run_all_until_decided
+
+    results = run_all_until_decided(specs, args.out, budget=budget, **kwargs)
     for problem in sorted({p for r in results if r.last for p in r.last.problems}):
         warning(problem)
     _say_aborted([r.last for r in results if r.last])

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import traceback
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -122,6 +122,35 @@ def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engin
         raise SpecError(problems)
     for name in sorted({s.dataset for s in specs}):
         check_available(name, data_dir)
+
+
+@contextmanager
+def holding(specs: Sequence[StudySpec], out: str | Path, run_kwargs: dict, pruning: bool = False):
+    """Hold every study's lock for a whole command — the rounds of ``--until-decided``, the
+    batches of a search, and the reports after them — so that no other process can take a
+    study in a gap (a ``--fresh`` between two rounds once renamed a 48-run folder while the
+    first run went on). The inputs are checked first, as :func:`run_studies` does, so a bad
+    one writes nothing; with ``fresh`` the old folders are set aside here, once, and
+    ``run_kwargs["fresh"]`` is cleared. The command's own :func:`run_studies` calls take the
+    held locks again (re-entrant); another process is refused."""
+    from .executors import Options
+
+    ex = run_kwargs.get("executor", "local")
+    name = ex if isinstance(ex, str) else ex.name
+    opts = Options(name, run_kwargs.get("workers") if isinstance(ex, str) else None,
+                   run_kwargs.get("ray_address") if isinstance(ex, str) else None,
+                   run_kwargs.get("concurrent", 1) if isinstance(ex, str) else 1, run_kwargs.get("retries", 2))
+    check_inputs(specs, out, run_kwargs.get("device", "auto"), run_kwargs.get("engine", "stacked"),
+                 run_kwargs.get("data_dir"), opts, pruning=pruning,
+                 max_failures=run_kwargs.get("max_failures", MAX_FAILURES), pad=run_kwargs.get("pad", True))
+    with ExitStack() as stack:
+        stores = [stack.enter_context(RunStore(out, s.folder, hold=True)) for s in specs]
+        if run_kwargs.get("fresh"):
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for store in stores:
+                store.start_over(stamp)
+            run_kwargs["fresh"] = False
+        yield stores
 
 
 def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None = None) -> list[str]:

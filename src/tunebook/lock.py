@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -22,20 +23,55 @@ from .errors import StoreError
 LOCK_NAME = ".lock"
 
 
+#: Locks this process holds for a whole command: (device, inode) of the lock file → [fd,
+#: holders]. ``flock`` is per open file, so a second open of the same lock in one process
+#: refuses itself — which is right for two independent writers, so only a lock taken with
+#: ``nestable=True`` (:func:`tunebook.execute.holding`: ``--until-decided`` rounds, a
+#: search's batches, the report after them) lets the command's own RunStores in again,
+#: without a gap another process could use. Keyed by the file, not its path: a folder set
+#: aside by ``--fresh`` takes its lock file with it.
+_HELD: dict[tuple[int, int], list[int]] = {}
+_HELD_GUARD = threading.Lock()
+
+
 class StudyLock:
     """``with StudyLock(folder):`` — raises :class:`StoreError` when another process holds it
-    (or waits for it with ``wait=True``)."""
+    (or waits for it with ``wait=True``). ``nestable``: held for a whole command, so that
+    the command's own later acquisitions of it succeed."""
 
-    def __init__(self, folder: str | Path, name: str = LOCK_NAME, wait: bool = False):
+    def __init__(self, folder: str | Path, name: str = LOCK_NAME, wait: bool = False, nestable: bool = False):
         self.path = Path(folder) / name
         self.wait = wait
+        self.nestable = nestable
         self._fd: int | None = None
+        self._key: tuple[int, int] | None = None
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
     def acquire(self) -> "StudyLock":
+        with _HELD_GUARD:
+            try:
+                st = os.stat(self.path)
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                key = None
+            entry = _HELD.get(key) if key else None
+            if entry is not None:  # this command holds it for its whole length: one more holder
+                entry[1] += 1
+                self._fd, self._key = entry[0], key
+                return self
+        fd = self._open_locked()
+        if self.nestable:
+            st = os.fstat(fd)
+            self._key = (st.st_dev, st.st_ino)
+            with _HELD_GUARD:
+                _HELD[self._key] = [fd, 1]
+        self._fd = fd
+        return self
+
+    def _open_locked(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
@@ -48,20 +84,32 @@ class StudyLock:
             os.close(fd)
             raise
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"host={socket.gethostname()} pid={os.getpid()} since={stamp}\n".encode(), 0)
-        self._fd = fd
-        return self
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"host={socket.gethostname()} pid={os.getpid()} since={stamp}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds without the owner's note (a refused runner says "another process")
+        return fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            try:
-                os.ftruncate(fd, 0)
-            except OSError:
-                pass  # a full or read-only disk: the lock still goes with the close
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        if self._fd is None:
+            return
+        fd, key = self._fd, self._key
+        self._fd = self._key = None
+        if key is not None:
+            with _HELD_GUARD:
+                entry = _HELD.get(key)
+                if entry is not None:
+                    entry[1] -= 1
+                    if entry[1] > 0:
+                        return  # the command's hold goes on
+                    del _HELD[key]
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            pass  # a full or read-only disk: the lock still goes with the close
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
     def __enter__(self) -> "StudyLock":
         return self.acquire()

@@ -174,7 +174,9 @@ def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modello
     for spec in specs:
         if not spec.hypotheses:
             raise SpecError([f"{spec.path}: --until-decided needs [[hypothesis]] tables to decide"])
-    with kept_open(run_kwargs) as run_kwargs:
+    from .execute import holding
+
+    with kept_open(run_kwargs) as run_kwargs, holding(specs, out, run_kwargs):  # no other process between rounds
         return _rounds(specs, out, budget, reporter, run_kwargs)
 
 

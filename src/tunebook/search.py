@@ -496,8 +496,11 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", *, reporter: Repo
     if spec.search is None:
         raise SpecError([f"{spec.path}: not a searched study (no [search] table)"])
     optuna_module()
-    with kept_open(run_kwargs, pruning=spec.search.pruner != "none") as run_kwargs:
-        return _search(spec, out, reporter, budget, run_kwargs)
+    from .execute import holding
+
+    pruning = spec.search.pruner != "none"
+    with kept_open(run_kwargs, pruning=pruning) as run_kwargs, holding([spec], out, run_kwargs, pruning):
+        return _search(spec, out, reporter, budget, run_kwargs)  # the lock held across every batch
 
 
 def _search(spec: StudySpec, out, reporter: Reporter | None, budget, run_kwargs: dict) -> SearchOutcome:

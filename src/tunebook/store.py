@@ -204,11 +204,14 @@ def scan_runs(runs_dir: Path) -> Scan:
 class RunStore:
     """The run folders of one study. Use as a context manager to hold its lock."""
 
-    def __init__(self, root: str | Path, study: str):
+    def __init__(self, root: str | Path, study: str, hold: bool = False):
+        """``hold``: the lock is held for a whole command (see :class:`~tunebook.lock.StudyLock`'s
+        ``nestable``): the command's own later stores of this study get in, nobody else."""
         self.root = Path(root)
         self.dir = self.root / study
         self.study = study
         self.runs_dir = self.dir / "runs"
+        self.hold = hold
         self._lock: StudyLock | None = None
 
     # -- locking -------------------------------------------------------------------
@@ -217,7 +220,7 @@ class RunStore:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreIOError(f"{self.dir}: cannot create the study folder: {_why(exc)}") from None
-        self._lock = StudyLock(self.dir).acquire()
+        self._lock = StudyLock(self.dir, nestable=self.hold).acquire()
         for stale in self.runs_dir.glob(".staging-*"):
             remove_staging(stale)  # ours, from a run that was killed
         return self
@@ -245,7 +248,7 @@ class RunStore:
         try:
             os.rename(self.dir, target)
             self.dir.mkdir()
-            self._lock = StudyLock(self.dir).acquire()
+            self._lock = StudyLock(self.dir, nestable=self.hold).acquire()
         finally:
             old.release()
         return target
