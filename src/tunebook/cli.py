@@ -227,6 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return EXIT_BAD_INPUT
+    except OSError as exc:  # an I/O failure no narrower handler named: said, never a traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        error(f"{where}{exc.strerror or exc} (an I/O failure; finished trials are kept, nothing half-written "
+              "stays in place)")
+        if args.debug:
+            raise
+        return EXIT_IO
     except KeyboardInterrupt:
         err.print("interrupted: finished trials are kept; run the same command again to resume")
         return EXIT_INTERRUPTED

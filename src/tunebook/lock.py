@@ -72,7 +72,12 @@ class StudyLock:
         return self
 
     def _open_locked(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only folder, a full disk (no inode for the file)
+            from .errors import StoreIOError
+            raise StoreIOError(f"{self.path}: cannot open the lock: {exc.strerror or exc}; nothing was "
+                               "written") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except BlockingIOError:

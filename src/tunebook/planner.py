@@ -278,15 +278,25 @@ def store_cost(root: str | Path, cost: StepCost) -> Path:
     entries are kept."""
     from .store import write_atomic
 
+    from .errors import StoreIOError
+
     path = Path(root) / COST_FILE
     try:
-        doc = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         doc = {}
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # other machines' entries: not overwritten
+        raise StoreIOError(f"{path}: cannot be read ({exc.__class__.__name__}: {exc}); it is tunebook's planner "
+                           "file: remove it and the cost model is measured again") from None
+    except OSError as exc:
+        raise StoreIOError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     doc[cost.machine] = cost.to_dict()
-    Path(root).mkdir(parents=True, exist_ok=True)
-    write_atomic(path, "# tunebook's planner: seconds of a stacked step = a + b · FLOPs, per machine "
-                       "(tunebook calibrate re-measures)\n" + tomli_w.dumps(doc))
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        write_atomic(path, "# tunebook's planner: seconds of a stacked step = a + b · FLOPs, per machine "
+                           "(tunebook calibrate re-measures)\n" + tomli_w.dumps(doc))
+    except OSError as exc:
+        raise StoreIOError(f"{path}: cannot store the measured cost model: {exc.strerror or exc}") from None
     return path
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..analysis.study import StudyAnalysis, analyze
+from ..errors import StoreIOError
 from ..lock import StudyLock
 from ..spec import SMOKE_SUFFIX
 from ..store import write_atomic
@@ -45,7 +46,12 @@ def _write(blocks, title: str, out_dir: Path, staging: Path) -> tuple[Path, Path
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
         os.rename(out_dir, old)
-    os.rename(staging, out_dir)
+    try:
+        os.rename(staging, out_dir)
+    except OSError:
+        if old is not None:
+            os.rename(old, out_dir)  # the previous report back in place
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return out_dir / "report.md", out_dir / "report.html"
@@ -64,10 +70,17 @@ def _written(out_dir: Path, make_blocks, title: str) -> tuple[Path, Path]:
         for stale in [*out_dir.parent.glob(f".{out_dir.name}.staging-*"), *out_dir.parent.glob(f".{out_dir.name}.old-*")]:
             if stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale, ignore_errors=True)
-        staging = _staging(out_dir)
+        try:
+            staging = _staging(out_dir)
+        except OSError as exc:
+            raise StoreIOError(f"{out_dir}: cannot write the report: {exc.strerror or exc}; nothing was "
+                               "changed") from None
         try:
             blocks = make_blocks(_figure_maker(staging / "figures"))
             return _write(blocks, title, out_dir, staging)
+        except OSError as exc:  # a full disk mid-way (a figure, the HTML page): the old report stays
+            raise StoreIOError(f"{out_dir}: cannot write the report: {exc.strerror or exc}; the previous "
+                               "report, if any, is kept") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
