@@ -142,3 +142,40 @@ def test_offline_and_nothing_found_lists_where_it_looked(isolated):
 def test_explicit_data_dir_missing_files(tmp_path):
     with pytest.raises(DataError, match=r"lacks train-images-idx3-ubyte.gz"):
         locate(FASHION_MNIST, data_dir=tmp_path)
+
+
+def test_a_gzip_bomb_is_refused_while_it_is_read(tmp_path, monkeypatch):
+    """A 100 KB archive that inflates to 100 MB: refused after reading at most the IDX
+    file's own size (60 008 bytes) plus one, not after inflating it all."""
+    bomb = tmp_path / LABELS.name
+    with gzip.open(bomb, "wb", compresslevel=9) as fh:
+        for _ in range(100):
+            fh.write(b"\0" * (1 << 20))
+    assert bomb.stat().st_size < 200_000
+    asked = []
+    real_open = gzip.open
+
+    def watching(*a, **k):
+        fh = real_open(*a, **k)
+        read = fh.read
+
+        def counted(n=-1):
+            asked.append(n)
+            return read(n)
+        fh.read = counted
+        return fh
+
+    monkeypatch.setattr(gzip, "open", watching)
+    with pytest.raises(DataError, match=r"decompresses to more than the 60008 bytes this IDX file has"):
+        read_idx(bomb, LABELS)
+    assert asked == [60_009]
+
+
+def test_a_download_larger_than_the_file_can_be_is_cut_off(server, tmp_path):
+    root, url = server
+    (root / LABELS.name).write_bytes(b"x" * (60_008 + (1 << 20) + 10))
+    target = tmp_path / "dl"
+    only_labels = dataclasses.replace(FASHION_MNIST, files={"train_labels": LABELS})
+    with pytest.raises(DataError, match=r"larger than the file can be; not kept"):
+        fetch(only_labels, target, (url,))
+    assert list(target.iterdir()) == []

@@ -190,3 +190,20 @@ def test_a_hypothesis_id_follows_the_naming_rule(hid):
         parse_spec(text.replace("'", '"'), where="x.toml")
     assert any(".id: must be 1–64 letters, digits, '_', '-' or '.', starting with a letter or digit" in m
                for m in exc.value.problems)
+
+
+def test_toml_nested_a_thousand_deep_is_a_clear_error():
+    with pytest.raises(SpecError) as exc:
+        parse_spec("x = " + "[" * 1000 + "]" * 1000, where="deep.toml")
+    assert exc.value.problems == ["deep.toml: not valid TOML: nested too deeply (tables or arrays inside one "
+                                  "another beyond what can be read)"]
+
+
+def test_a_grid_too_large_is_counted_and_refused_before_it_is_expanded():
+    big = list(range(8, 1008))
+    text = f'[study]\nname = "x"\nseeds = 5\n[grid]\nunits1 = {big}\nunits2 = {big}\nlr = {[1e-3] * 1 + [2e-3]}\n'
+    with pytest.raises(SpecError) as exc:
+        parse_spec(text, where="big.toml")
+    assert exc.value.problems == ["big.toml: grid: 1000 units1 × 1000 units2 × 2 lr × 5 seeds = 10,000,000 trials, "
+                                  "more than the 100,000 a study may have: split it, or search the space with a "
+                                  "[search] table instead"]

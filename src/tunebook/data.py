@@ -124,11 +124,16 @@ def _download_one(url: str, dest: Path, expected: IdxFile, timeout: float) -> No
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    got, most = 0, idx_bytes(expected) + (1 << 20)  # compressed is never larger than this
                     while chunk := resp.read(1 << 20):
+                        got += len(chunk)
+                        if got > most:
+                            raise DataError(f"{url}: more than {most} bytes, larger than the file can be; "
+                                            "not kept")
                         out.write(chunk)
             except (urllib.error.URLError, OSError) as exc:
                 raise DataError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-        digest = _sha256_of_gzip(Path(tmp), label=url)
+        digest = _sha256_of_gzip(Path(tmp), label=url, limit=idx_bytes(expected))
         if digest != expected.sha256:
             raise DataError(f"{url}: checksum mismatch (sha256 of the decompressed data is "
                             f"{digest}, expected {expected.sha256}); the file was not kept")
@@ -138,22 +143,33 @@ def _download_one(url: str, dest: Path, expected: IdxFile, timeout: float) -> No
             os.unlink(tmp)
 
 
-def _read_gzip(path: Path, label: str | None = None) -> bytes:
+def idx_bytes(expected: IdxFile) -> int:
+    """The size of a decompressed IDX file of ``expected``'s shape: header and data."""
+    return 4 + 4 * len(expected.shape) + int(np.prod(expected.shape))
+
+
+def _read_gzip(path: Path, label: str | None = None, limit: int | None = None) -> bytes:
+    """The decompressed bytes, read at most ``limit`` + 1 of them: a small archive that
+    inflates to gigabytes (a gzip bomb) is refused while it is read, not after."""
     try:
         with gzip.open(path, "rb") as fh:
-            return fh.read()
+            data = fh.read() if limit is None else fh.read(limit + 1)
+        if limit is not None and len(data) > limit:
+            raise DataError(f"{label or path}: decompresses to more than the {limit} bytes this IDX file has; "
+                            "not the dataset's file (delete it to re-fetch, or reinstall the dataset)")
+        return data
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{label or path}: not a complete gzip file ({exc}); "
                         "delete it and run again to re-fetch, or reinstall the dataset") from None
 
 
-def _sha256_of_gzip(path: Path, label: str | None = None) -> str:
-    return hashlib.sha256(_read_gzip(path, label)).hexdigest()
+def _sha256_of_gzip(path: Path, label: str | None = None, limit: int | None = None) -> str:
+    return hashlib.sha256(_read_gzip(path, label, limit)).hexdigest()
 
 
 def read_idx(path: Path, expected: IdxFile, n_classes: int | None = None) -> np.ndarray:
     """One IDX file as a uint8 array, after every check."""
-    raw = _read_gzip(path)
+    raw = _read_gzip(path, limit=idx_bytes(expected))
     ndim = len(expected.shape)
     header = 4 + 4 * ndim
     if len(raw) < header:

@@ -50,6 +50,7 @@ from typing import Sequence
 
 import tomli_w
 
+from . import tomlio
 from . import __version__
 from .datasets import DATASETS, validation_count
 from .model import flops_per_sample, forward_flops_per_sample, param_count
@@ -264,7 +265,7 @@ def load_cost(root: str | Path, device) -> StepCost | None:
     """The stored cost model of this machine under ``root``, if one was measured."""
     path = Path(root) / COST_FILE
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomlio.loads(path.read_text())
         d = doc[machine_of(device)]
         return StepCost(machine_of(device), float(d["seconds_per_step"]), float(d["seconds_per_flop"]),
                         float(d.get("seconds_per_row", 0.0)), str(d.get("measured", "")),
@@ -282,7 +283,7 @@ def store_cost(root: str | Path, cost: StepCost) -> Path:
 
     path = Path(root) / COST_FILE
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomlio.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         doc = {}
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:  # other machines' entries: not overwritten

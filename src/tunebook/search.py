@@ -34,6 +34,7 @@ from typing import Any, Mapping, Sequence
 
 import tomli_w
 
+from . import tomlio
 from .datasets import DATASETS
 from .errors import SpecError
 from .execute import Reporter, StudyOutcome, run_studies
@@ -146,7 +147,7 @@ def read_ledger(study_dir: Path) -> list[Proposal]:
     if not path.is_file():
         return []
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomlio.loads(path.read_text())
         return [Proposal.from_dict(d) for d in doc.get("proposal", [])]
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise SpecError([f"{path}: cannot read the record of proposals ({exc}); move it aside to start the "

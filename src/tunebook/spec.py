@@ -14,11 +14,13 @@ import hashlib
 import itertools
 import json
 import re
+import math
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from . import tomlio
 from .datasets import DATASETS, train_count
 from .errors import SpecError
 from .hparams import (ACTIVATIONS, BASE_DEFAULTS, HPARAM_RULES, METRICS, OPTIMIZERS, float_rule,  # noqa: F401
@@ -196,7 +198,7 @@ class StudySpec:
         seeds than the study has, or a subset larger than its training split, is an error."""
         import tomli_w
 
-        spec, raw, said = self, tomllib.loads(self.source) if self.source else {}, []
+        spec, raw, said = self, tomlio.loads(self.source) if self.source else {}, []
         raw.setdefault("study", {})
         where = f"{self.path} (with overrides)"
         if seeds is not None and seeds > len(self.seeds):
@@ -244,6 +246,9 @@ _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
 # (a searched study's [study] may also hold search_space.SEARCH_STUDY_KEYS)
 _DECIDE_KEYS = {"max_seeds", "round"}
 _TOP_KEYS = {"study", "defaults", "grid", "hypothesis", "search"}
+#: The most trials (grid points × seeds) a study may have; counted before anything is
+#: expanded (a 10⁹-point grid once grew `validate` to 4.7 GB).
+MAX_TRIALS = 100_000
 
 
 def load_spec(path: str | Path, check_selectors: bool = True) -> StudySpec:
@@ -266,7 +271,7 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     hypothesis is then judged inconclusive for want of data).
     """
     try:
-        raw = tomllib.loads(text)
+        raw = tomlio.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"{where}: not valid TOML: {exc}"]) from None
     p = Problems(where)
@@ -305,6 +310,11 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
         # checked even though their selectors cannot be matched against a broken grid
         parse_hypotheses(raw.get("hypothesis", []), [], s["metric"], p, TrialConfig.__dataclass_fields__,
                          False, s["margin"])
+    n_points = math.prod(len(v) for v in grid.values() if isinstance(v, (list, tuple))) if grid else 1
+    if not searched and n_points * max(len(s["seeds"]), 1) > MAX_TRIALS:  # counted, never expanded
+        sizes = " × ".join(f"{len(v)} {k}" for k, v in grid.items() if isinstance(v, (list, tuple)))
+        p.add("grid", f"{sizes} × {len(s['seeds'])} seeds = {n_points * len(s['seeds']):,} trials, more than "
+              f"the {MAX_TRIALS:,} a study may have: split it, or search the space with a [search] table instead")
     p.raise_if_any()
 
     spec = StudySpec(defaults=tuple(defaults.items()), grid=tuple(grid.items()), path=where,

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 
 import tomli_w
 
+from . import tomlio
 from . import __version__
 from .errors import StoreError, StoreIOError
 from .lock import StudyLock
@@ -107,7 +108,7 @@ def read_run(folder: Path) -> Run:
     cfg_path, res_path = folder / "config.toml", folder / "result.toml"
     notes = []
     try:
-        raw_cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        raw_cfg = tomlio.loads(cfg_path.read_text(encoding="utf-8"))
         fields = TrialConfig.__dataclass_fields__
         flat = dict(raw_cfg["hparams"]) | {k: v for k, v in raw_cfg["data"].items() if k != "val_is_test"}
         extra = sorted(set(raw_cfg) - _CONFIG_SECTIONS) + sorted(k for k in flat if k not in fields)
@@ -117,7 +118,7 @@ def read_run(folder: Path) -> Run:
     if extra:
         notes.append(f"{cfg_path}: ignored keys {', '.join(extra)}")
     try:
-        raw_res = tomllib.loads(res_path.read_text(encoding="utf-8"))
+        raw_res = tomlio.loads(res_path.read_text(encoding="utf-8"))
         result = TrialResult.from_dict(raw_res)
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{res_path}: {_why(exc)}") from None
