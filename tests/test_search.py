@@ -384,3 +384,20 @@ def test_confirm_max_seeds_is_checked():
         parse_spec(text, "c.toml")
     assert "c.toml: study.confirm_max_seeds: must be at least study.confirm_seeds (3), at most 10000, got 2" in \
         e.value.problems
+
+
+def test_an_edited_record_of_proposals_is_refused_on_read_naming_each_problem(tmp_path, capsys):
+    from tunebook.cli import EXIT_BAD_INPUT, main
+
+    spec = study(tmp_path, "random", trials=2)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    ledger = o.folder / "search" / "proposals.toml"
+    text = ledger.read_text()
+    first = read_ledger(o.folder)[0]
+    lr = dict(first.params)["lr"]
+    ledger.write_text(text.replace(repr(lr) if repr(lr) in text else str(lr), "5.0", 1))
+    with pytest.raises(SpecError) as exc:
+        read_ledger(o.folder, spec.search)
+    assert exc.value.problems[0] == f"{ledger}: proposal {first.number}: lr = 5.0 is outside its range [0.001, 0.03]"
+    assert main(["report", str(o.folder)]) == EXIT_BAD_INPUT            # exit 2, named; nothing written
+    assert "lr = 5.0 is outside its range" in capsys.readouterr().err

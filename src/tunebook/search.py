@@ -140,7 +140,10 @@ class SearchOutcome:
 
 # -- the record of proposals -------------------------------------------------------------
 
-def read_ledger(study_dir: Path) -> list[Proposal]:
+def read_ledger(study_dir: Path, plan: SearchPlan | None = None) -> list[Proposal]:
+    """The recorded proposals; with ``plan``, each checked against the search space (an
+    edited record with a value outside its distribution would train, then fail in Optuna):
+    every problem named, exit 2, nothing trained."""
     import tomllib
 
     path = study_dir / LEDGER
@@ -148,10 +151,42 @@ def read_ledger(study_dir: Path) -> list[Proposal]:
         return []
     try:
         doc = tomlio.loads(path.read_text())
-        return [Proposal.from_dict(d) for d in doc.get("proposal", [])]
+        proposals = [Proposal.from_dict(d) for d in doc.get("proposal", [])]
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise SpecError([f"{path}: cannot read the record of proposals ({exc}); move it aside to start the "
                          "search over"]) from None
+    if plan is not None:
+        problems = [f"{path}: proposal {p.number}: {why}" for p in proposals for why in ledger_problems(p, plan)]
+        if problems:
+            raise SpecError(problems + [f"{path}: it does not match the study's [search] table; restore it, or "
+                                        "move it aside to start the search over"])
+    return proposals
+
+
+def ledger_problems(p: Proposal, plan: SearchPlan) -> list[str]:
+    """What is wrong with one recorded proposal for ``plan``'s space."""
+    out = []
+    params = dict(p.params)
+    names = {d.name for d in plan.dimensions}
+    for k in params:
+        if k not in names:
+            out.append(f"{k} is not a searched hyperparameter")
+    for d in plan.dimensions:
+        if d.name not in params:
+            if d.applies(params):
+                out.append(f"{d.name} is missing")
+            continue
+        v = params[d.name]
+        if d.kind == "choice":
+            if v not in d.choices:
+                out.append(f"{d.name} = {v!r} is not one of {list(d.choices)}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            out.append(f"{d.name} = {v!r} is not a number")
+        elif d.kind == "int" and int(v) != v:
+            out.append(f"{d.name} = {v!r} is not an integer")
+        elif not (float(d.low) - 1e-12 <= float(v) <= float(d.high) + 1e-12):
+            out.append(f"{d.name} = {v!r} is outside its range [{d.low}, {d.high}]")
+    return out
 
 
 def write_ledger(study_dir: Path, proposals: Sequence[Proposal]) -> None:
@@ -521,7 +556,7 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget, run_kwargs:
             if fresh:
                 store.start_over(time.strftime("%Y%m%d-%H%M%S"))
                 fresh = False
-            proposals = read_ledger(folder)
+            proposals = read_ledger(folder, spec.search)
             runs = {r.trial_id: r for r in store.iter_runs([])}
             results = results_of(spec, proposals, runs)
             pending = [r for r in results if not r.finished]
@@ -558,7 +593,7 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget, run_kwargs:
             break
     with RunStore(out, spec.folder) as store:
         runs = {r.trial_id: r for r in store.iter_runs([])}
-    results = results_of(spec, read_ledger(folder), runs)
+    results = results_of(spec, read_ledger(folder, spec.search), runs)
     return SearchOutcome(spec, folder, tuple(results), last, stopped, time.perf_counter() - t0,
                          tuple(confirmed(spec, results, runs)))
 
@@ -569,7 +604,7 @@ def load_search(spec: StudySpec, out: str | Path = "modellogs") -> tuple[list[Pr
 
     folder = Path(out) / spec.folder
     runs = {r.trial_id: r for r in scan_runs(folder / "runs").runs}
-    results = results_of(spec, read_ledger(folder), runs)
+    results = results_of(spec, read_ledger(folder, spec.search), runs)
     return results, confirmed(spec, results, runs)
 
 
