@@ -153,20 +153,25 @@ def interrupt(cmd: list[str], env: dict, runs: Path, sig: int, group: bool) -> t
     return proc.returncode, stderr, workers
 
 
-def kill_driver_mid_study(cmd: list[str], env: dict, runs: Path, total: int) -> tuple[int, list[int]]:
+def kill_driver_mid_study(cmd: list[str], env: dict, runs: Path, total: int,
+                          stderr: Path | None = None) -> tuple[int, list[int]]:
     """Start ``cmd``, SIGKILL it once two runs are stored; return how many were stored
-    and the worker processes it had (asserting it was caught mid-study)."""
+    and the worker processes it had (asserting it was caught mid-study). ``stderr``: a file
+    that gets the driver's and its workers' standard error."""
     import signal
     import subprocess
     import time
 
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    err = open(stderr, "wb") if stderr is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 180
     while time.time() < deadline and len(list(runs.glob("[0-9]*"))) < 2:
         time.sleep(0.05)
     workers = [p for p in children_of(proc.pid) if alive(p)]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    if stderr is not None:
+        err.close()
     done_before = len(list(runs.glob("[0-9]*")))
     assert 2 <= done_before < total, done_before
     return done_before, workers

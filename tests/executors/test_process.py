@@ -111,10 +111,12 @@ def test_a_group_that_raises_in_a_worker_is_recorded_with_its_traceback(tmp_path
 
 def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path, cli_env):
     cmd, runs = twelve_trials_cli(tmp_path, "drv", 3, "--executor", "process", "--workers", "2")
-    _, workers = kill_driver_mid_study(cmd, cli_env, runs, 12)
+    _, workers = kill_driver_mid_study(cmd, cli_env, runs, 12, stderr=tmp_path / "stderr")
     assert workers, "the driver had no worker processes"
     # an orphaned worker leaves at its next epoch's end (multiprocessing's resource tracker at once)
     assert not still_alive_after(workers, 30), "workers outlived their driver"
+    said = (tmp_path / "stderr").read_text(errors="replace")
+    assert "BrokenPipeError" not in said and "Traceback" not in said, said  # orphans leave quietly
     p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert len(stored_once(runs)) == 12
@@ -172,3 +174,15 @@ def test_an_absurd_worker_count_is_refused_before_anything_starts(tmp_path):
                                   "core; each loads torch and the dataset); workers start only as groups need "
                                   "them, so a larger number gains nothing"]
     assert not (tmp_path / "never").exists()
+
+
+def test_the_unguarded_script_hint_is_not_given_under_tunebook_s_own_command(monkeypatch):
+    import sys
+
+    from tunebook.executors.process import _entry_point_is_tunebook
+
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/tunebook", "run", "x.toml"])
+    assert _entry_point_is_tunebook()
+    monkeypatch.setattr(sys, "argv", ["my_script.py"])
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+    assert not _entry_point_is_tunebook()

@@ -109,3 +109,18 @@ def test_sigterm_cancels_the_ray_tasks_and_keeps_finished_trials(tmp_path, cli_e
     p = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)  # and it resumes
     assert p.returncode == 0, p.stderr
     assert len(stored_once(runs)) == 12
+
+
+def test_a_local_ray_instance_leaves_no_session_folder_behind(tmp_path, cli_env):
+    """`--executor ray` without an address starts a Ray instance of its own; when the run
+    ends, its session folder (logs, sockets) goes too, instead of piling up in /tmp/ray."""
+    import glob
+
+    cmd, runs = twelve_trials_cli(tmp_path, "ses", 1, "--executor", "ray", "--workers", "2")
+    before_ray = set(glob.glob("/tmp/ray/session_*"))
+    before_own = set(glob.glob("/tmp/tunebook-ray-*"))
+    r = subprocess.run(cmd, env=cli_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(list(runs.glob("[0-9]*"))) == 12
+    assert set(glob.glob("/tmp/ray/session_*")) <= before_ray
+    assert set(glob.glob("/tmp/tunebook-ray-*")) <= before_own

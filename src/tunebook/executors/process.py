@@ -33,6 +33,12 @@ def _main(conn, device: str, threads: int, parent: int) -> None:  # pragma: no c
         if os.getppid() != parent:  # the driver died: nobody will store this group
             os._exit(70)
 
+    def send(msg) -> None:
+        try:
+            conn.send(msg)
+        except OSError:  # BrokenPipeError: the driver is gone, nobody reads this; leave without a traceback
+            os._exit(0)
+
     while True:
         try:
             job = conn.recv()
@@ -40,7 +46,18 @@ def _main(conn, device: str, threads: int, parent: int) -> None:  # pragma: no c
             return
         if job is None:
             return
-        conn.send(run_job(job, device, conn.send, hooks=[orphaned]))
+        send(run_job(job, device, send, hooks=[orphaned]))
+
+
+def _entry_point_is_tunebook() -> bool:
+    """Whether this driver is tunebook's own command (whose entry point is guarded), so that
+    the hint about an unguarded script is not given where it cannot apply."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", "") or ""
+    return name.startswith("tunebook") or os.path.basename(sys.argv[0] if sys.argv else "") == "tunebook"
 
 
 class _Worker:
@@ -59,8 +76,9 @@ class _Worker:
         code = self.process.exitcode
         how = (f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
                else f"exit code {code}")
-        hint = ("" if self.heard else "; it died before it began: see its error above — a Python script that "
-                "starts worker processes must guard its entry point with `if __name__ == \"__main__\":`")
+        hint = ("" if self.heard else "; it died before it began: see its error above"
+                + ("" if _entry_point_is_tunebook() else " — a Python script that starts worker processes must "
+                   "guard its entry point with `if __name__ == \"__main__\":`"))
         return f"worker process {self.process.pid} on {self.device} died ({how}){hint}"
 
     def kill(self) -> None:

@@ -70,12 +70,20 @@ def connect(address: str | None) -> tuple[bool, dict]:
     _check_reachable(address)
     main = threading.current_thread() is threading.main_thread()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    global _OWN_TEMP
+    extra = {}
+    if not address:  # a local instance of our own: its session folder goes when it stops
+        import tempfile
+
+        _OWN_TEMP = tempfile.mkdtemp(prefix="tunebook-ray-")
+        extra["_temp_dir"] = _OWN_TEMP
     try:
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+                 logging_level=logging.WARNING, **extra)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         from ..errors import SpecError
 
+        _remove_own_temp()
         raise SpecError([f"--ray-address {address}: cannot join a Ray cluster there "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc})"]) from None
     finally:
@@ -85,6 +93,21 @@ def connect(address: str | None) -> tuple[bool, dict]:
             if handler is not None:
                 signal.signal(sig, handler)
     return True, ray.cluster_resources()
+
+
+#: The temporary folder of the local Ray instance this process started (None: none, or
+#: a cluster joined): Ray keeps a session folder of logs and sockets per start, which would
+#: otherwise pile up in /tmp/ray, one per run.
+_OWN_TEMP: str | None = None
+
+
+def _remove_own_temp() -> None:
+    global _OWN_TEMP
+    if _OWN_TEMP:
+        import shutil
+
+        shutil.rmtree(_OWN_TEMP, ignore_errors=True)
+        _OWN_TEMP = None
 
 
 def _check_reachable(address: str | None) -> None:
@@ -178,3 +201,4 @@ class RayBackend:
         self.datasets.clear()
         if self.owned:
             ray.shutdown()
+            _remove_own_temp()
