@@ -210,3 +210,13 @@ def test_the_study_lock_is_held_across_every_round_and_the_report(tmp_path, cli_
     assert proc.returncode == 0, stderr
     assert "after 2 added rounds" in stdout or "added round" in stdout
     assert tries > 0 and taken == 0
+
+
+def test_a_deleted_decide_toml_does_not_turn_decisions_into_fixed_n_ones(tmp_path):
+    spec = parse_spec(STUDY, where="dec.toml")
+    res = run_until_decided(spec, tmp_path, device="cpu")
+    before = {v.hypothesis.id: (v.verdict, v.looks_planned) for v in analyze(res.folder).verdicts}
+    (res.folder / "decide.toml").unlink()
+    a = analyze(res.folder)
+    assert a.sequential and {v.hypothesis.id: (v.verdict, v.looks_planned) for v in a.verdicts} == before
+    assert any("decide.toml is missing, but runs on seeds beyond the study's are stored" in p for p in a.problems)

@@ -69,7 +69,17 @@ def analyze(folder: str | Path) -> StudyAnalysis:
     spec = load_spec(folder / "study.toml", check_selectors=False)
     problems: list[str] = []
     runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))  # copies are listed once
-    return analyze_runs(spec, runs, folder, problems, sibling_runs(folder), sequential=is_decided(folder))
+    sequential = is_decided(folder)
+    if not sequential and spec.search is None and spec.hypotheses:
+        extra = sorted({r.config.seed for r in runs} - set(spec.seeds))
+        if extra:  # seeds were added adaptively: a fixed-n test on them would not be valid
+            sequential = True
+            shown = ", ".join(map(str, extra[:8])) + ("…" if len(extra) > 8 else "")
+            problems.append(f"{folder / DECIDE_MARK} is missing, but runs on seeds beyond the study's are stored "
+                            f"({shown}): added by --until-decided, so the verdicts are judged at its planned looks "
+                            "(a fixed-n test on adaptively added seeds would not be valid); `tunebook run "
+                            "--until-decided` writes the file again")
+    return analyze_runs(spec, runs, folder, problems, sibling_runs(folder), sequential=sequential)
 
 
 #: Written by ``--until-decided`` into the study folder: the study's verdicts are sequential.
