@@ -289,3 +289,12 @@ def test_run_with_no_pad_keeps_widths_apart(tmp_path):
     assert not (logs / ".planner.toml").exists()  # nothing to choose: nothing measured
     sizes = {tomllib.loads(p.read_text())["group_size"] for p in (logs / "tiny" / "runs").glob("*/result.toml")}
     assert sizes == {2}
+
+
+@pytest.mark.parametrize("extra", [[], ["--until-decided"]])
+def test_an_empty_budget_is_refused_not_read_as_no_budget(tiny, tmp_path, capsys, extra):
+    out = tmp_path / "o"
+    assert run("run", str(tiny), "--out", str(out), "--budget", "", *extra) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert ("--budget: must be a number and a unit" in err) if extra else ("--budget: only with --until-decided" in err)
+    assert not out.exists()
