@@ -56,10 +56,11 @@ class CostModel:
 
     def describe(self) -> str:
         if self.reference:
-            return (f"{self.device}: the planner's fixed reference step cost of a {self.reference} "
-                    f"({1e6 * self.seconds_per_step:.0f} µs per step + {1e12 * self.seconds_per_flop:.3g} s per "
-                    f"TFLOP + {1e9 * self.seconds_per_row:.0f} ns per training image; tunebook.planner."
-                    "REFERENCE_COSTS) — a model of the work, not a timing of this run")
+            rows = f" + {1e9 * self.seconds_per_row:.0f} ns per training image" if self.seconds_per_row else ""
+            return (f"{self.device}: a fixed reference model of a {self.reference.upper()} "
+                    f"({1e3 * self.seconds_per_step:.3g} ms per step + {1e12 * self.seconds_per_flop:.3g} s per "
+                    f"TFLOP{rows}; {REFERENCE_TIME[self.reference][3]}; analysis.cost.REFERENCE_TIME) — a model "
+                    "of the work, the same on every run, not a timing of this one")
         how = ("fitted by non-negative least squares" if self.fitted
                else f"proportional to FLOPs (fewer than {MIN_GROUPS} distinct groups: no per-step cost fitted)")
         return (f"{self.device}: {1e3 * self.seconds_per_step:.3f} ms per step + "
@@ -105,8 +106,6 @@ def reference_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
     the same on every run, and it says what it is. A model fitted to this run's group times
     (:func:`fit_cost_models`) moved from 49 to 318 s per TFLOP between two runs on one
     loaded machine and could rank a 32-32 network above a 128-128 one."""
-    from ..planner import REFERENCE_COSTS
-
     out = {}
     for r in runs:
         if not r.result.device:
@@ -114,9 +113,22 @@ def reference_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
         where = machine(r)
         if where not in out:
             kind = "cuda" if r.result.device.startswith("cuda") else "cpu"
-            a, b, c = REFERENCE_COSTS[kind]
-            out[where] = CostModel(where, a, b, 0, False, seconds_per_row=c, reference=kind.upper())
+            a, b, c, _ = REFERENCE_TIME[kind]
+            out[where] = CostModel(where, a, b, 0, False, seconds_per_row=c, reference=kind)
     return out
+
+
+#: Seconds of one configuration trained alone, per device kind: (per step, per FLOP, per
+#: training image, where the figures come from). Whole training steps (evaluation and the
+#: host loop included), unlike the planner's per-group step cost: the CPU's are the model
+#: fitted to the 27 stacked groups the programme recorded on this project's 2-core VM
+#: (2026-11-28, docs/results.md: 1.603 ms per step + 7.473 s per TFLOP); a GPU's are the
+#: planner's reference (no GPU programme has been fitted yet).
+REFERENCE_TIME = {
+    "cpu": (1.603e-3, 7.473e-12, 0.0, "fitted to the programme's 27 stacked groups on this project's 2-core "
+                                      "CPU VM, 2026-11-28"),
+    "cuda": (150e-6, 5.0e-14, 1.0e-9, "the planner's reference for a GPU (no GPU programme fitted yet)"),
+}
 
 
 def fit_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:

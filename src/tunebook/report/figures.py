@@ -73,6 +73,7 @@ def metric_vs_param(configs: Sequence[ConfigStats], param: str, metric: str = "v
     ``param`` (optimizer, activation) is drawn as points side by side, not as a line."""
     fig, ax = plt.subplots(figsize=(6, 4))
     series: dict = {}
+    rank: dict = {}    # series in the order of their values (32, 64, 128, not "128" < "32")
     others = [p for p in params if p != param]
     for c in configs:
         if c.n_complete and c.value(param) is not None:
@@ -80,10 +81,11 @@ def metric_vs_param(configs: Sequence[ConfigStats], param: str, metric: str = "v
             # "against units1": one line per units2), never per configuration
             name = (_others_name(c, others) if by == "config" else (c.value(by) if by else ""))
             series.setdefault(name, []).append(c)
+            rank.setdefault(name, tuple(_order(c.value(p)) for p in others) if by == "config" else _order(name))
     values = sorted({c.value(param) for cs in series.values() for c in cs}, key=_order)
     categorical = _categorical(values)
     s = _scale(metric)
-    for k, (name, cs) in enumerate(sorted(series.items(), key=lambda kv: _order(kv[0]))):
+    for k, (name, cs) in enumerate(sorted(series.items(), key=lambda kv: rank[kv[0]])):
         cs = sorted(cs, key=lambda c: _order(c.value(param)))
         if categorical:  # side by side at each category, no connecting line
             off = (k - (len(series) - 1) / 2) * 0.8 / max(len(series), 1)
