@@ -269,6 +269,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
     from .execute import holding, load_specs, run_studies
+    from .executors import kept_open
 
     overrides = {k: v for k, v in (("seeds", getattr(args, "seeds", None)),
                                    ("epochs", getattr(args, "epochs", None)),
@@ -286,7 +287,9 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
         optuna_module()
     outcomes = []
     if grid:
-        with holding(grid, args.out, grid_kwargs := dict(kwargs)):  # held until the reports are written
+        # the executor first (joining Ray checks its address before anything is written), then
+        # the locks, held until the reports are written
+        with kept_open(dict(kwargs)) as grid_kwargs, holding(grid, args.out, grid_kwargs):
             outcomes = run_studies(grid, args.out, **grid_kwargs)
             for problem in sorted({p for o in outcomes for p in o.problems}):
                 warning(problem)
@@ -317,9 +320,11 @@ def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
     from .search import run_search
 
     from .execute import holding
+    from .executors import kept_open
 
-    with holding([spec], args.out, search_kwargs := dict(kwargs)):  # held until its report is written
-        o = run_search(spec, args.out, **search_kwargs)
+    pruning = spec.search.pruner != "none"
+    with kept_open(dict(kwargs), pruning) as search_kwargs, holding([spec], args.out, search_kwargs, pruning):
+        o = run_search(spec, args.out, **search_kwargs)  # the lock held until its report is written
         _say_search(o, spec, args)
     return o
 
@@ -358,9 +363,10 @@ def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> i
     specs = [s for s in specs if s.search is None]
     if not specs:
         raise SpecError([f"{args.path}: --until-decided: no grid study to decide"])
-    kwargs = _run_kwargs(args, reporter)
-    with holding(specs, args.out, kwargs):  # held across every round and until the reports are written
-        return _decided(specs, args, budget, kwargs)
+    from .executors import kept_open
+
+    with kept_open(_run_kwargs(args, reporter)) as kwargs, holding(specs, args.out, kwargs):
+        return _decided(specs, args, budget, kwargs)  # the locks held across every round and the reports
 
 
 def _decided(specs, args: argparse.Namespace, budget, kwargs: dict) -> int:
