@@ -113,3 +113,31 @@ def test_a_planner_file_that_is_not_utf8_is_said_not_a_traceback(tmp_path, cli_e
     assert r.returncode == 74, r.stderr
     assert ".planner.toml: cannot be read (UnicodeDecodeError" in r.stderr and "Traceback" not in r.stderr
     assert (out / ".planner.toml").read_bytes() == b"\xff\xfe not toml \x80"   # not overwritten
+
+
+@pytest.fixture
+def few_inodes(tmp_path):
+    """A tmpfs with room for bytes but only a few dozen files (inodes)."""
+    where = tmp_path / "fsi"
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=48", "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_inodes_running_out_mid_run_is_74_keeps_finished_trials_and_no_staging(tmp_path, few_inodes, cli_env):
+    study = tmp_path / "io.toml"
+    study.write_text(STUDY.replace("units1 = [8, 16]", "units1 = [8, 16, 24, 32, 40, 48]"))  # 12 trials, 6 groups
+    out = few_inodes / "logs"
+    r = _cli(cli_env, "run", str(study), "--out", str(out), "--quiet", "--no-report", "--no-pad")
+    assert r.returncode == 74, r.stderr
+    assert "Traceback" not in r.stderr and "No space left on device" in r.stderr
+    runs = out / "io" / "runs"
+    kept = [p for p in runs.iterdir() if not p.name.startswith(".")]
+    assert 0 < len(kept) < 12                                   # it failed mid-run, after some trials
+    for p in kept:                                              # each kept run folder is whole
+        assert (p / "config.toml").is_file() and (p / "result.toml").is_file()
+    assert not list(runs.glob(".staging-*"))
