@@ -34,16 +34,25 @@ expect = "a > b"
 """
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A tmpfs of 2 MiB at tmp_path/fs, unmounted afterwards; skip without mount rights."""
-    where = tmp_path / "fs"
+def _tmpfs(where: Path, options: str):
     where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     yield where
     subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A tmpfs of 2 MiB at tmp_path/fs, unmounted afterwards; skip without mount rights."""
+    yield from _tmpfs(tmp_path / "fs", "size=2m")
+
+
+@pytest.fixture
+def few_inodes(tmp_path):
+    """A tmpfs with room for bytes but only a few dozen files (inodes)."""
+    yield from _tmpfs(tmp_path / "fsi", "size=8m,nr_inodes=48")
 
 
 def _fill(folder: Path, leave: int) -> None:
@@ -114,18 +123,6 @@ def test_a_planner_file_that_is_not_utf8_is_said_not_a_traceback(tmp_path, cli_e
     assert ".planner.toml: cannot be read (UnicodeDecodeError" in r.stderr and "Traceback" not in r.stderr
     assert (out / ".planner.toml").read_bytes() == b"\xff\xfe not toml \x80"   # not overwritten
 
-
-@pytest.fixture
-def few_inodes(tmp_path):
-    """A tmpfs with room for bytes but only a few dozen files (inodes)."""
-    where = tmp_path / "fsi"
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=48", "tmpfs", str(where)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def test_inodes_running_out_mid_run_is_74_keeps_finished_trials_and_no_staging(tmp_path, few_inodes, cli_env):

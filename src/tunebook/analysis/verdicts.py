@@ -247,6 +247,15 @@ def _threshold(h, configs, mode, rng, params, _margin) -> Verdict:
 
 # -- trend -------------------------------------------------------------------------
 
+def _three_way(supported: bool, p_sup: float, refuted: bool, p_ref: float) -> tuple[str, float]:
+    """The verdict and the p-value of the decision it makes (for inconclusive: the nearer one)."""
+    if supported:
+        return "supported", p_sup
+    if refuted:
+        return "refuted", p_ref
+    return "inconclusive", min(p_sup, p_ref)
+
+
 def _trend_groups(h, configs):
     pool = [c for c in configs if c.n_complete and matches(h.where, c.config) and c.value(h.param) is not None]
     by_value: dict = {}
@@ -284,12 +293,7 @@ def _trend(h, configs, mode, rng, params, _margin) -> Verdict:
         end_wins = [sgn * c.estimate > 0 and c.p_equal(0.0) < sub_end.alpha for c in end_vs]
         p_sup = min(1.0, len(interior) * max(c.p_equal(0.0) for c in vs_ends))
         p_ref = min(1.0, 2 * max(c.p_equal(0.0) for c in end_vs))
-        if all(up):
-            verdict, p = "supported", p_sup
-        elif all(end_wins):
-            verdict, p = "refuted", p_ref
-        else:
-            verdict, p = "inconclusive", min(p_sup, p_ref)
+        verdict, p = _three_way(all(up), p_sup, all(end_wins), p_ref)
         need = None
         if verdict == "inconclusive":
             weakest = min(vs_ends, key=lambda c: abs(c.estimate))
@@ -310,12 +314,7 @@ def _trend(h, configs, mode, rng, params, _margin) -> Verdict:
     against = [sign * c.estimate < 0 and c.p_equal(0.0) < mode.alpha / n_steps for c in steps]
     p_sup = max(c.p_equal(0.0) if sign * c.estimate > 0 else 1.0 for c in steps)
     p_ref = min(1.0, n_steps * min(c.p_equal(0.0) if sign * c.estimate < 0 else 1.0 for c in steps))
-    if all(with_claim):
-        verdict, p = "supported", p_sup
-    elif any(against):
-        verdict, p = "refuted", p_ref
-    else:
-        verdict, p = "inconclusive", min(p_sup, p_ref)
+    verdict, p = _three_way(all(with_claim), p_sup, any(against), p_ref)
     need = None
     if verdict == "inconclusive":
         weakest = min(steps, key=lambda c: sign * c.estimate)
@@ -368,12 +367,7 @@ def _best(h, configs, mode, rng, params, margin) -> Verdict:
         p_o = min(1.0, len(others) * max(ps))
         if p_o < p_ref or lead is None:
             p_ref, lead = p_o, (o, cs)
-    if p_sup < mode.alpha:
-        verdict, p = "supported", p_sup
-    elif p_ref < mode.alpha:
-        verdict, p = "refuted", p_ref
-    else:
-        verdict, p = "inconclusive", min(p_sup, p_ref)
+    verdict, p = _three_way(p_sup < mode.alpha, p_sup, p_ref < mode.alpha, p_ref)
     s, cs = best_try
     worst = min(cs, key=lambda c: sgn * c.estimate)
     rival = others[cs.index(worst)]
