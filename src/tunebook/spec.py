@@ -35,6 +35,25 @@ NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 # --- the records -----------------------------------------------------------------------
 
+#: The fields every trial id has hashed since the first release (all of them, always).
+ID_FIELDS_V1 = ("dataset", "validation", "split_seed", "train_subset", "layers", "activation", "dropout", "epochs",
+                "batch_size", "optimizer", "lr", "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "seed")
+#: Fields added to TrialConfig after that, with the default each must have: hashed only when
+#: not at it, so adding a field leaves every stored trial id — and every run folder — as it
+#: was (a study resumed after an upgrade retrains nothing). Add new fields here.
+ID_DEFAULTS: dict[str, Any] = {}
+
+
+def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
+    """The trial id of a configuration's fields: the sha-256 of their sorted JSON, the
+    fields of :data:`ID_FIELDS_V1` always, any other only where it differs from its default
+    (``defaults``, by default :data:`ID_DEFAULTS`); 12 hex digits."""
+    defaults = ID_DEFAULTS if defaults is None else defaults
+    kept = {k: v for k, v in fields.items() if k in ID_FIELDS_V1 or k not in defaults or v != defaults[k]}
+    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """One fully resolved configuration, seed included. Its hash is the trial id."""
@@ -60,9 +79,8 @@ class TrialConfig:
 
     @property
     def trial_id(self) -> str:
-        """Stable 12-hex-digit hash of every field (same config, same id, any machine)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        """Stable 12-hex-digit hash (same config, same id, any machine): see :func:`trial_id_of`."""
+        return trial_id_of(self.to_dict())
 
     @property
     def config_id(self) -> str:
