@@ -139,8 +139,8 @@ class Contrast:
             return one
         if self.kind == "bounded":
             x = np.asarray(self._d) if self.paired else None
-            if x is None:  # unpaired bounded: both arms' intervals at alpha/2 each (see _bounded_unpaired)
-                return 1.0 if not self._decides(m, side) else self.mode.alpha / 2
+            if x is None:  # unpaired: two sequences at alpha / 2 each; all that is known is "p < alpha"
+                return 1.0 if not self._decides(m, side) else math.nextafter(self.mode.alpha, 0.0)
             lo, hi = self._range
             p = betting_pvalue(x, m, self.mode.alpha, lo, hi)
             if side == "above" and x.mean() <= m or side == "below" and x.mean() >= m:
