@@ -263,3 +263,22 @@ def test_an_interrupt_with_concurrent_groups_keeps_whole_runs_only(tmp_path, mon
         assert is_run_name(p.name) and (p / "result.toml").is_file() and (p / "config.toml").is_file()
     (resumed,) = run_studies([s], tmp_path, device="cpu", pad=False, max_group=1, concurrent=2)
     assert len(resumed.runs) == 4 and resumed.trained == 4 - resumed.skipped
+
+
+def test_the_planner_counts_with_the_dataset_s_own_sizes(monkeypatch):
+    """Memory and cost estimates use the dataset's inputs and classes, not Fashion-MNIST's
+    784 and 10 (the model functions' defaults)."""
+    import dataclasses
+
+    from tunebook import datasets
+    from tunebook.executors import _work
+    from tunebook.model import param_count
+
+    wide = dataclasses.replace(datasets.FASHION_MNIST, name="wide", n_features=3072, n_classes=100)
+    monkeypatch.setitem(datasets.DATASETS, "wide", wide)
+    fm = spec("d", "lr = [0.001]", seeds=1, defaults="layers = [512, 512]").configs()[0]
+    other = dataclasses.replace(fm, dataset="wide")
+    assert datasets.io_sizes("wide") == (3072, 100)
+    assert max_members(other, CPU, 10**6) < max_members(fm, CPU, 10**6)   # each member needs more memory
+    assert _work([other]) > _work([fm])                               # and more arithmetic
+    assert param_count(other.layers, *datasets.io_sizes("wide")) > param_count(fm.layers)

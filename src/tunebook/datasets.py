@@ -73,6 +73,13 @@ FASHION_MNIST = DatasetInfo(
 DATASETS: dict[str, DatasetInfo] = {FASHION_MNIST.name: FASHION_MNIST}
 
 
+def io_sizes(dataset: str) -> tuple[int, int]:
+    """(inputs, classes) of a dataset: what every count of parameters, FLOPs, memory and
+    cost needs besides the hidden widths (the model functions' defaults are Fashion-MNIST's)."""
+    info = DATASETS[dataset]
+    return info.n_features, info.n_classes
+
+
 def validation_count(info: DatasetInfo, fraction: float) -> int:
     """Size of the stratified hold-out: ``round(fraction * n)`` per class, summed.
 

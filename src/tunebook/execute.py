@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .errors import SpecError, TrialError
+from .datasets import io_sizes
 from .model import param_count
 from .planner import group_label, needs_cost, plan_groups
 from .records import TrialResult
@@ -556,7 +557,7 @@ def _by_id(group: Sequence[TrialConfig], results: Sequence[TrialResult]) -> list
 
 
 def failed_result(c: TrialConfig, error: str, engine: str) -> TrialResult:
-    return TrialResult(trial_id=c.trial_id, status="failed", params=param_count(c.layers), flops=0,
+    return TrialResult(trial_id=c.trial_id, status="failed", params=param_count(c.layers, *io_sizes(c.dataset)), flops=0,
                        epochs_run=0, train_seconds=0.0, error=error, engine=engine)
 
 

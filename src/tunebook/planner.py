@@ -52,7 +52,7 @@ import tomli_w
 
 from . import tomlio
 from . import __version__
-from .datasets import DATASETS, validation_count
+from .datasets import DATASETS, io_sizes, validation_count
 from .model import flops_per_sample, forward_flops_per_sample, param_count
 from .spec import TrialConfig
 
@@ -140,7 +140,7 @@ def max_members(c: TrialConfig, device, max_group: int | None = None,
                 layers: Sequence[int] | None = None, states: int | None = None) -> int:
     """The largest stacked group of ``c`` (at ``layers`` when padded) that fits the
     device's budget."""
-    size = member_bytes(layers or c.layers, c.batch_size, states or _states([c]))
+    size = member_bytes(layers or c.layers, c.batch_size, states or _states([c]), *io_sizes(c.dataset))
     cap = max(1, group_budget(device) // size)
     if max_group:  # asked for: replaces the CPU's count cap, never the memory budget
         return min(cap, max_group)
@@ -331,8 +331,9 @@ def _seconds(lead: TrialConfig, shape: Sequence[int], epochs: Sequence[int], che
     info = DATASETS[lead.dataset]
     n_val = info.n_test if lead.validation == "test" else validation_count(info, float(lead.validation))
     steps = lead.steps_per_epoch
-    flops = (steps * lead.batch_size * flops_per_sample(shape) * sum(epochs)
-             + forward_flops_per_sample(shape) * (n_val * sum(epochs) + info.n_test * checkpoints))
+    sizes = io_sizes(lead.dataset)
+    flops = (steps * lead.batch_size * flops_per_sample(shape, *sizes) * sum(epochs)
+             + forward_flops_per_sample(shape, *sizes) * (n_val * sum(epochs) + info.n_test * checkpoints))
     rows = steps * lead.batch_size * sum(epochs)
     return (cost.seconds_per_step * steps * groups * max(epochs) + cost.seconds_per_flop * flops
             + cost.seconds_per_row * rows)
@@ -358,7 +359,8 @@ def plan_groups(configs: Sequence[TrialConfig], device, max_group: int | None = 
 
 def _segments(shapes: dict[tuple, dict[tuple, list[TrialConfig]]], device, max_group, cost):
     """Contiguous runs of shapes (sorted by FLOPs) that train padded together."""
-    order = sorted(shapes, key=lambda s: (flops_per_sample(s), s))
+    lead0 = next(iter(next(iter(shapes.values())).values()))[0]
+    order = sorted(shapes, key=lambda s: (flops_per_sample(s, *io_sizes(lead0.dataset)), s))
     streams = [list(shapes[s].values()) for s in order]
     if cost is None or len(order) == 1:
         return streams

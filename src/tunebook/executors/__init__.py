@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from ..datasets import io_sizes
 from ..errors import SpecError
 from ..spec import TrialConfig
 
@@ -106,7 +107,8 @@ def group_resources(group: Sequence[TrialConfig] | None, device_type: str, threa
     share = 1.0 / max(1, per_gpu)
     if group:
         shape = padded_shape([c.layers for c in group])
-        need = len(group) * member_bytes(shape, group[0].batch_size, _states(group)) / max(1, gpu_bytes)
+        need = (len(group) * member_bytes(shape, group[0].batch_size, _states(group), *io_sizes(group[0].dataset))
+                / max(1, gpu_bytes))
         while share < need and share < 1.0:
             share *= 2
     return Resources(1.0, round(min(1.0, share), 4))
@@ -193,7 +195,8 @@ def _work(group: Sequence[TrialConfig]) -> float:
 
     lead = group[0]
     epochs = sum(max(c.epochs for c in stream) for stream in _streams(group))
-    return flops_per_sample(padded_shape([c.layers for c in group])) * epochs * lead.steps_per_epoch * lead.batch_size
+    return (flops_per_sample(padded_shape([c.layers for c in group]), *io_sizes(lead.dataset))
+            * epochs * lead.steps_per_epoch * lead.batch_size)
 
 
 def default_workers(device_type: str, gpus: int, cpus: int) -> int:
