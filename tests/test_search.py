@@ -401,3 +401,12 @@ def test_an_edited_record_of_proposals_is_refused_on_read_naming_each_problem(tm
     assert exc.value.problems[0] == f"{ledger}: proposal {first.number}: lr = 5.0 is outside its range [0.001, 0.03]"
     assert main(["report", str(o.folder)]) == EXIT_BAD_INPUT            # exit 2, named; nothing written
     assert "lr = 5.0 is outside its range" in capsys.readouterr().err
+
+
+def test_run_study_on_a_searched_study_runs_the_search(tmp_path):
+    import tunebook
+
+    spec = study(tmp_path, "random", trials=2)
+    o = tunebook.run_study(spec, tmp_path / "out", device="cpu")
+    assert len([r for r in o.results if r.values is not None]) == 2 and o.last is not None
+    assert o.folder == tmp_path / "out" / "srch"

@@ -27,6 +27,7 @@ from .store import Run, RunStore, remove_staging
 from .tboard import LiveScalars
 
 if TYPE_CHECKING:
+    from .search import SearchOutcome
     from .executors import Executor, Options
     from .loop import Budget
 
@@ -80,14 +81,21 @@ class StudyOutcome:
         return [r for r in self.runs if r.result.status == "diverged"]
 
 
-def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> StudyOutcome:
+def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> "StudyOutcome | SearchOutcome":
     """Train every trial of ``spec`` that has no final result under ``out``; return all.
+    A searched study (a ``[search]`` table) runs its search — proposals, batches,
+    confirmation — and returns :class:`tunebook.search.SearchOutcome` (its ``folder`` and
+    ``last`` as here); before, it trained nothing and said nothing.
 
     Options as for :func:`run_studies`. It writes run folders only, no report: call
     ``tunebook.report.write_report(outcome.folder)`` for the lab-notebook page (the CLI does
     so after a run unless ``--no-report``), or ``tunebook.analysis.study.analyze(outcome.folder)``
     for the numbers behind it.
     """
+    if spec.search is not None:
+        from .search import run_search
+
+        return run_search(spec, out, **kwargs)
     return run_studies([spec], out, **kwargs)[0]
 
 
