@@ -380,3 +380,11 @@ def test_what_the_bounded_test_costs_large_effects_only():
           f"by 200 seeds, median {seeds:.0f} seeds; a 0.3-point one (SD 0.3) in {100 * small_rate:.1f} %")
     assert decided.any(axis=1).mean() > 0.95 and 30 <= seeds <= 90
     assert small_rate < 0.05
+
+
+def test_a_failed_gaussian_check_switches_to_the_bounded_test_and_says_why():
+    d = [0.004, 0.002, 0.003, 0.005, 0.003, 0.004, 0.002, 0.003, 0.004, -0.2]   # one seed trained badly
+    c = contrast(dict(enumerate(d)), dict(enumerate([0.0] * 10)), True, Mode(ALPHA, test="auto"), "val_acc")
+    assert c.kind == "bounded" and "robust SDs from the median" in c.caveat
+    t = contrast(dict(enumerate(d)), dict(enumerate([0.0] * 10)), True, Mode(ALPHA, test="t"), "val_acc")
+    assert t.kind == "paired-t" and t.caveat == c.caveat and "t-test kept as asked" in t.why

@@ -55,71 +55,65 @@ def _bets(x: np.ndarray, alpha: float) -> np.ndarray:
     return np.sqrt(2 * math.log(2 / alpha) / (var_prev * i * np.log1p(i)))
 
 
-def log_capital(x01: Sequence[float], m: np.ndarray, alpha: float) -> np.ndarray:
-    """log Kₙ(m) of values ``x01`` in [0, 1] at each candidate mean ``m`` (an array in (0, 1))."""
-    x = np.asarray(x01, float)
-    m = np.asarray(m, float)
-    lam = _bets(x, alpha)[:, None]                               # [n, 1]
-    up = np.minimum(lam, BET_CAP / m[None, :])
-    down = np.minimum(lam, BET_CAP / (1 - m[None, :]))
-    dev = x[:, None] - m[None, :]
-    with np.errstate(divide="ignore"):
-        lp = np.log1p(up * dev).sum(axis=0)
-        lm = np.log1p(-down * dev).sum(axis=0)
+def _gains(x01: np.ndarray, lam: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One step's log gains of the two bettors, at candidate means ``m`` (broadcast)."""
+    dev = x01 - m
+    return (np.log1p(np.minimum(lam, BET_CAP / m) * dev),
+            np.log1p(-np.minimum(lam, BET_CAP / (1 - m)) * dev))
+
+
+def _hedged(lp: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """log Kₙ(m) of the hedged capital from the two bettors' log capitals."""
     return np.logaddexp(lp, lm) + math.log(0.5)
+
+
+def _capital_path(x01: np.ndarray, m: np.ndarray, alpha: float) -> np.ndarray:
+    """log Kₙ(m) after each value: [n, len(m)]."""
+    up, down = _gains(x01[:, None], _bets(x01, alpha)[:, None], m[None, :])
+    return _hedged(np.cumsum(up, axis=0), np.cumsum(down, axis=0))
+
+
+def _scaled(x: Sequence[float], low: float, high: float) -> np.ndarray:
+    v = np.asarray(x, float)
+    if len(v) and (v.min() < low or v.max() > high):
+        raise ValueError(f"values outside the declared range [{low:g}, {high:g}]")
+    return (v - low) / (high - low)
 
 
 def betting_interval(x: Sequence[float], alpha: float = 0.05, low: float = -1.0, high: float = 1.0,
                      grid: int = GRID) -> tuple[float, float, float]:
     """(mean, lo, hi): the 1 − alpha betting confidence sequence of the mean of ``x`` (values in
     [low, high]) at this n, intersected over every earlier n (all hold at once)."""
-    v = np.asarray(x, float)
-    n = len(v)
-    mean = float(v.mean()) if n else math.nan
-    if n == 0:
-        return mean, low, high
-    if v.min() < low or v.max() > high:
-        raise ValueError(f"values outside the declared range [{low:g}, {high:g}]")
-    x01 = (v - low) / (high - low)
+    x01 = _scaled(x, low, high)
+    if len(x01) == 0:
+        return math.nan, low, high
+    mean = float(np.mean(x))
     m = (np.arange(grid) + 0.5) / grid                             # open grid over (0, 1)
-    keep = np.ones(grid, bool)
-    lam = _bets(x01, alpha)
-    up = np.minimum(lam[:, None], BET_CAP / m[None, :])
-    down = np.minimum(lam[:, None], BET_CAP / (1 - m[None, :]))
-    dev = x01[:, None] - m[None, :]
-    lp = np.cumsum(np.log1p(up * dev), axis=0)
-    lm = np.cumsum(np.log1p(-down * dev), axis=0)
-    cap = np.logaddexp(lp, lm) + math.log(0.5)                      # [n, grid]
-    keep = (cap < math.log(1 / alpha)).all(axis=0)                 # never rejected up to n
+    keep = (_capital_path(x01, m, alpha) < math.log(1 / alpha)).all(axis=0)  # never rejected up to n
     if not keep.any():  # every candidate rejected: the values sit on one point of the grid
         return mean, mean, mean
-    inside = m[keep]
     step = 0.5 / grid
-    lo01, hi01 = max(0.0, inside.min() - step), min(1.0, inside.max() + step)
+    lo01, hi01 = max(0.0, m[keep].min() - step), min(1.0, m[keep].max() + step)
     return mean, low + lo01 * (high - low), low + hi01 * (high - low)
 
 
 def betting_pvalue(x: Sequence[float], value: float, alpha_for_bets: float = 0.05, low: float = -1.0,
                    high: float = 1.0) -> float:
     """An anytime-valid p-value for "the mean of ``x`` is ``value``": 1 / the largest capital so far."""
-    v = np.asarray(x, float)
-    if len(v) == 0:
+    x01 = _scaled(x, low, high)
+    if len(x01) == 0:
         return 1.0
-    x01 = (v - low) / (high - low)
-    m = min(max((value - low) / (high - low), 1e-9), 1 - 1e-9)
-    lam = _bets(x01, alpha_for_bets)
-    up = np.minimum(lam, BET_CAP / m)
-    down = np.minimum(lam, BET_CAP / (1 - m))
-    lp = np.cumsum(np.log1p(up * (x01 - m)))
-    lm = np.cumsum(np.log1p(-down * (x01 - m)))
-    top = float((np.logaddexp(lp, lm) + math.log(0.5)).max())
+    m = np.array([min(max((value - low) / (high - low), 1e-9), 1 - 1e-9)])
+    top = float(_capital_path(x01, m, alpha_for_bets).max())
     return float(min(1.0, math.exp(-top))) if top > 0 else 1.0
 
 
 def simulate_betting(x: np.ndarray, alpha: float, looks: Sequence[int], low: float = -1.0, high: float = 1.0,
                      grid: int = 801) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) of the betting confidence sequence at each look, for many studies at once:
-    ``x`` is [studies, n] (values in [low, high]); returns two [studies, len(looks)] arrays."""
+    ``x`` is [studies, n] (values in [low, high]); returns two [studies, len(looks)] arrays.
+    The same capital as :func:`betting_interval`, step by step (a [studies, n, grid] array
+    would not fit in memory)."""
     x01 = (np.clip(x, low, high) - low) / (high - low)
     studies, n = x01.shape
     m = (np.arange(grid) + 0.5) / grid
@@ -132,12 +126,10 @@ def simulate_betting(x: np.ndarray, alpha: float, looks: Sequence[int], low: flo
     thresh = math.log(1 / alpha)
     j = 0
     for i in range(n):
-        up = np.minimum(lam[:, i:i + 1], BET_CAP / m[None, :])
-        down = np.minimum(lam[:, i:i + 1], BET_CAP / (1 - m[None, :]))
-        dev = x01[:, i:i + 1] - m[None, :]
-        lp += np.log1p(up * dev)
-        lm += np.log1p(-down * dev)
-        alive &= (np.logaddexp(lp, lm) + math.log(0.5)) < thresh
+        up, down = _gains(x01[:, i:i + 1], lam[:, i:i + 1], m[None, :])
+        lp += up
+        lm += down
+        alive &= _hedged(lp, lm) < thresh
         while j < len(looks) and looks[j] == i + 1:
             any_ = alive.any(axis=1)
             first = np.where(any_, alive.argmax(axis=1), grid // 2)
@@ -159,39 +151,43 @@ class Diagnosis:
     why: str               # in words ("" when safe)
 
 
+def _checks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(skewness-test p-value, values beyond :data:`OUTLIER_MADS` robust SDs) for each row of
+    ``x`` [studies, n ≥ MIN_N]. The robust SD is 1.4826 · MAD, or 1.2533 · the mean absolute
+    deviation where more than half the values are equal (MAD 0)."""
+    med = np.median(x, axis=1, keepdims=True)
+    dev = np.abs(x - med)
+    mad = 1.4826 * np.median(dev, axis=1, keepdims=True)
+    mad = np.where(mad > 0, mad, 1.2533 * dev.mean(axis=1, keepdims=True))
+    outliers = ((dev > OUTLIER_MADS * mad) & (mad > 0)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.nan_to_num(st.skewtest(x, axis=1).pvalue, nan=1.0)
+    return np.where(x.std(axis=1) > 0, p, 1.0), outliers
+
+
 def diagnose(x: Sequence[float]) -> Diagnosis:
     """The t-test's assumption checked on per-seed values (differences, for a comparison):
     unsafe when, with at least :data:`MIN_N` seeds, D'Agostino's skewness test gives
-    p < :data:`SKEW_P`, or a seed lies more than :data:`OUTLIER_MADS` normal-consistent
-    median absolute deviations from the median (a few bad seeds). Fewer seeds cannot be
-    checked (said, not flagged)."""
+    p < :data:`SKEW_P`, or a seed lies more than :data:`OUTLIER_MADS` robust SDs from the
+    median (a few bad seeds). Fewer seeds cannot be checked (said, not flagged)."""
     v = np.asarray(x, float)
     n = len(v)
     if n < MIN_N:
         return Diagnosis(n, math.nan, 0, False, "")
-    spread = v.std() > 0
-    skew = float(st.skew(v, bias=False)) if spread else 0.0
-    p = float(st.skewtest(v).pvalue) if spread else 1.0
-    med = float(np.median(v))
-    mad = 1.4826 * float(np.median(np.abs(v - med))) or 1.2533 * float(np.mean(np.abs(v - med)))
-    outliers = int((np.abs(v - med) > OUTLIER_MADS * mad).sum()) if mad > 0 else 0
+    (p,), (outliers,) = _checks(v[None, :])
+    skew = float(st.skew(v, bias=False)) if v.std() > 0 else 0.0
     why = []
     if p < SKEW_P:
         why.append(f"skewness {skew:+.2f}, skewness test p = {p:.2g}")
     if outliers:
         why.append(f"{outliers} seed{'s' if outliers != 1 else ''} more than {OUTLIER_MADS:g} robust SDs from "
                    "the median")
-    return Diagnosis(n, skew, outliers, bool(why), "; ".join(why))
+    return Diagnosis(n, skew, int(outliers), bool(why), "; ".join(why))
 
 
 def diagnose_many(x: np.ndarray) -> np.ndarray:
     """:func:`diagnose`'s verdict (unsafe or not) for each row of ``x`` [studies, n], vectorised."""
-    n = x.shape[1]
-    if n < MIN_N:
+    if x.shape[1] < MIN_N:
         return np.zeros(len(x), bool)
-    med = np.median(x, axis=1, keepdims=True)
-    mad = 1.4826 * np.median(np.abs(x - med), axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = ((np.abs(x - med) > OUTLIER_MADS * mad) & (mad > 0)).any(axis=1)
-        p = st.skewtest(x, axis=1).pvalue
-    return out | (np.nan_to_num(p, nan=1.0) < SKEW_P)
+    p, outliers = _checks(x)
+    return (p < SKEW_P) | (outliers > 0)

@@ -46,6 +46,7 @@ from scipy import stats as st
 from .aggregate import ConfigStats
 from .bounded import betting_interval, betting_pvalue, diagnose
 from .sequential import avt_evalue, avt_interval
+from .stats import welch
 
 #: Fields two configurations must share for a seed to fix the same data order.
 PAIR_KEYS = ("batch_size", "dataset", "validation", "split_seed", "train_subset")
@@ -104,6 +105,7 @@ class Contrast:
     _a: tuple = ()              # ... or the arms (unpaired)
     _b: tuple = ()
     _range: tuple = (-1.0, 1.0)
+    caveat: str = ""            # the Gaussian check that failed, in words ("" when it passed)
 
     # -- p-values -------------------------------------------------------------
     def p_equal(self, m: float = 0.0) -> float:
@@ -129,43 +131,23 @@ class Contrast:
         return self.p_above(margin) if self.estimate >= 0 else self.p_below(-margin)
 
     def _p(self, m: float, side: str) -> float:
+        est = self.estimate
+        if side == "above" and est <= m or side == "below" and est >= m:
+            return 1.0  # a one-sided claim needs the estimate on its side (the anytime e-value is two-sided)
         if self.kind == "anytime-t":
-            d = np.asarray(self._d)
-            e = avt_evalue(d, m)
-            one = min(1.0, 1.0 / max(e, 1e-300))
-            # the mixture e-value is two-sided; one-sided claims also require the estimate's side
-            if side == "above" and d.mean() <= m or side == "below" and d.mean() >= m:
-                return 1.0
-            return one
+            return min(1.0, 1.0 / max(avt_evalue(self._d, m), 1e-300))
         if self.kind == "bounded":
-            x = np.asarray(self._d) if self.paired else None
-            if x is None:  # unpaired: two sequences at alpha / 2 each; all that is known is "p < alpha"
+            if not self.paired:  # two sequences at alpha / 2 each: all that is known is "p < alpha"
                 return 1.0 if not self._decides(m, side) else math.nextafter(self.mode.alpha, 0.0)
-            lo, hi = self._range
-            p = betting_pvalue(x, m, self.mode.alpha, lo, hi)
-            if side == "above" and x.mean() <= m or side == "below" and x.mean() >= m:
-                return 1.0
-            return p
-        # t-based: paired t or Welch, scaled by the looks for a sequential Welch
-        if self.kind == "paired-t":
-            d = np.asarray(self._d)
-            n = len(d)
-            se = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
-            df = n - 1
-            est = float(d.mean())
-        else:
-            a, b = np.asarray(self._a), np.asarray(self._b)
-            va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-            se = math.sqrt(va + vb)
-            df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else 1.0
-            est = float(a.mean() - b.mean())
+            return betting_pvalue(self._d, m, self.mode.alpha, *self._range)
+        est, se, df = _t_stats(self._d, self._a, self._b)  # paired t or Welch
         if se == 0:
             hit = {"two": est != m, "above": est > m, "below": est < m}[side]
             p = 0.0 if hit else 1.0
         else:
             t = (est - m) / se
             p = {"two": 2 * st.t.sf(abs(t), df), "above": st.t.sf(t, df), "below": st.t.cdf(t, df)}[side]
-        scale = self.mode.looks if self.mode.sequential else 1
+        scale = self.mode.looks if self.mode.sequential and self.kind == "welch" else 1
         return float(min(1.0, scale * p))
 
     def _decides(self, m: float, side: str) -> bool:
@@ -175,8 +157,10 @@ class Contrast:
 
 
 def contrast(a: dict[int, float], b: dict[int, float], paired: bool, mode: Mode, metric: str,
-             pairing_why: str = "") -> Contrast:
-    """Compare two arms (seed → value). Raises ValueError when an arm has fewer than 2 seeds."""
+             pairing_why: str = "", value_range: tuple[float, float] | None = None) -> Contrast:
+    """Compare two arms (seed → value). Raises ValueError when an arm has fewer than 2 seeds.
+    ``value_range``: the range of a paired difference for the bounded test (by default the
+    metric's range minus itself; a one-sample mean against 0 passes the metric's own)."""
     if paired:
         seeds = sorted(set(a) & set(b))
         if len(seeds) < 2:
@@ -185,63 +169,63 @@ def contrast(a: dict[int, float], b: dict[int, float], paired: bool, mode: Mode,
     if paired:
         d = np.array([a[s] - b[s] for s in seeds])
         diag = diagnose(d)
-        rng = _diff_range(metric)
-        use_bounded = rng is not None and (mode.test == "bounded" or (mode.test == "auto" and diag.unsafe))
-        why = pairing_why
-        if use_bounded:
+        caveat = f"per-seed differences fail the Gaussian check ({diag.why})" if diag.unsafe else ""
+        rng = value_range or _diff_range(metric)
+        if rng is not None and (mode.test == "bounded" or (mode.test == "auto" and diag.unsafe)):
             est, lo, hi = betting_interval(d, mode.alpha, *rng)
-            why += ("; " if why else "") + (f"per-seed differences fail the Gaussian check ({diag.why}): "
-                                             "distribution-free test" if diag.unsafe else "bounded test asked for")
+            why = _joined(pairing_why, f"{caveat}: distribution-free test" if caveat else "bounded test asked for")
             return Contrast(est, lo, hi, len(d), True, f"betting confidence sequence for bounded values "
                             f"(Waudby-Smith & Ramdas 2023; Δ in [{rng[0]:g}, {rng[1]:g}])", "bounded", why, mode,
-                            _d=tuple(d), _range=rng)
-        if diag.unsafe:
-            why += ("; " if why else "") + f"per-seed differences fail the Gaussian check ({diag.why}); " + (
-                "no range is known for this metric, so the t-test is kept" if rng is None else "t-test kept as asked")
+                            _d=tuple(d), _range=rng, caveat=caveat)
+        kept = ("no range is known for this metric, so the t-test is kept" if rng is None else "t-test kept as asked")
+        why = _joined(pairing_why, f"{caveat}; {kept}" if caveat else "")
         if mode.sequential:
             est, lo, hi = avt_interval(d, mode.alpha)
             return Contrast(est, lo, hi, len(d), True, "anytime-valid paired t-test (Wang & Ramdas 2023)",
-                            "anytime-t", why, mode, _d=tuple(d))
-        est = float(d.mean())
-        half = _t_half(d, mode.alpha)
+                            "anytime-t", why, mode, _d=tuple(d), caveat=caveat)
+        est, half = _t_interval(d, (), (), mode.alpha)
         return Contrast(est, est - half, est + half, len(d), True, "paired t-test", "paired-t", why, mode,
-                        _d=tuple(d))
+                        _d=tuple(d), caveat=caveat)
     xa, xb = np.array(list(a.values())), np.array(list(b.values()))
     if len(xa) < 2 or len(xb) < 2:
         raise ValueError("each arm needs at least 2 complete seeds")
     rng = RANGES.get(metric)
     unsafe = [dg for dg in (diagnose(xa), diagnose(xb)) if dg.unsafe]
-    why = pairing_why
+    caveat = f"an arm fails the Gaussian check ({unsafe[0].why})" if unsafe else ""
     if rng is not None and (mode.test == "bounded" or (mode.test == "auto" and unsafe)):
         # each arm's betting sequence at alpha / 2; the difference's interval from their ends
         _, la, ha = betting_interval(xa, mode.alpha / 2, *rng)
         _, lb, hb = betting_interval(xb, mode.alpha / 2, *rng)
-        est = float(xa.mean() - xb.mean())
-        why += ("; " if why else "") + (f"an arm fails the Gaussian check ({unsafe[0].why}): distribution-free "
-                                         "test" if unsafe else "bounded test asked for")
-        return Contrast(est, la - hb, ha - lb, min(len(xa), len(xb)), False,
+        why = _joined(pairing_why, f"{caveat}: distribution-free test" if caveat else "bounded test asked for")
+        return Contrast(float(xa.mean() - xb.mean()), la - hb, ha - lb, min(len(xa), len(xb)), False,
                         "betting confidence sequences for bounded values, one per arm at alpha / 2 "
                         "(Waudby-Smith & Ramdas 2023)", "bounded", why, mode, _a=tuple(xa), _b=tuple(xb),
-                        _range=rng)
-    if unsafe:
-        why += ("; " if why else "") + f"an arm fails the Gaussian check ({unsafe[0].why}); t-test kept"
-    va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
-    se = math.sqrt(va + vb)
-    est = float(xa.mean() - xb.mean())
-    if se == 0:
-        half = 0.0
-    else:
-        df = (va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))
-        half = float(st.t.ppf(1 - mode.split / 2, df)) * se
+                        _range=rng, caveat=caveat)
+    why = _joined(pairing_why, f"{caveat}; t-test kept" if caveat else "")
+    est, half = _t_interval((), xa, xb, mode.split)
     test = "Welch's t-test" + (f", alpha split over {mode.looks} planned looks" if mode.sequential else "")
     return Contrast(est, est - half, est + half, min(len(xa), len(xb)), False, test, "welch", why, mode,
-                    _a=tuple(xa), _b=tuple(xb))
+                    _a=tuple(xa), _b=tuple(xb), caveat=caveat)
 
 
-def _t_half(d: np.ndarray, alpha: float) -> float:
-    n = len(d)
-    sd = float(d.std(ddof=1))
-    return float(st.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n) if sd > 0 else 0.0
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _t_stats(d, a, b) -> tuple[float, float, float]:
+    """(estimate, standard error, degrees of freedom): of the mean of the differences ``d``
+    (paired), else of mean(a) − mean(b) by Welch (:func:`.stats.welch`)."""
+    if len(d):
+        x = np.asarray(d, float)
+        return float(x.mean()), float(x.std(ddof=1)) / math.sqrt(len(x)), len(x) - 1.0
+    w = welch(a, b)
+    return w.diff, w.se, w.df
+
+
+def _t_interval(d, a, b, alpha: float) -> tuple[float, float]:
+    """(estimate, half-width) of the two-sided 1 − alpha t-interval."""
+    est, se, df = _t_stats(d, a, b)
+    return est, (float(st.t.ppf(1 - alpha / 2, df)) * se if se > 0 else 0.0)
 
 
 def _diff_range(metric: str) -> tuple[float, float] | None:
@@ -258,17 +242,6 @@ def arms_contrast(a: Sequence[ConfigStats], b: Sequence[ConfigStats], metric: st
 
 
 # -- decisions ------------------------------------------------------------------
-
-def decision(c: Contrast, margin: float) -> str:
-    """"a > b", "a < b", "negligible" (|Δ| < margin) or "undecided", from the contrast's
-    p-values at its alpha (for the anytime and bounded tests the same as its interval)."""
-    alpha = c.mode.alpha
-    if c.p_equal(0.0) < alpha:
-        return "a > b" if c.estimate > 0 else "a < b"
-    if margin > 0 and c.p_negligible(margin) < alpha:
-        return "negligible"
-    return "undecided"
-
 
 def claim_verdict(c: Contrast, expect: str, margin: float) -> tuple[str, float, str]:
     """(verdict, p-value of the decision it makes, the decision in words) for a compare claim."""

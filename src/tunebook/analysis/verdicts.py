@@ -44,7 +44,7 @@ import numpy as np
 
 from .aggregate import HIGHER_IS_BETTER, ConfigStats, describe, varying_params
 from ..hypotheses import Hypothesis, matches
-from .contrast import Contrast, Mode, arm, arms_contrast, claim_verdict, contrast, pairable
+from .contrast import RANGES, Contrast, Mode, arm, arms_contrast, claim_verdict, contrast, pairable
 from .stats import bootstrap_means, seeds_needed, spearman
 
 BOOTSTRAP_REPS = 2000
@@ -164,7 +164,7 @@ def _compare(h, configs, mode, rng, params, _margin) -> Verdict:
               f"{_interval(h.metric, c)} ({_level(c)}; {c.why}){margin}, p = {p:.3g} for "
               f"{_claim_words(decided, h)}, {c.n} {'pairs' if c.paired else 'seeds'} → {decided}")
     return Verdict(h, verdict, c.test, c.estimate, c.lo, c.hi, p, c.n, need, detail, tuple(x.key for x in a + b),
-                   caveat=_caveat(c), decision=decided)
+                   caveat=c.caveat, decision=decided)
 
 
 def _claim_words(decided: str, h: Hypothesis) -> str:
@@ -172,31 +172,16 @@ def _claim_words(decided: str, h: Hypothesis) -> str:
             "a > b": "Δ > 0", "a < b": "Δ < 0"}.get(decided, decided)
 
 
-def _caveat(c: Contrast) -> str:
-    return c.why.split("; ", 1)[1] if "Gaussian check" in c.why and "; " in c.why else (
-        c.why if "Gaussian check" in c.why else "")
-
-
 # -- threshold ---------------------------------------------------------------------
 
 def _one_sample(cs: ConfigStats, metric: str, mode: Mode) -> Contrast:
     """A configuration's mean as a paired "contrast" against zero (its values are the
-    differences), so that every test of :class:`Contrast` applies to it."""
+    differences), so that every test of :class:`Contrast` applies to it; the bounded test
+    takes the metric's own range (a value, not a difference)."""
     x = arm([cs], metric)
-    from .contrast import RANGES
-
     if len(x) < 2:
         raise _NoData(f"{cs.label} has fewer than 2 complete seeds")
-    zero = {s: 0.0 for s in x}
-    c = contrast(x, zero, True, mode, metric)
-    rng = RANGES.get(metric)
-    if c.kind == "bounded" and rng is not None:  # one value, not a difference: its own range
-        from dataclasses import replace
-
-        from .bounded import betting_interval
-        est, lo, hi = betting_interval(list(x.values()), mode.alpha, *rng)
-        c = replace(c, lo=lo, hi=hi, _range=rng)
-    return c
+    return contrast(x, {s: 0.0 for s in x}, True, mode, metric, value_range=RANGES.get(metric))
 
 
 def _threshold(h, configs, mode, rng, params, _margin) -> Verdict:
@@ -242,7 +227,7 @@ def _threshold(h, configs, mode, rng, params, _margin) -> Verdict:
     test = f"{ws.test.replace('paired t-test', 'one-sample t-test').replace('paired ', 'one-sample ')} per configuration" + (
         " (intersection–union for supported, Bonferroni for refuted)" if k > 1 else "")
     return Verdict(h, verdict, test, ws.estimate, ws.lo, ws.hi, p, n, need, detail, tuple(c.key for c in sel),
-                   caveat=next((_caveat(s) for _, s in per if _caveat(s)), ""))
+                   caveat=next((s.caveat for _, s in per if s.caveat), ""))
 
 
 # -- trend -------------------------------------------------------------------------
@@ -305,7 +290,7 @@ def _trend(h, configs, mode, rng, params, _margin) -> Verdict:
                   f"({_level(vs_ends[0])}): {ends}; p = {p:.3g}; {n} seeds")
         return Verdict(h, verdict, f"{vs_ends[0].test}: the best interior value against both ends "
                        f"(Bonferroni over {len(interior)} interior values)", min(sgn * c.estimate for c in vs_ends),
-                       math.nan, math.nan, p, n, need, detail, keys, caveat=_caveat(vs_ends[0]),
+                       math.nan, math.nan, p, n, need, detail, keys, caveat=next((c.caveat for c in vs_ends if c.caveat), ""),
                        decision=verdict)
     sign = 1 if h.expect == "increasing" else -1
     steps = [_contrast(arms[i + 1], arms[i], h.metric, mode, f"{h.param} {xs[i]} → {xs[i + 1]}") for i in range(k - 1)]
@@ -327,7 +312,7 @@ def _trend(h, configs, mode, rng, params, _margin) -> Verdict:
               f"at alpha / {n_steps} refutes ({_level(steps[0])}): {step_words}; p = {p:.3g}; {n} seeds")
     lo = min(sign * c.lo if sign > 0 else -c.hi for c in steps)
     return Verdict(h, verdict, f"{steps[0].test} on each step between adjacent values (intersection–union)",
-                   rho, lo, math.nan, p, n, need, detail, keys, caveat=next((_caveat(c) for c in steps if _caveat(c)), ""),
+                   rho, lo, math.nan, p, n, need, detail, keys, caveat=next((c.caveat for c in steps if c.caveat), ""),
                    decision=verdict)
 
 
@@ -382,7 +367,7 @@ def _best(h, configs, mode, rng, params, margin) -> Verdict:
               f"resamplings (descriptive, not the probability of being the true best); {n} seeds")
     return Verdict(h, verdict, f"{worst.test}: the selection against every competitor "
                    + (f"(best within margin ±{margin:g})" if margin else "(ahead of each)"),
-                   prob, worst.lo, worst.hi, p, n, need, detail, keys, caveat=_caveat(worst), decision=verdict)
+                   prob, worst.lo, worst.hi, p, n, need, detail, keys, caveat=worst.caveat, decision=verdict)
 
 
 def _resampled_wins(pool, sel, metric, better, rng) -> float:
