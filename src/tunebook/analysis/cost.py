@@ -121,8 +121,9 @@ def reference_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
 #: Seconds of one configuration trained alone, per device kind: (per step, per FLOP, per
 #: training image, where the figures come from). Whole training steps (evaluation and the
 #: host loop included), unlike the planner's per-group step cost: the CPU's are the model
-#: fitted to the 27 stacked groups the programme recorded on this project's 2-core VM
-#: (2026-11-28, docs/results.md: 1.603 ms per step + 7.473 s per TFLOP); a GPU's are the
+#: fitted (:func:`fit_cost_models`, ``scripts/fit_reference_cost.py``) to the 27 stacked groups
+#: the programme recorded on this project's 2-core VM (2026-11-28, docs/results.md' earlier
+#: cost-models table: 1.603 ms per step + 7.473 s per TFLOP); a GPU's are the
 #: planner's reference (no GPU programme has been fitted yet).
 REFERENCE_TIME = {
     "cpu": (1.603e-3, 7.473e-12, 0.0, "fitted to the programme's 27 stacked groups on this project's 2-core "

@@ -189,7 +189,7 @@ def _threshold(h, configs, mode, rng, params, _margin) -> Verdict:
     _need(sel, "the selection")
     k = len(sel)
     per = [(c, _one_sample(c, h.metric, mode)) for c in sel]
-    ok_ps, bad_ps, worst = [], [], None
+    ok_ps, bad_ps = [], []
     for c, s in per:
         ok, bad = [], []
         if h.at_least is not None:
@@ -202,16 +202,9 @@ def _threshold(h, configs, mode, rng, params, _margin) -> Verdict:
         bad_ps.append(min(bad))
     p_ok = max(ok_ps)                        # intersection–union: every configuration clears the bound
     p_bad = min(1.0, k * min(bad_ps))        # Bonferroni: some configuration falls short
-    if p_bad < mode.alpha:
-        verdict, p = "refuted", p_bad
-        worst = per[int(np.argmin(bad_ps))]
-    elif p_ok < mode.alpha:
-        verdict, p = "supported", p_ok
-    else:
-        verdict, p = "inconclusive", min(p_ok, p_bad)
-    if worst is None:
-        worst = per[int(np.argmax(ok_ps))]   # the configuration nearest to failing
-    wc, ws = worst
+    verdict, p = _three_way(p_ok < mode.alpha, p_ok, p_bad < mode.alpha, p_bad)
+    # the configuration that falls short, or the one nearest to failing
+    wc, ws = per[int(np.argmin(bad_ps))] if verdict == "refuted" else per[int(np.argmax(ok_ps))]
     bound = h.at_least if h.at_least is not None else h.at_most
     n = min(s.n for _, s in per)
     need = seeds_needed(ws.estimate - bound, _sd(ws), mode.alpha, two_sample=False) if verdict == "inconclusive" else None
