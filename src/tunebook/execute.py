@@ -142,15 +142,10 @@ def holding(specs: Sequence[StudySpec], out: str | Path, run_kwargs: dict, pruni
     one writes nothing; with ``fresh`` the old folders are set aside here, once, and
     ``run_kwargs["fresh"]`` is cleared. The command's own :func:`run_studies` calls take the
     held locks again (re-entrant); another process is refused."""
-    from .executors import Options
+    from .executors import options_of
 
-    ex = run_kwargs.get("executor", "local")
-    name = ex if isinstance(ex, str) else ex.name
-    opts = Options(name, run_kwargs.get("workers") if isinstance(ex, str) else None,
-                   run_kwargs.get("ray_address") if isinstance(ex, str) else None,
-                   run_kwargs.get("concurrent", 1) if isinstance(ex, str) else 1, run_kwargs.get("retries", 2))
     check_inputs(specs, out, run_kwargs.get("device", "auto"), run_kwargs.get("engine", "stacked"),
-                 run_kwargs.get("data_dir"), opts, pruning=pruning,
+                 run_kwargs.get("data_dir"), options_of(run_kwargs), pruning=pruning,
                  max_failures=run_kwargs.get("max_failures", MAX_FAILURES), pad=run_kwargs.get("pad", True))
     with ExitStack() as stack:
         stores = [stack.enter_context(RunStore(out, s.folder, hold=True)) for s in specs]

@@ -244,10 +244,13 @@ def calibrate(device, batch_size: int = 128) -> StepCost:
 
 
 #: The reference step-cost models (seconds per step, per FLOP, per gathered row), one per
-#: device kind: the middle of the figures `tunebook calibrate` measured on this project's
-#: 2-core CPU VM (31–133 µs a step, 6.6–7.4 s per TFLOP, 1.1–1.3 µs a row) and, for CUDA, a
-#: launch-bound GPU (docs/performance.md). They decide nothing but the plan, never a number
-#: in a report, and they are the same on every machine of a kind: same trials, same groups.
+#: device kind. The CPU's is the middle of the figures `tunebook calibrate` measured on this
+#: project's 2-core CPU VM (31–133 µs a step, 6.6–7.4 s per TFLOP, 1.1–1.3 µs a row;
+#: docs/performance.md). The CUDA one is NOT measured (no GPU has been lent since the
+#: planner was written): an order-of-magnitude placeholder for a launch-bound GPU, to be
+#: replaced by what `tunebook calibrate --device cuda` prints on one (benchmarks/gpu-mixed.sh
+#: stores it); until then `--plan measured` plans a GPU by its own measurement. They decide
+#: nothing but the plan and are the same on every machine of a kind: same trials, same groups.
 REFERENCE_COSTS = {
     "cpu": (80e-6, 7.0e-12, 1.2e-6),
     "cuda": (150e-6, 5.0e-14, 1.0e-9),

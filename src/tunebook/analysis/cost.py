@@ -128,7 +128,8 @@ def reference_cost_models(runs: Sequence[Run]) -> dict[str, CostModel]:
 REFERENCE_TIME = {
     "cpu": (1.603e-3, 7.473e-12, 0.0, "fitted to the programme's 27 stacked groups on this project's 2-core "
                                       "CPU VM, 2026-11-28"),
-    "cuda": (150e-6, 5.0e-14, 1.0e-9, "the planner's reference for a GPU (no GPU programme fitted yet)"),
+    "cuda": (150e-6, 5.0e-14, 1.0e-9, "the planner's unmeasured placeholder for a GPU (no GPU programme "
+                                      "fitted yet)"),
 }
 
 

@@ -209,14 +209,22 @@ def kept_open(run_kwargs: dict, pruning: bool = False):
     """``run_kwargs`` (of :func:`tunebook.execute.run_studies`) with its executor opened
     once, for a caller that runs many rounds (``--until-decided``, a search): workers and
     a Ray instance start once, not per round. An executor already open is kept as it is."""
-    executor = run_kwargs.get("executor", "local")
-    if not isinstance(executor, str):
+    if not isinstance(run_kwargs.get("executor", "local"), str):
         yield run_kwargs
         return
-    opts = Options(executor, run_kwargs.get("workers"), run_kwargs.get("ray_address"),
-                   run_kwargs.get("concurrent", 1), run_kwargs.get("retries", 2))
+    opts = options_of(run_kwargs)
     with open_executor(opts, run_kwargs.get("device", "auto"), run_kwargs.get("data_dir"), pruning) as ex:
         yield {k: v for k, v in run_kwargs.items() if k not in ("workers", "ray_address", "retries")} | {"executor": ex}
+
+
+def options_of(run_kwargs: dict) -> Options:
+    """The executor options in ``run_kwargs`` (of :func:`tunebook.execute.run_studies`); for
+    an executor already open, its name (its workers and address are its own)."""
+    ex = run_kwargs.get("executor", "local")
+    if not isinstance(ex, str):
+        return Options(ex.name, None, None, 1, run_kwargs.get("retries", 2))
+    return Options(ex, run_kwargs.get("workers"), run_kwargs.get("ray_address"), run_kwargs.get("concurrent", 1),
+                   run_kwargs.get("retries", 2))
 
 
 def open_executor(opts: Options, device: str = "auto", data_dir=None, pruning: bool = False) -> Executor:
