@@ -27,6 +27,16 @@ def pct(x: float, digits: int = 2) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f} %"
 
 
+def value_text(metric: str, x: float) -> str:
+    """A metric's value as the report writes it: accuracies in percent."""
+    return pct(x) if metric.endswith("acc") else f"{x:.4g}"
+
+
+def delta_text(metric: str, x: float) -> str:
+    """A difference of a metric, signed: accuracies in points."""
+    return f"{100 * x:+.2f}" if metric.endswith("acc") else f"{x:+.4g}"
+
+
 def pm(c: ConfigStats, metric: str) -> str:
     s = c.stats[metric]
     if not math.isfinite(s.mean):
@@ -282,7 +292,6 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     results, confirmed = load_search(a.spec, a.folder.parent)
     done = [r for r in results if r.values is not None]
     metric, direction = a.spec.search.objectives[0]
-    metric_fmt = (lambda x: pct(x)) if metric.endswith("acc") else (lambda x: f"{x:.4g}")  # noqa: E731
     pruned = [r for r in results if r.pruned]
     failed = [r for r in results if r.failed and not r.pruned]
     waiting = len(results) - len(done) - len(pruned) - len(failed)
@@ -293,7 +302,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     if pruned:
         blocks.append(("table", ["proposal", "hyperparameters", "pruned at epoch", f"its last mean {metric}"],
                        [[str(r.proposal.number), r.describe(), str(len(r.curve)) if r.curve else "1",
-                         metric_fmt(r.curve[-1]) if r.curve else "—"] for r in sorted(pruned, key=lambda r: r.proposal.number)]))
+                         value_text(metric, r.curve[-1]) if r.curve else "—"] for r in sorted(pruned, key=lambda r: r.proposal.number)]))
     if not done:
         return blocks
     spent, seconds, values, total, clock = [], [], [], 0, 0.0
@@ -310,7 +319,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     blocks += search_figures(a, results, fig)
     best = max(done, key=lambda r: r.values[0] if direction == "max" else -r.values[0])
     blocks.append(("p", f"Best mean so far: proposal {best.proposal.number} ({best.describe()}): {metric} "
-                        f"{metric_fmt(best.values[0])} over {len(best.runs)} seeds. The best of {len(done)} means is "
+                        f"{value_text(metric, best.values[0])} over {len(best.runs)} seeds. The best of {len(done)} means is "
                         "biased upwards (it is partly the luckiest); it is a candidate, not yet a winner "
                         "confirmed with more seeds."))
     if not confirmed:
@@ -323,15 +332,14 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     for c in sorted(confirmed, key=lambda c: -c.estimate.p_best):
         e = c.estimate
         v = c.versus
-        dfmt = (lambda x: f"{100 * x:+.2f}") if metric.endswith("acc") else (lambda x: f"{x:+.4g}")  # noqa: E731
         unit = " points" if metric.endswith("acc") else ""
         against = ("the likely best" if v is None else
-                   f"{dfmt(v.estimate)} [{dfmt(v.lo)}, {dfmt(v.hi)}]{unit}: " + _CONFIRM_WORDS[v.decision]
+                   f"{delta_text(metric, v.estimate)} [{delta_text(metric, v.lo)}, {delta_text(metric, v.hi)}]{unit}: " + _CONFIRM_WORDS[v.decision]
                    if math.isfinite(v.lo) and math.isfinite(v.hi) else
-                   f"{dfmt(v.estimate)}{unit}, no interval yet (too few seeds for this test)")
+                   f"{delta_text(metric, v.estimate)}{unit}, no interval yet (too few seeds for this test)")
         interval = (f"{pct(e.mean)} [{100 * e.low:.2f}, {100 * e.high:.2f}]" if metric.endswith("acc") else
                     f"{e.mean:.4g} [{e.low:.4g}, {e.high:.4g}]")
-        rows.append([str(c.result.proposal.number), c.result.describe(), metric_fmt(c.result.values[0]), interval,
+        rows.append([str(c.result.proposal.number), c.result.describe(), value_text(metric, c.result.values[0]), interval,
                      f"{e.p_best:.2f} (±{(e.p_high - e.p_low) / 2:.2f})", against])
     likely = max(confirmed, key=lambda c: c.estimate.p_best)
     tests = sorted({c.versus.test for c in confirmed if c.versus is not None})
