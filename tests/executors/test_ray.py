@@ -124,3 +124,28 @@ def test_a_local_ray_instance_leaves_no_session_folder_behind(tmp_path, cli_env)
     assert len(list(runs.glob("[0-9]*"))) == 12
     assert set(glob.glob("/tmp/ray/session_*")) <= before_ray
     assert set(glob.glob("/tmp/tunebook-ray-*")) <= before_own
+
+
+class _InterruptAtFirstEpoch(Recorder):
+    """Ctrl-C in the driver as the first epoch of any group arrives."""
+
+    def epoch(self, event):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_stops_the_tasks_in_flight_without_ray_cancel(tmp_path, ray_address, monkeypatch):
+    """The driver stays alive here (a notebook's kernel): the stopped tasks end at their
+    next epoch through the mailbox, and give their CPUs back; ray.cancel (which can abort
+    the driver, see tunebook.executors.raycluster) is never called."""
+    import time
+
+    monkeypatch.setattr(ray, "cancel", lambda *a, **k: pytest.fail("ray.cancel was called"))
+    spec = study("stop", grid="units1 = [16, 24, 32, 40]", epochs=2000, subset=20000)  # hours, were it run out
+    with pytest.raises(KeyboardInterrupt):
+        run_studies([spec], tmp_path, device="cpu", pad=False, executor="ray", workers=2,
+                    reporter=_InterruptAtFirstEpoch())
+    assert not list((tmp_path / "stop" / "runs").glob("[0-9]*"))  # nothing of the stopped groups stored
+    deadline = time.monotonic() + 120  # a deadline for a hung task, not a timing claim
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == 2  # the tasks ended at their next epoch

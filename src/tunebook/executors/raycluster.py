@@ -7,6 +7,13 @@ exceptions inside training are not retried — they are recorded ``failed``). Th
 is put into Ray's object store once per split and reaches each node once; the workers
 of a node read it from shared memory. Epochs come back through a small mailbox actor;
 results come back as the task's return value, and the driver stores them.
+
+Stopping does not use ``ray.cancel``: in Ray 2.60 a cancel that crosses the task's own
+reply aborts the driver (``Check failed: it != submissible_tasks_.end() Tried to complete
+task that was not pending``; the same race as the retry one ray-project/ray PR 54798 fixed),
+and the interrupted study lost its exit status. A stopped task is told through the mailbox
+instead and ends at its next epoch; a driver that exits takes its tasks with it (Ray ends a
+finished job's workers).
 """
 
 from __future__ import annotations
@@ -27,23 +34,41 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.items: list = []
+        self.stopped: set[str] = set()
 
-    def put(self, item) -> None:
+    def put(self, key: str, item) -> bool:
+        """Keep ``item``; answer whether the task that sent it (``key``) was stopped."""
+        if key in self.stopped:
+            return True
         self.items.append(item)
+        return False
+
+    def stop(self, keys) -> None:
+        self.stopped.update(keys)
 
     def drain(self) -> list:
         items, self.items = self.items, []
         return items
 
 
+class Stopped(BaseException):
+    """Raised in a task the driver stopped: not an ``Exception``, so training does not
+    record it as a failed trial; the task ends and nobody reads its result."""
+
+
 @ray.remote
-def _train(job: Job, device: str, threads: int, dataset, mailbox):  # pragma: no cover - runs in a Ray worker
+def _train(job: Job, device: str, threads: int, dataset, mailbox, key: str):  # pragma: no cover - in a Ray worker
     import torch
 
     torch.set_num_threads(threads)
-    # put() returns once the mailbox holds the message: everything a task sent is there
-    # before its result is
-    return run_job(job, device, lambda m: ray.get(mailbox.put.remote(m)), dataset=dataset)
+
+    def send(message) -> None:
+        # put() returns once the mailbox holds the message: everything a task sent is
+        # there before its result is
+        if ray.get(mailbox.put.remote(key, message)):
+            raise Stopped(key)
+
+    return run_job(job, device, send, dataset=dataset)
 
 
 @ray.remote
@@ -141,7 +166,7 @@ class RayBackend:
         self.data_dir, self.retries, self.owned = data_dir, retries, owned
         self.mailbox = Mailbox.remote()
         self.datasets: dict[tuple, ray.ObjectRef] = {}
-        self.running: dict[ray.ObjectRef, Job] = {}
+        self.running: dict[ray.ObjectRef, tuple[Job, str]] = {}  # a task: its job, its mailbox key
 
     def describe(self) -> str:
         where = ray.get_runtime_context().gcs_address
@@ -164,10 +189,13 @@ class RayBackend:
         return self.datasets[key]
 
     def submit(self, job: Job) -> None:
+        import uuid
+
         opts = self.resources(job.group)
+        key = uuid.uuid4().hex
         ref = _train.options(**opts, max_retries=self.retries, retry_exceptions=False).remote(
-            job, self.device, max(1, int(opts.get("num_cpus", 1))), self._dataset(job), self.mailbox)
-        self.running[ref] = job
+            job, self.device, max(1, int(opts.get("num_cpus", 1))), self._dataset(job), self.mailbox, key)
+        self.running[ref] = (job, key)
 
     def poll(self, timeout: float) -> list:
         refs = list(self.running)
@@ -178,7 +206,7 @@ class RayBackend:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         out = list(ray.get(self.mailbox.drain.remote()))  # every message of a ready task is in it
         for ref in ready:
-            job = self.running.pop(ref)
+            job, _ = self.running.pop(ref)
             try:
                 out.append(ray.get(ref))  # the task's Done
             except ray.exceptions.RayError as exc:
@@ -188,8 +216,13 @@ class RayBackend:
         return out
 
     def cancel(self) -> None:
-        for ref in self.running:
-            ray.cancel(ref, force=True)
+        """Stop the tasks in flight (their groups are not stored): each ends at its next
+        epoch, when the mailbox answers that it was stopped."""
+        if self.running:
+            try:
+                ray.get(self.mailbox.stop.remote([key for _, key in self.running.values()]))
+            except ray.exceptions.RayError:  # the mailbox is gone with its cluster: so are the tasks
+                pass
         self.running.clear()
 
     def close(self) -> None:
