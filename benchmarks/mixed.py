@@ -58,7 +58,7 @@ def train(groups, device, engine="stacked") -> tuple[float, list]:
     import torch
 
     from tunebook.engine import ENGINES
-    from tunebook.execute import _device_data
+    from tunebook.training import device_data as _device_data
 
     for g in groups:
         _device_data(g[0], device, None)
@@ -72,19 +72,36 @@ def train(groups, device, engine="stacked") -> tuple[float, list]:
 
 
 def train_concurrently(groups, device, workers: int) -> tuple[float, list]:
-    """The groups through tunebook's own concurrent path (execute._train_concurrently),
-    ``workers`` at a time, without a store: what `tunebook run --concurrent N` trains."""
+    """The groups through tunebook's own concurrent path (the local executor's
+    ``train_concurrently``), ``workers`` at a time, into a sink without a store: what
+    `tunebook run --concurrent N` trains."""
     import torch
 
-    from tunebook.execute import Reporter, _device_data, _Progress, _Slot, _train_concurrently
+    from tunebook.execute import LiveSlot
+    from tunebook.executors import Work
+    from tunebook.executors.local import train_concurrently
+    from tunebook.planner import group_label
+    from tunebook.reporter import Reporter
+    from tunebook.training import device_data
+
+    class Collect:  # the executor contract's sink, keeping results in memory
+        reporter = Reporter()
+
+        def may_start(self):
+            return True
+
+        def slot(self, group):
+            return LiveSlot(list(group))
+
+        def finish(self, slot, rs):
+            results.extend(rs)
 
     for g in groups:
-        _device_data(g[0], device, None)
+        device_data(g[0], device, None)
     results: list = []
     t0 = time.perf_counter()
-    _train_concurrently(groups, workers, lambda g: _Slot(g, []), lambda slot, rs: results.extend(rs),
-                        _Progress(None), engine="stacked", dev=device, data_dir=None, reporter=Reporter(),
-                        n_groups=len(groups))
+    train_concurrently(Work(tuple(tuple(g) for g in groups), tuple(group_label(g) for g in groups)), Collect(),
+                       device, workers)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - t0, results
@@ -207,7 +224,7 @@ def main() -> None:
 
     import torch
 
-    from tunebook.planner import calibrate
+    from tunebook.engine.calibrate import calibrate
 
     device = torch.device(args.device)
     torch.manual_seed(0)

@@ -51,7 +51,8 @@ def true_value(p: dict) -> float:
 
 def one_search(sampler: str, batch: int, trials: int, seed: int) -> list[tuple[float, float]]:
     """(observed mean, true value) of each proposal, in order."""
-    from tunebook.search import ProposalResult, open_batch
+    from tunebook.analysis.search import ProposalResult
+    from tunebook.sampling import open_batch
     from tunebook.spec import parse_spec
 
     spec = parse_spec(SPACE.format(sampler=sampler, trials=trials, batch=batch, seed=seed))

@@ -37,3 +37,33 @@ def test_every_example_runs_with_a_tiny_override(tmp_path, cli_env):
     assert "Final summary" in combined and "Documented optimal configuration" in combined
     for name in names:  # the programme's notebook holds the grid studies; a search has its own page
         assert (name in combined) == (name != "08-search"), name
+
+
+def test_the_tabular_examples_run_whole_and_decide(tmp_path, cli_env):
+    """A CSV of our own (examples/tabular/shapes.csv, made by make_shapes.py) and
+    scikit-learn's shipped wine table: no download, every seed and epoch."""
+    tabular = ROOT / "examples" / "tabular"
+    out = tmp_path / "logs"
+    p = subprocess.run(tunebook_cmd("run", str(tabular), "--out", str(out), "--quiet", "--device", "cpu"),
+                       env=cli_env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    shapes = (out / "shapes" / "report" / "report.md").read_text()
+    assert "| circle |" in shapes and "| triangle |" in shapes and "texture=rough" in shapes
+    wine = (out / "wine" / "report" / "report.md").read_text()
+    assert "scikit-learn" in wine and wine.count("**Verdict: SUPPORTED**") == 2
+
+
+def test_shapes_csv_is_what_make_shapes_writes(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_shapes", ROOT / "examples" / "tabular" / "make_shapes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["size", "area", "perimeter", "corners", "texture", "shape"])
+    w.writerows(module.rows())
+    assert buf.getvalue() == (ROOT / "examples" / "tabular" / "shapes.csv").read_bytes().decode()

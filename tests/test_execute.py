@@ -9,6 +9,7 @@ import tomllib
 import pytest
 import torch
 
+from tunebook.engine.calibrate import calibrate
 from tunebook.errors import SpecError
 from tunebook.execute import run_studies
 from tunebook.planner import (CPU_MAX_MEMBERS, StepCost, cost_for, machine_of, max_members, modelled_seconds,
@@ -157,12 +158,12 @@ def test_depths_batch_sizes_and_cuda_graph_eligibility_never_mix():
 
 def test_calibration_measures_stores_once_and_keeps_other_machines(tmp_path):
     (tmp_path / ".planner.toml").write_text('["other-host cuda:X"]\nseconds_per_step = 1.0\nseconds_per_flop = 2.0\n')
-    cost, measured = cost_for(tmp_path, CPU)
+    cost, measured = cost_for(tmp_path, CPU, lambda: calibrate(CPU))
     assert measured and cost.seconds_per_flop > 0 and cost.seconds_per_step >= 0 and len(cost.points) == 6
     assert all(seconds > 0 for *_, seconds in cost.points)
     # (how well the model fits depends on the machine's load while it was measured: not asserted
     # here — no test depends on timing; benchmarks/mixed.py prints the fit beside the measurements)
-    again, measured_again = cost_for(tmp_path, CPU)
+    again, measured_again = cost_for(tmp_path, CPU, lambda: pytest.fail("measured again"))
     assert not measured_again and again == cost
     doc = tomllib.loads((tmp_path / ".planner.toml").read_text())
     assert doc["other-host cuda:X"]["seconds_per_step"] == 1.0 and machine_of(CPU) in doc
@@ -271,7 +272,7 @@ def test_the_planner_counts_with_the_dataset_s_own_sizes(monkeypatch):
     import dataclasses
 
     from tunebook import datasets
-    from tunebook.executors import _work
+    from tunebook.executors.dispatch import _work
     from tunebook.model import param_count
 
     wide = dataclasses.replace(datasets.FASHION_MNIST, name="wide", n_features=3072, n_classes=100)

@@ -10,6 +10,7 @@ import pytest
 from tunebook.analysis.study import analyze
 from tunebook.errors import SpecError
 from tunebook.loop import Budget, run_until_decided
+from tunebook.options import RunOptions
 from tunebook.spec import parse_spec
 
 STUDY = """
@@ -139,7 +140,7 @@ def test_studies_decided_together_train_a_shared_trial_once(tmp_path):
     a = parse_spec(STUDY, where="dec.toml")
     b = parse_spec(STUDY.replace('name = "dec"', 'name = "dec-b"').replace("units1 = [4, 64]", "units1 = [8, 64]")
                    .replace("units1 = 4,", "units1 = 8,"), where="dec-b.toml")
-    ra, rb = run_all_until_decided([a, b], tmp_path, device="cpu")
+    ra, rb = run_all_until_decided([a, b], tmp_path, RunOptions(device="cpu"))
     runs_a = {r.trial_id: r.result for r in analyze(ra.folder).runs}
     runs_b = {r.trial_id: r.result for r in analyze(rb.folder).runs}
     shared = runs_a.keys() & runs_b.keys()

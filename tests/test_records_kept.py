@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from tunebook.analysis.study import analyze
-from tunebook.execute import run_study
+from tunebook import run_study
 from tunebook.spec import parse_spec
 
 STUDY = """

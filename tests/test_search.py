@@ -304,7 +304,8 @@ def test_pruner_settings_are_checked(text, message):
 # --- the report's search figures ---------------------------------------------------------
 
 def test_pareto_front_of_two_objectives():
-    from tunebook.search import Proposal, ProposalResult, pareto_numbers
+    from tunebook.analysis.search import ProposalResult, pareto_numbers
+    from tunebook.ledger import Proposal
 
     spec = parse_spec(SEARCH.format(sampler="nsga2", trials=4).replace(
         "batch = 2", 'batch = 2\nobjectives = ["val_acc:max", "flops:min"]'))
@@ -328,7 +329,8 @@ def test_importance_finds_the_hyperparameter_that_decides():
     """12 proposals whose value is decided by lr alone (width is noise): lr dominates."""
     import random as random_module
 
-    from tunebook.search import Proposal, ProposalResult, importances
+    from tunebook.analysis.search import ProposalResult, importances
+    from tunebook.ledger import Proposal
 
     spec = parse_spec(SEARCH.format(sampler="tpe", trials=12))
     rng = random_module.Random(0)
@@ -357,7 +359,7 @@ def test_the_report_counts_pruned_runs(tmp_path):
 
 
 def test_confirmation_adds_seeds_look_by_look_until_decided_or_the_cap(tmp_path):
-    from tunebook.search import confirmation_looks
+    from tunebook.analysis.search import confirmation_looks
 
     spec = parse_spec(SEARCH.format(sampler="random", trials=4).replace("confirm_seeds = 3",
                                                                           "confirm_seeds = 4\nconfirm_max_seeds = 9"))

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
+from ._version import __version__
 from .errors import DataError, SpecError, StoreError, StoreIOError, TunebookError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 74, 130
@@ -68,13 +68,16 @@ _positive = _integer(1, "a positive integer")
 _whole = _integer(0, "a whole number ≥ 0")
 
 
-def _run_kwargs(args: argparse.Namespace, reporter) -> dict:
-    """The options of `run` (and `demo`) as keyword arguments of :func:`tunebook.execute.run_studies`."""
-    return dict(device=args.device, engine=args.engine, max_group=args.max_group, fresh=args.fresh,
-                data_dir=args.data_dir, reporter=reporter, pad=False if args.no_pad else ("measured" if args.plan == "measured" else True),
-                concurrent=args.concurrent,
-                executor=args.executor, workers=args.workers, ray_address=args.ray_address, retries=args.retries,
-                max_failures=args.max_failures)
+def _run_options(args: argparse.Namespace):
+    """The flags of `run` (and `demo`) as the library's :class:`tunebook.options.RunOptions`
+    (checked as it is made: every problem at once, before anything is written)."""
+    from .options import RunOptions
+
+    return RunOptions(device=args.device, engine=args.engine, executor=args.executor, workers=args.workers,
+                      ray_address=args.ray_address, concurrent=args.concurrent, retries=args.retries,
+                      max_group=args.max_group, pad=False if args.no_pad else ("measured" if args.plan == "measured"
+                                                                               else True),
+                      max_failures=args.max_failures, data_dir=args.data_dir)
 
 
 def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tunebook {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from .executors import EXECUTORS
 
     def run_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--out", default="modellogs", help="root of the run folders (default: modellogs)")
@@ -100,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--concurrent", type=_positive, default=1, metavar="N",
                         help="train N groups at once, each in its own thread (on CUDA its own stream), "
                              "while finished ones are saved (default 1)")
-        sp.add_argument("--executor", default="local", choices=("local", "process", "ray"),
-                        help="where groups train: this process (default), --workers processes on this machine, "
-                             "or Ray tasks (pip install 'tunebook[ray]'); results are stored by this process")
+        sp.add_argument("--executor", default="local", choices=tuple(EXECUTORS),
+                        help="where groups train: " + "; ".join(f"{k.name}: {k.summary}" for k in EXECUTORS.values())
+                             + " (ray: pip install 'tunebook[ray]'); results are stored by this process")
         sp.add_argument("--workers", type=_positive, metavar="N",
                         help="with --executor process or ray: groups training at once (default: one per GPU; "
                              "on CPUs one per two cores)")
@@ -268,65 +272,75 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
-    from .execute import holding, load_specs, run_studies
-    from .executors import kept_open
+    from .execute import load_specs
+    from .runner import run
 
     overrides = {k: v for k, v in (("seeds", getattr(args, "seeds", None)),
                                    ("epochs", getattr(args, "epochs", None)),
                                    ("train_subset", getattr(args, "subset", None))) if v is not None}
     reporter = _quiet_reporter() if args.quiet else _progress_reporter()
-    if getattr(args, "budget", None) is not None and not getattr(args, "until_decided", False):
+    until = getattr(args, "until_decided", False)
+    if getattr(args, "budget", None) is not None and not until:
         raise SpecError(["--budget: only with --until-decided"])
-    if getattr(args, "until_decided", False):
-        return _run_until_decided(args, overrides, reporter)
+    budget = None
+    if until:
+        from .budget import Budget
+
+        budget = Budget.parse(args.budget) if args.budget is not None else Budget()  # --budget '' is an error
     specs = [s.with_overrides(**overrides) for s in load_specs(path or args.path)]
-    kwargs = _run_kwargs(args, reporter)
-    grid = [s for s in specs if s.search is None]
-    if len(grid) < len(specs):  # checked before anything trains
-        from .search import optuna_module
-        optuna_module()
-    outcomes = []
-    if grid:
-        # the executor first (joining Ray checks its address before anything is written), then
-        # the locks, held until the reports are written
-        with kept_open(dict(kwargs)) as grid_kwargs, holding(grid, args.out, grid_kwargs):
-            outcomes = run_studies(grid, args.out, **grid_kwargs)
-            for problem in sorted({p for o in outcomes for p in o.problems}):
-                warning(problem)
+    if until:
+        for s in [s for s in specs if s.search is not None]:
+            warning(f"{s.path}: skipped by --until-decided (a searched study has no hypotheses to decide; run it "
+                    "without --until-decided)")
+        if all(s.search is not None for s in specs):
+            raise SpecError([f"{path or args.path}: --until-decided: no grid study to decide"])
+    options = _run_options(args)
+    said: dict = {}
+
+    def on_done(outcomes: list) -> None:  # each part's locks are still held: its reports are written here
+        from .execute import StudyOutcome
+        from .loop import DecideOutcome
+
+        if outcomes and isinstance(outcomes[0], StudyOutcome):
+            said["grid"] = outcomes
+            _say_grid(outcomes, args)
+        elif outcomes and isinstance(outcomes[0], DecideOutcome):
+            said["decided"] = outcomes
+            _say_decided(outcomes, args, budget)
+        else:
             for o in outcomes:
-                if o.restored:
-                    warning(f"{o.folder}: {o.restored} run folders had lost their TensorBoard events file; "
-                            "written again from result.toml")
-            for outcome in outcomes:
-                _print_outcome(outcome)
-                if not args.no_report:
-                    _write_report(outcome.folder)
-    if outcomes:
-        out.print(f"done in {outcomes[0].seconds:.1f} s (wall time, training and storing)")
-    if len(outcomes) > 1 and not args.no_report:
-        _write_combined(outcomes, Path(args.out))
-    searches = [_run_searched(s, args, kwargs) for s in specs if s.search is not None]
-    _say_aborted([*outcomes, *(o.last for o in searches if o.last)])
-    failed = any(o.failed for o in outcomes) or any(o.last and o.last.failed for o in searches)
-    return EXIT_FAILED if failed else EXIT_OK
+                _say_search(o, o.spec, args)
+
+    programme = run(specs, args.out, options, until_decided=until, fresh=args.fresh, reporter=reporter,
+                    budget=budget, on_done=on_done)
+    grid = said.get("grid", [])
+    if grid:
+        out.print(f"done in {grid[0].seconds:.1f} s (wall time, training and storing)")
+    if len(grid) > 1 and not args.no_report:
+        _write_combined(grid, Path(args.out))
+    decided = said.get("decided", [])
+    if len(decided) > 1 and not args.no_report:
+        _write_combined([r.last for r in decided], Path(args.out))
+    _say_aborted(programme.outcomes)
+    return EXIT_FAILED if programme.failed else EXIT_OK
+
+
+def _say_grid(outcomes, args: argparse.Namespace) -> None:
+    for problem in sorted({p for o in outcomes for p in o.problems}):
+        warning(problem)
+    for o in outcomes:
+        if o.restored:
+            warning(f"{o.folder}: {o.restored} run folders had lost their TensorBoard events file; "
+                    "written again from result.toml")
+    for outcome in outcomes:
+        _print_outcome(outcome)
+        if not args.no_report:
+            _write_report(outcome.folder)
 
 
 def _say_aborted(outcomes) -> None:
     for why in dict.fromkeys(o.aborted for o in outcomes if o.aborted):
         error(why)
-
-
-def _run_searched(spec, args: argparse.Namespace, kwargs: dict):
-    from .search import run_search
-
-    from .execute import holding
-    from .executors import kept_open
-
-    pruning = spec.search.pruner != "none"
-    with kept_open(dict(kwargs), pruning) as search_kwargs, holding([spec], args.out, search_kwargs, pruning):
-        o = run_search(spec, args.out, **search_kwargs)  # the lock held until its report is written
-        _say_search(o, spec, args)
-    return o
 
 
 def _say_search(o, spec, args: argparse.Namespace) -> None:
@@ -351,31 +365,9 @@ def _say_search(o, spec, args: argparse.Namespace) -> None:
         _write_report(o.folder)
 
 
-def _run_until_decided(args: argparse.Namespace, overrides: dict, reporter) -> int:
-    from .execute import holding, load_specs
-    from .loop import Budget
-
-    budget = Budget.parse(args.budget) if args.budget is not None else Budget()  # --budget '' is an error
-    specs = [s.with_overrides(**overrides) for s in load_specs(args.path)]
-    for s in [s for s in specs if s.search is not None]:
-        warning(f"{s.path}: skipped by --until-decided (a searched study has no hypotheses to decide; run it "
-                "without --until-decided)")
-    specs = [s for s in specs if s.search is None]
-    if not specs:
-        raise SpecError([f"{args.path}: --until-decided: no grid study to decide"])
-    from .executors import kept_open
-
-    with kept_open(_run_kwargs(args, reporter)) as kwargs, holding(specs, args.out, kwargs):
-        return _decided(specs, args, budget, kwargs)  # the locks held across every round and the reports
-
-
-def _decided(specs, args: argparse.Namespace, budget, kwargs: dict) -> int:
-    from .loop import run_all_until_decided
-
-    results = run_all_until_decided(specs, args.out, budget=budget, **kwargs)
+def _say_decided(results, args: argparse.Namespace, budget) -> None:
     for problem in sorted({p for r in results if r.last for p in r.last.problems}):
         warning(problem)
-    _say_aborted([r.last for r in results if r.last])
     why = {"decided": "every hypothesis decided", "max_seeds": "the rest reached max_seeds",
            "budget": "budget spent — run the same command to go on", "failed": "trials keep failing"}
     for res in results:
@@ -384,12 +376,9 @@ def _decided(specs, args: argparse.Namespace, budget, kwargs: dict) -> int:
                   f"({why[res.stopped]})" + (f"; open: {', '.join(res.undecided)}" if res.undecided else ""))
         if not args.no_report:
             _write_report(res.folder)
-    if len(results) > 1 and not args.no_report:
-        _write_combined([r.last for r in results], Path(args.out))
     total = sum(r.decided for r in results), sum(r.hypotheses for r in results)
     out.print(f"decided {total[0]} of {_n(total[1], 'hypothesis', 'hypotheses')}; {results[0].model_epochs if results else 0} model-epochs "
               f"trained by this call; budget used (training, judging and reports): {budget.describe()}")
-    return EXIT_FAILED if any(r.last and r.last.failed for r in results) else EXIT_OK
 
 
 def _write_report(folder: Path) -> None:
@@ -530,7 +519,7 @@ def _export_optuna(args: argparse.Namespace) -> int:
         problems.append(f"{args.study}: not a study folder (no study.toml)")
     if problems:
         raise SpecError(problems)
-    spec = load_spec(folder / "study.toml", check_selectors=False)
+    spec = load_spec(folder / "study.toml", check_selectors=False, recorded=True)
     if spec.search is None:
         raise SpecError([f"{args.study}: --optuna: a grid study has no sampler to export; it needs [search]"])
     results, _ = load_search(spec, folder.parent)
@@ -601,6 +590,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .engine.calibrate import calibrate
     from .engine.common import resolve_device
     from .execute import check_out_dir
     from .planner import COST_FILE, cost_for
@@ -612,7 +602,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         problems.append(str(exc))
     if problems:
         raise SpecError(problems)
-    cost, _ = cost_for(args.out, dev, remeasure=True)
+    cost, _ = cost_for(args.out, dev, lambda: calibrate(dev), remeasure=True)
     table = Table("members", "layers", "rows per step", "GFLOP per step", "ms per step", "model (ms)")
     for members, layers, rows, flops, seconds in cost.points:
         table.add_row(str(members), layers, str(rows), f"{flops / 1e9:.3f}", f"{1e3 * seconds:.3f}",

@@ -29,6 +29,7 @@ import numpy as np
 
 from .datasets import DATASETS, DatasetInfo, IdxFile, validation_count
 from .errors import DataError
+from .splits import split_indices  # noqa: F401  (named here since the first release)
 
 _MAGIC = {1: 0x0801, 3: 0x0803}  # unsigned-byte IDX files with 1 or 3 dimensions
 
@@ -209,28 +210,29 @@ def _load_arrays(name: str, folder: str) -> dict[str, np.ndarray]:
 
 def check_available(name: str, data_dir: str | Path | None = None) -> Path:
     """Find (or download) a dataset's files and check every one of them; a DataError names
-    what is wrong. Runs before a study writes anything; the arrays stay cached."""
+    what is wrong. Runs before a study writes anything; the arrays stay cached. A user's
+    dataset is in memory already (read and checked when its study file was)."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    if not DATASETS[name].builtin:
+        return _user_arrays(name)[1]
     folder = locate(DATASETS[name], data_dir)
     _load_arrays(name, str(folder))
     return folder
 
 
-def split_indices(labels: np.ndarray, fraction: float, seed: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified hold-out: ``round(fraction * n_c)`` of each class, chosen by ``seed``.
+def _user_arrays(name: str) -> tuple[dict[str, np.ndarray], Path]:
+    """A registered user dataset's arrays, by the roles of a built-in one's, and its origin."""
+    from .userdata import registered
 
-    Returns (train_idx, val_idx), each sorted. Same labels and seed: same split, always.
-    """
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in range(n_classes):
-        idx = np.flatnonzero(labels == c)
-        val.append(rng.permutation(idx)[: round(fraction * len(idx))])
-    val_idx = np.sort(np.concatenate(val))
-    train_mask = np.ones(len(labels), bool)
-    train_mask[val_idx] = False
-    return np.flatnonzero(train_mask), val_idx
+    arrays = registered(name)
+    if arrays is None:
+        info = DATASETS[name]
+        raise DataError(f"{name}: the data of this study ({info.origin or 'arrays'}) is not loaded in this "
+                        "process: run the study from its study file (or register the arrays with "
+                        "tunebook.Dataset.from_arrays) first")
+    return ({"train_images": arrays.x_train, "train_labels": arrays.y_train, "test_images": arrays.x_test,
+             "test_labels": arrays.y_test}, Path(DATASETS[name].origin or "."))
 
 
 def load_dataset(name: str = "fashion-mnist", validation: float | str = 0.1, split_seed: int = 0,
@@ -240,8 +242,11 @@ def load_dataset(name: str = "fashion-mnist", validation: float | str = 0.1, spl
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
     info = DATASETS[name]
-    folder = locate(info, data_dir, mirrors)
-    a = _load_arrays(name, str(folder))
+    if info.builtin:
+        folder = locate(info, data_dir, mirrors)
+        a = _load_arrays(name, str(folder))
+    else:
+        a, folder = _user_arrays(name)
     x, y = a["train_images"], a["train_labels"]
     if validation == "test":
         train_idx = np.arange(len(y))

@@ -6,7 +6,7 @@ before anything is loaded); :mod:`tunebook.data` needs the file names and checks
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,27 @@ class IdxFile:
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """A dataset's sizes and names: a built-in one's files and where to get them, or a
+    user's data (a file or arrays: :mod:`tunebook.userdata`), read once and held in memory."""
+
     name: str
     n_train: int
     n_test: int
     n_features: int
     n_classes: int
     classes: tuple[str, ...]
-    files: dict[str, IdxFile]  # role ("train_images", ...) -> file
-    mirrors: tuple[str, ...]
-    debian_dir: str
-    debian_package: str
+    files: dict[str, IdxFile] = field(default_factory=dict)  # role ("train_images", ...) -> file
+    mirrors: tuple[str, ...] = ()
+    debian_dir: str = ""
+    debian_package: str = ""
+    class_counts: tuple[int, ...] = ()  # rows per class of the training split (empty: balanced)
+    features: tuple[str, ...] = ()      # a table's feature names, after one-hot encoding
+    fingerprint: str = ""               # SHA-256 of a user's arrays and reading options
+    origin: str = ""                    # where a user's data came from (its file, or "arrays")
+
+    @property
+    def builtin(self) -> bool:
+        return not self.fingerprint
 
 
 FASHION_MNIST = DatasetInfo(
@@ -70,7 +81,10 @@ FASHION_MNIST = DatasetInfo(
     debian_package="dataset-fashion-mnist",
 )
 
+#: Every dataset this process knows: the built-in ones, and the user's data registered
+#: as study files name it (:func:`tunebook.userdata.register`), by its key ``name-<fingerprint>``.
 DATASETS: dict[str, DatasetInfo] = {FASHION_MNIST.name: FASHION_MNIST}
+BUILTIN = (FASHION_MNIST.name,)
 
 
 def io_sizes(dataset: str) -> tuple[int, int]:
@@ -81,10 +95,11 @@ def io_sizes(dataset: str) -> tuple[int, int]:
 
 
 def validation_count(info: DatasetInfo, fraction: float) -> int:
-    """Size of the stratified hold-out: ``round(fraction * n)`` per class, summed.
-
-    Fashion-MNIST is balanced (6 000 images per class), so this is exact for it.
-    """
+    """Size of the stratified hold-out: ``round(fraction * n_c)`` per class, summed (as
+    :func:`tunebook.data.split_indices` draws it). A built-in dataset is balanced
+    (Fashion-MNIST: 6 000 images per class); a user's counts its classes."""
+    if info.class_counts:
+        return sum(round(fraction * n) for n in info.class_counts)
     per_class = info.n_train // info.n_classes
     return round(fraction * per_class) * info.n_classes
 

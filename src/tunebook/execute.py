@@ -9,53 +9,24 @@ the group in flight and a rerun resumes.
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
-import traceback
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
-from .errors import SpecError, TrialError
-from .datasets import io_sizes
-from .model import param_count
+from .errors import SpecError
+from .options import MAX_FAILURES, RunOptions, picked
 from .planner import group_label, needs_cost, plan_groups
-from .records import TrialResult
-from .spec import StudySpec, TrialConfig, load_spec, model_epochs
+from .records import TrialConfig, TrialResult
+from .reporter import Reporter
+from .spec import StudySpec, load_spec, model_epochs
 from .store import Run, RunStore, remove_staging
 from .tboard import LiveScalars
 
 if TYPE_CHECKING:
-    from .search import SearchOutcome
-    from .executors import Executor, Options
-    from .loop import Budget
-
-#: Groups in a row that may fail entirely before a run starts no further group.
-MAX_FAILURES = 3
-
-
-class Reporter:
-    """Progress callbacks; the default says nothing. The CLI draws progress bars."""
-
-    def study_start(self, specs: Sequence[StudySpec], todo: int, done: int, groups: int) -> None: ...
-    def group_start(self, label: str, trials: int, epochs: int) -> None: ...
-    def epoch(self, event) -> None: ...
-    def trial_saved(self, config: TrialConfig, result: TrialResult) -> None: ...
-    def study_end(self, outcome: "StudyOutcome") -> None: ...
-    def planner_measured(self, cost, seconds: float) -> None:
-        """The planner's cost model of this device was measured (once per output root)."""
-    def executor_ready(self, description: str) -> None:
-        """Where groups will train, when not in this process (before each call's first group)."""
-    def group_placed(self, label: str, where: str, pid: int = 0) -> None:
-        """A worker (``where``: host, process, device; ``pid`` its process id on that host)
-        began the group (process and ray executors)."""
-    def group_retry(self, label: str, attempt: int, why: str) -> None:
-        """The worker training a group was lost after ``attempt`` attempts; it is sent again."""
-    def round_done(self, round_: int, decided: int, total: int, adding: int, configs: int, seeds: int) -> None:
-        """--until-decided: a round was judged; ``adding`` trials (``configs`` configurations
-        up to ``seeds`` seeds) train next."""
-
+    from .budget import Budget
+    from .executors import Executor
 
 @dataclass(frozen=True)
 class StudyOutcome:
@@ -81,80 +52,53 @@ class StudyOutcome:
         return [r for r in self.runs if r.result.status == "diverged"]
 
 
-def run_study(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> "StudyOutcome | SearchOutcome":
-    """Train every trial of ``spec`` that has no final result under ``out``; return all.
-    A searched study (a ``[search]`` table) runs its search — proposals, batches,
-    confirmation — and returns :class:`tunebook.search.SearchOutcome` (its ``folder`` and
-    ``last`` as here); before, it trained nothing and said nothing.
-
-    Options as for :func:`run_studies`. It writes run folders only, no report: call
-    ``tunebook.report.write_report(outcome.folder)`` for the lab-notebook page (the CLI does
-    so after a run unless ``--no-report``), or ``tunebook.analysis.study.analyze(outcome.folder)``
-    for the numbers behind it.
-    """
-    if spec.search is not None:
-        from .search import run_search
-
-        return run_search(spec, out, **kwargs)
-    return run_studies([spec], out, **kwargs)[0]
-
-
-def check_inputs(specs: Sequence[StudySpec], out: str | Path, device: str, engine: str,
-                 data_dir: str | Path | None, opts: "Options | None" = None, pruning: bool = False,
-                 max_failures: int | None = MAX_FAILURES, pad: "bool | str" = True):
-    """Every check that needs no lock, before anything is written: the engine, the device
-    (with a Ray cluster, only its form: the cluster is asked when joined), the executor
-    options, the output folder and the dataset files."""
+def check_inputs(specs: Sequence[StudySpec], out: str | Path, options: RunOptions, pruning: bool = False) -> None:
+    """The checks that need the studies, before anything is written (the options checked
+    themselves when they were made): a pruner's executor, the output folder, the dataset
+    files."""
     from .data import check_available
-    from .engine import ENGINES
-    from .engine.common import device_form_problem, resolve_device
-    from .executors import Options, check_options
+    from .executors import check_options
 
-    opts = opts or Options()
-    problems = []
-    if engine not in ENGINES:
-        problems.append(f"--engine: must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if opts.executor == "ray":
-        problems += [p for p in [device_form_problem(device)] if p]
-    else:
-        try:
-            resolve_device(device)
-        except ValueError as exc:
-            problems.append(str(exc))
-    problems += check_options(opts, device, pruning)
-    if max_failures is not None and (not isinstance(max_failures, int) or max_failures < 1):
-        problems.append(f"--max-failures: must be a positive integer, got {max_failures!r}")
-    if pad not in (True, False, "measured"):
-        problems.append(f"pad: must be True (the reference cost model), \"measured\" or False, got {pad!r}")
+    problems = check_options(options.executor_options(), options.device, pruning=True) if pruning else []
     problems += check_out_dir(out)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(list(dict.fromkeys(problems)))
     for name in sorted({s.dataset for s in specs}):
-        check_available(name, data_dir)
+        check_available(name, options.data_dir)
 
 
 @contextmanager
-def holding(specs: Sequence[StudySpec], out: str | Path, run_kwargs: dict, pruning: bool = False):
+def holding(specs: Sequence[StudySpec], out: str | Path, options: RunOptions, fresh: bool = False,
+            pruning: bool = False) -> Iterator[list[RunStore]]:
     """Hold every study's lock for a whole command — the rounds of ``--until-decided``, the
     batches of a search, and the reports after them — so that no other process can take a
     study in a gap (a ``--fresh`` between two rounds once renamed a 48-run folder while the
     first run went on). The inputs are checked first, as :func:`run_studies` does, so a bad
-    one writes nothing; with ``fresh`` the old folders are set aside here, once, and
-    ``run_kwargs["fresh"]`` is cleared. The command's own :func:`run_studies` calls take the
-    held locks again (re-entrant); another process is refused."""
-    from .executors import options_of
-
-    check_inputs(specs, out, run_kwargs.get("device", "auto"), run_kwargs.get("engine", "stacked"),
-                 run_kwargs.get("data_dir"), options_of(run_kwargs), pruning=pruning,
-                 max_failures=run_kwargs.get("max_failures", MAX_FAILURES), pad=run_kwargs.get("pad", True))
+    one writes nothing; with ``fresh`` the old folders are set aside here, once (the
+    command's runs then pass ``fresh=False``). The command's own :func:`run_studies` calls
+    take the held locks again (re-entrant); another process is refused."""
+    check_inputs(specs, out, options, pruning=pruning)
     with ExitStack() as stack:
         stores = [stack.enter_context(RunStore(out, s.folder, hold=True)) for s in specs]
-        if run_kwargs.get("fresh"):
+        if fresh:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             for store in stores:
                 store.start_over(stamp)
-            run_kwargs["fresh"] = False
         yield stores
+
+
+@contextmanager
+def kept_open(options: RunOptions, pruning: bool = False) -> Iterator[RunOptions]:
+    """``options`` with its executor opened once, for a caller that runs many rounds
+    (``--until-decided``, a search): workers and a Ray instance start once, not per round.
+    An executor already open is kept as it is (and not closed here)."""
+    from .executors import open_executor
+
+    if not isinstance(options.executor, str):
+        yield options
+        return
+    with open_executor(options.executor_options(), options.device, options.data_dir, pruning) as ex:
+        yield options.opened(ex)
 
 
 def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None = None) -> list[str]:
@@ -177,14 +121,13 @@ def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None
     return []
 
 
-def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, device: str = "auto",
-                engine: str = "stacked", max_group: int | None = None, fresh: bool = False,
-                data_dir: str | Path | None = None, reporter: Reporter | None = None,
-                extra: Mapping[str, Sequence[TrialConfig]] | None = None,
-                budget: "Budget | None" = None, pad: "bool | str" = True, concurrent: int = 1,
-                stop=None, executor: "str | Executor" = "local", workers: int | None = None,
-                ray_address: str | None = None, retries: int = 2,
-                max_failures: int | None = MAX_FAILURES) -> list[StudyOutcome]:
+def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", options: RunOptions | None = None, *,
+                fresh: bool = False, reporter: Reporter | None = None, budget: "Budget | None" = None,
+                extra: Mapping[str, Sequence[TrialConfig]] | None = None, stop=None,
+                device: str = "auto", engine: str = "stacked", executor: "str | Executor" = "local",
+                workers: int | None = None, ray_address: str | None = None, concurrent: int = 1, retries: int = 2,
+                max_group: int | None = None, pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
+                data_dir: str | Path | None = None) -> list[StudyOutcome]:
     """Run several studies as one programme.
 
     A trial (the same resolved config, hence the same trial id) wanted by several
@@ -192,7 +135,10 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     copied into the others instead of trained again; and trials of all studies that
     can share a stacked group or an epoch stream do. Each study keeps its own folder.
 
-    Order: inputs are checked (:func:`check_inputs`), then each study's lock is taken,
+    How they train is ``options`` (a :class:`tunebook.options.RunOptions`), or its fields
+    as keywords (``device="cpu"``); a keyword that differs from its default overrides the
+    record. Order: inputs are checked (the options as they are made, then
+    :func:`check_inputs`), then each study's lock is taken,
     then (with ``fresh``) old folders are set aside, then the store is read and written.
 
     ``extra`` (study folder → configs) adds trials beyond the study file's grid × seeds
@@ -219,44 +165,30 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", *, de
     ``retries`` times; after ``max_failures`` groups in a row fail entirely, no further
     group starts and the outcomes say why (``aborted``).
     """
-    from .executors import Executor, Options, open_executor
-
-    opts = Options(executor if isinstance(executor, str) else executor.name, workers, ray_address,
-                   concurrent if isinstance(executor, str) else 1, retries)
-    check_inputs(specs, out, device, engine, data_dir, opts, pruning=stop is not None, max_failures=max_failures,
-                 pad=pad)
-    with ExitStack() as owned:
-        if isinstance(executor, Executor):
-            ex = executor
-        else:
-            ex = owned.enter_context(open_executor(opts, device, data_dir))
-        return _run_studies(specs, out, ex, engine=engine, max_group=max_group, fresh=fresh, data_dir=data_dir,
-                            reporter=reporter, extra=extra, budget=budget, pad=pad, stop=stop,
-                            max_failures=max_failures)
+    opts = picked(options, locals())
+    check_inputs(specs, out, opts, pruning=stop is not None)
+    with kept_open(opts, pruning=stop is not None) as opts:
+        return _run_studies(specs, out, opts, fresh=fresh, reporter=reporter or Reporter(), extra=extra or {},
+                            budget=budget, stop=stop)
 
 
-def _run_studies(specs, out, ex, *, engine, max_group, fresh, data_dir, reporter, extra, budget, pad, stop,
-                 max_failures) -> list[StudyOutcome]:
-    dev = ex.plan_device
-    reporter = reporter or Reporter()
+def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bool, reporter: Reporter,
+                 extra: Mapping[str, Sequence[TrialConfig]], budget: "Budget | None", stop) -> list[StudyOutcome]:
+    from .executors import Work
+
+    ex: "Executor" = opts.executor  # type: ignore[assignment]  (opened by kept_open)
     t0 = time.perf_counter()
     stores = {s.folder: RunStore(out, s.folder) for s in specs}
-    study_configs = {s.folder: list({c.trial_id: c for c in [*s.configs(), *(extra or {}).get(s.folder, ())]}.values())
+    study_configs = {s.folder: list({c.trial_id: c for c in [*s.configs(), *extra.get(s.folder, ())]}.values())
                      for s in specs}
     wanted: dict[str, list[str]] = {}      # trial id -> study folders that want it
     configs: dict[str, TrialConfig] = {}
-    spec_of = {s.folder: s for s in specs}
     for s in specs:
         for c in study_configs[s.folder]:
             wanted.setdefault(c.trial_id, []).append(s.folder)
             configs[c.trial_id] = c
     problems: list[str] = []
-    trained: dict[str, int] = {s.folder: 0 for s in specs}
-
-    def save(name: str, c: TrialConfig, r: TrialResult, started: float | None = None) -> None:
-        """Into study ``name``, its run folder named by that study's varying parameters."""
-        spec = spec_of[name]
-        stores[name].save(c, r, started, label=spec.run_label(c), varying=spec.varying())
+    sink = StudySink({s.folder: s for s in specs}, stores, wanted, reporter, budget, opts.max_failures)
 
     with ExitStack() as stack:
         for s in specs:
@@ -266,44 +198,32 @@ def _run_studies(specs, out, ex, *, engine, max_group, fresh, data_dir, reporter
             for store in stores.values():
                 store.start_over(stamp)
         for s in specs:
-            stores[s.folder].save_study(s.source)
+            stores[s.folder].save_study(s.source, _data_record(s))
         done = {name: store.completed(problems) for name, store in stores.items()}
         restored = {name: sum(stores[name].restore_events(r) for r in runs.values()) for name, runs in done.items()}
         anywhere = {tid: run for d in done.values() for tid, run in d.items()}
         for tid, names in wanted.items():  # final elsewhere: copy, do not retrain
             for name in names:
                 if tid not in done[name] and tid in anywhere:
-                    save(name, anywhere[tid].config, anywhere[tid].result)
+                    sink.save(name, anywhere[tid].config, anywhere[tid].result)
         skipped = {s.folder: sum(c.trial_id in anywhere for c in study_configs[s.folder]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
-        groups = (plan_groups(todo, dev, max_group, _cost_model(out, ex, todo, reporter, pad) if pad else None)
-                  if engine == "stacked" else [[c] for c in todo])
+        if opts.engine == "stacked":
+            cost = _cost_model(out, ex, todo, reporter, opts.pad) if opts.pad else None
+            groups = plan_groups(todo, ex.plan_device, opts.max_group, cost)
+        else:
+            groups = [[c] for c in todo]
         if ex.name != "local" and groups:
             reporter.executor_ready(ex.describe())
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
-        state = _Progress(budget, max_failures)
-
-        def finish(slot: "_Slot", results: list[TrialResult]) -> None:
-            for c, r in zip(_by_id(slot.group, results), results):
-                for name in wanted[c.trial_id]:
-                    save(name, c, r, slot.started)
-                    trained[name] += 1
-                reporter.trial_saved(c, r)
-            if budget is not None:
-                budget.spend(model_epochs(slot.group))
-            state.record(group_label(slot.group), results)
-
-        def slot_for(group: list[TrialConfig]) -> "_Slot":
-            return _Slot(group, [(stores[wanted[c.trial_id][0]], c.trial_id) for c in
-                                 {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values()])
-
-        labels = [_label(g, i, len(groups)) for i, g in enumerate(groups, 1)]
-        ex.run(groups, slot_for, finish, state, engine=engine, data_dir=data_dir, reporter=reporter, labels=labels,
-               stop=stop)
+        work = Work(tuple(tuple(g) for g in groups), tuple(_label(g, i, len(groups)) for i, g in enumerate(groups, 1)),
+                    opts.engine, None if opts.data_dir is None else str(opts.data_dir), stop)
+        ex.run(work, sink)
+        problems += _data_changed(specs)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
-                                 trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
-                                 restored[s.folder], state.stopped and not state.aborted, state.aborted)
+                                 sink.trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
+                                 restored[s.folder], sink.stopped and not sink.aborted, sink.aborted)
                     for s in specs]
     for o in outcomes:
         reporter.study_end(o)
@@ -328,79 +248,47 @@ def _cost_model(out, ex: "Executor", todo: Sequence[TrialConfig], reporter: Repo
     return cost
 
 
-_DATA_CACHE: dict[tuple, object] = {}
-_DATA_LOCK = threading.Lock()
+class StudySink:
+    """The driver's side of the executor contract (:class:`tunebook.executors.Sink`): a
+    group's live folders, its results stored into every study that wants its trials, and
+    whether another group may start (the budget; ``max_failures`` groups in a row failed
+    entirely stop a runaway study)."""
 
+    def __init__(self, specs: Mapping[str, StudySpec], stores: Mapping[str, RunStore],
+                 wanted: Mapping[str, list[str]], reporter: Reporter, budget: "Budget | None" = None,
+                 max_failures: int | None = None):
+        self.specs, self.stores, self.wanted = specs, stores, wanted
+        self.reporter, self.budget, self.max_failures = reporter, budget, max_failures
+        self.trained = {name: 0 for name in specs}
+        self.stopped = False        # no further group starts: the budget ran out, or too many failed
+        self.failed_in_a_row = 0
+        self.aborted = ""
 
-def data_key(c: TrialConfig) -> tuple:
-    """Trials equal here train on the same arrays."""
-    return (c.dataset, c.validation, c.split_seed, c.train_subset)
-
-
-def _device_data(c: TrialConfig, dev, data_dir, dataset=None):
-    """The dataset split a config trains on, on the device (one at a time is kept per
-    process; a group in flight keeps its own reference). ``dataset``: the split's arrays
-    when the caller has them (a Ray worker gets them from the object store)."""
-    from .data import load_dataset
-    from .engine.common import DeviceData
-
-    key = (*data_key(c), str(dev), str(data_dir))
-    with _DATA_LOCK:
-        if key not in _DATA_CACHE:
-            _DATA_CACHE.clear()
-            ds = dataset if dataset is not None else load_dataset(*data_key(c), data_dir)
-            _DATA_CACHE[key] = DeviceData.from_dataset(ds, dev)
-        return _DATA_CACHE[key]
-
-
-def _train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: Reporter,
-                 extra_hooks: Sequence = (), data=None, label: str = "", stop=None) -> list[TrialResult]:
-    """Train one group; an exception becomes a failed result for each of its trials."""
-    data = data if data is not None else _device_data(group[0], dev, data_dir)
-    label = label or group_label(group)
-    reporter.group_start(label, len(group), max(c.epochs for c in group))
-    return train_safely(group, engine, data, [reporter.epoch, *extra_hooks], label, stop)
-
-
-def train_safely(group: Sequence[TrialConfig], engine: str, data, hooks: Sequence, label: str,
-                 stop=None) -> list[TrialResult]:
-    """The engine on one group; an exception becomes a failed result (with its traceback)
-    for each of its trials. ``data``: the device data, or a function that returns it (its
-    errors are recorded the same way)."""
-    from .engine import ENGINES
-
-    try:
-        data = data() if callable(data) else data
-        return ENGINES[engine](group, data, hooks=list(hooks), label=label, stop=stop)
-    except (KeyboardInterrupt, MemoryError, SystemExit):
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)
-        return failed_group(group, exc, engine)
-
-
-def failed_group(group: Sequence[TrialConfig], exc: BaseException | str, engine: str) -> list[TrialResult]:
-    """A failed result for each trial of a group: the error's first line, then its traceback."""
-    if isinstance(exc, str):
-        text = exc
-    else:
-        text = f"{TrialError(f'{type(exc).__name__}: {exc}')}\n{''.join(traceback.format_exception(exc))}"
-    return [failed_result(c, text, engine) for c in group]
-
-
-@dataclass
-class _Progress:
-    budget: "Budget | None"
-    max_failures: int | None = None
-    stopped: bool = False  # no further group starts: the budget ran out, or too many failed
-    failed_in_a_row: int = 0
-    aborted: str = ""
+    def save(self, name: str, c: TrialConfig, r: TrialResult, started: float | None = None) -> None:
+        """Into study ``name``, its run folder named by that study's varying parameters."""
+        spec = self.specs[name]
+        self.stores[name].save(c, r, started, label=spec.run_label(c), varying=spec.varying())
 
     def may_start(self) -> bool:
         if self.budget is not None and self.budget.spent():
             self.stopped = True
         return not self.stopped
 
-    def record(self, label: str, results: Sequence[TrialResult]) -> None:
+    def slot(self, group: Sequence[TrialConfig]) -> "LiveSlot":
+        leads = {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values()
+        return LiveSlot(list(group), [(self.stores[self.wanted[c.trial_id][0]], c.trial_id) for c in leads])
+
+    def finish(self, slot: "LiveSlot", results: Sequence[TrialResult]) -> None:
+        for c, r in zip(_by_id(slot.group, results), results):
+            for name in self.wanted[c.trial_id]:
+                self.save(name, c, r, slot.started)
+                self.trained[name] += 1
+            self.reporter.trial_saved(c, r)
+        if self.budget is not None:
+            self.budget.spend(model_epochs(slot.group))
+        self._count(group_label(slot.group), results)
+
+    def _count(self, label: str, results: Sequence[TrialResult]) -> None:
         """Count groups in a row whose every trial failed; at ``max_failures``, stop
         starting groups (a runaway study: a bad setting, a broken node)."""
         if not results or any(r.status != "failed" for r in results):
@@ -415,12 +303,15 @@ class _Progress:
             self.stopped = True
 
 
-class _Slot:
-    """One group in training: its trials' live folders (``runs/.staging-*``, where their
-    TensorBoard curves grow epoch by epoch) and when it started (it names the runs)."""
+class LiveSlot:
+    """One group in training (:class:`tunebook.executors.Slot`): its trials' live folders
+    (``runs/.staging-*``, where their TensorBoard curves grow epoch by epoch) and when it
+    started (it names the runs). ``leads``: the store and trial id of each stream's
+    longest trial (the one whose curves are written live); none, for a caller without a
+    store (a benchmark)."""
 
-    def __init__(self, group: list[TrialConfig], leads: list[tuple[RunStore, str]]):
-        self.group, self.leads = group, leads
+    def __init__(self, group: list[TrialConfig], leads: Sequence[tuple[RunStore, str]] = ()):
+        self.group, self.leads = group, list(leads)
         self.started = time.time()
         self.opened: list[Path] = []
         self.live = LiveScalars()
@@ -444,124 +335,35 @@ class _Slot:
         self.opened.clear()
 
 
+def _data_changed(specs: Sequence[StudySpec]) -> list[str]:
+    """A warning for each user's data file that changed while its study ran."""
+    from .userdata import changed_since_read
+
+    out = []
+    for key in dict.fromkeys(s.dataset for s in specs):
+        path = changed_since_read(key)
+        if path:
+            out.append(f"{path}: changed while the study ran; its runs trained on the file as it was read at the "
+                       f"start (dataset {key}); run the study again to train on the new version (new trials)")
+    return out
+
+
+def _data_record(spec: StudySpec) -> dict | None:
+    """A user's dataset's record for the study folder (None for a built-in dataset)."""
+    from .datasets import DATASETS
+    from .userdata import record_of
+
+    info = DATASETS[spec.dataset]
+    return None if info.builtin else record_of(info)
+
+
 def _label(group, i: int, n: int) -> str:
     return f"{group_label(group)} [{i}/{n}]" if n > 1 else group_label(group)
-
-
-def _train_in_turn(groups, slot_for, finish, state: _Progress, *, engine, dev, data_dir, reporter, labels,
-                   stop=None):
-    """One group after another, in this thread."""
-    for group, label in zip(groups, labels):
-        if not state.may_start():
-            return
-        slot = slot_for(group)
-        try:
-            try:
-                slot.open()
-                results = _train_group(group, engine, dev, data_dir, reporter, extra_hooks=[slot.live],
-                                       label=label, stop=stop)
-            finally:
-                slot.live.close_all()
-            finish(slot, results)
-        finally:  # interrupted: the live curves of trials that were not saved go too
-            slot.close()
-
-
-class _Stopped(BaseException):
-    """Raised in a worker thread at an epoch's end once the run is being interrupted
-    (a BaseException: not recorded as a failed trial)."""
-
-
-class _Locked:
-    """A reporter called from several threads, one call at a time."""
-
-    def __init__(self, reporter: Reporter):
-        self._reporter, self._lock = reporter, threading.Lock()
-
-    def __getattr__(self, name):
-        method = getattr(self._reporter, name)
-
-        def locked(*args, **kwargs):
-            with self._lock:
-                return method(*args, **kwargs)
-        return locked
-
-
-def _train_concurrently(groups, workers: int, slot_for, finish, state: _Progress, *, engine, dev, data_dir,
-                        reporter, labels, stop=None):
-    """Up to ``workers`` groups at once, each in a thread of its own (and, on CUDA, a
-    stream of its own); this thread opens live folders, loads data and saves results,
-    so one writer touches the store. On an interrupt the workers stop at their next
-    epoch's end and their groups are not saved (a rerun trains them)."""
-    from collections import deque
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-    interrupted = threading.Event()
-    locked = _Locked(reporter)
-    stop_lock = threading.Lock()
-
-    def stopper(event) -> None:
-        if interrupted.is_set():
-            raise _Stopped
-
-    def shared_stop(event):  # a pruner is asked by one worker at a time
-        if stop is None:
-            return set()
-        with stop_lock:
-            return stop(event)
-
-    def work(group, slot, data, label):
-        if dev.type != "cuda":
-            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label, shared_stop)
-        import torch
-
-        with torch.cuda.stream(torch.cuda.Stream(dev)):
-            return _train_group(group, engine, dev, data_dir, locked, [slot.live, stopper], data, label, shared_stop)
-
-    queue = deque(zip(groups, labels))
-    running: dict = {}
-    opening: list[_Slot] = []  # a slot being opened, closed by the finally if interrupted
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tunebook-group")
-    try:
-        while queue or running:
-            while queue and len(running) < workers and state.may_start():
-                group, label = queue.popleft()
-                opening.append(slot_for(group))
-                opening[0].open()
-                data = _device_data(group[0], dev, data_dir)
-                if dev.type == "cuda":  # the data's copy is done before another stream reads it
-                    import torch
-                    torch.cuda.current_stream(dev).synchronize()
-                future = pool.submit(work, group, opening[0], data, label)
-                running[future] = opening.pop()
-            if not running:
-                return
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in done:
-                slot = running[future]
-                try:
-                    results = future.result()
-                    slot.live.close_all()
-                    with locked._lock:
-                        finish(slot, results)
-                finally:
-                    running.pop(future)
-                    slot.close()
-    finally:
-        interrupted.set()
-        pool.shutdown(wait=True)  # each worker stops at its next epoch's end
-        for slot in [*running.values(), *opening]:
-            slot.close()
 
 
 def _by_id(group: Sequence[TrialConfig], results: Sequence[TrialResult]) -> list[TrialConfig]:
     by_id = {c.trial_id: c for c in group}
     return [by_id[r.trial_id] for r in results]
-
-
-def failed_result(c: TrialConfig, error: str, engine: str) -> TrialResult:
-    return TrialResult(trial_id=c.trial_id, status="failed", params=param_count(c.layers, *io_sizes(c.dataset)), flops=0,
-                       epochs_run=0, train_seconds=0.0, error=error, engine=engine)
 
 
 def _runs_of(store: RunStore, configs: Sequence[TrialConfig], problems: list[str]) -> list[Run]:
@@ -598,12 +400,4 @@ def load_specs(path: str | Path) -> list[StudySpec]:
     return specs
 
 
-def run_path(path: str | Path, out: str | Path = "modellogs", **kwargs) -> list[StudyOutcome]:
-    """Run a study file or a folder of them as one programme (options: :func:`run_studies`,
-    plus the smoke-test overrides ``seeds``, ``epochs``, ``train_subset``)."""
-    overrides = {k: kwargs.pop(k) for k in ("seeds", "epochs", "train_subset") if k in kwargs}
-    specs = [s.with_overrides(**overrides) for s in load_specs(path)]
-    return run_studies(specs, out, **kwargs)
-
-
-__all__ = ["run_study", "run_studies", "run_path", "load_specs", "StudyOutcome", "Reporter", "plan_groups"]
+__all__ = ["run_studies", "load_specs", "StudyOutcome", "Reporter", "RunOptions", "StudySink", "LiveSlot"]

@@ -26,8 +26,8 @@ from .hparams import METRICS
 from .hparams import fmt_value as _fmt
 from .problems import Problems
 
-if TYPE_CHECKING:  # spec imports this module; this one never imports spec at run time
-    from .spec import TrialConfig
+if TYPE_CHECKING:
+    from .records import TrialConfig
 
 KINDS = ("compare", "trend", "best", "threshold")
 #: A hypothesis id: it names figure files, so no path separators, no markup, no "..".

@@ -17,65 +17,20 @@ looks) and records the plan.
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import tomli_w
 
+from .budget import Budget
 from .errors import SpecError
-from .execute import Reporter, StudyOutcome, run_studies
+from .execute import StudyOutcome, holding, kept_open, run_studies
+from .options import MAX_FAILURES, RunOptions, picked
+from .reporter import Reporter
 from .spec import StudySpec, TrialConfig
 from .store import RunStore, write_atomic
-
-_BUDGET = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|me|model-epochs)\s*")
-_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600}
-
-
-@dataclass
-class Budget:
-    """Wall time and/or model-epochs; ``spent()`` is asked before every group starts, so a
-    run overshoots by at most the group in flight."""
-
-    seconds: float | None = None
-    model_epochs: int | None = None
-    started: float = field(default_factory=time.monotonic)
-    used_model_epochs: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> "Budget":
-        """``"10m"``, ``"90s"``, ``"1.5h"``, ``"2000me"`` (model-epochs)."""
-        m = _BUDGET.fullmatch(text or "")
-        if not m:
-            raise SpecError([f"--budget: must be a number and a unit — s, m, h (wall time) or me "
-                             f"(model-epochs), e.g. 10m or 2000me — got {text!r}"])
-        value, unit = float(m[1]), m[2]
-        if value <= 0:
-            raise SpecError([f"--budget: must be positive, got {text!r}"])
-        if unit in ("me", "model-epochs"):
-            return cls(model_epochs=int(value))
-        return cls(seconds=value * _SECONDS[unit])
-
-    def spend(self, model_epochs: int) -> None:
-        self.used_model_epochs += model_epochs
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def spent(self) -> bool:
-        return ((self.seconds is not None and self.elapsed() >= self.seconds)
-                or (self.model_epochs is not None and self.used_model_epochs >= self.model_epochs))
-
-    def describe(self) -> str:
-        parts = []
-        if self.seconds is not None:
-            parts.append(f"{self.elapsed():.0f} of {self.seconds:.0f} s")
-        if self.model_epochs is not None:
-            parts.append(f"{self.used_model_epochs} of {self.model_epochs} model-epochs")
-        return ", ".join(parts) or f"{self.elapsed():.0f} s, {self.used_model_epochs} model-epochs (no budget)"
-
 
 @dataclass(frozen=True)
 class DecideOutcome:
@@ -112,11 +67,17 @@ def mark(folder: Path, spec: StudySpec) -> None:
                  + tomli_w.dumps(plan))
 
 
-def run_until_decided(spec: StudySpec, out: str | Path = "modellogs", **kwargs) -> DecideOutcome:
+def run_until_decided(spec: StudySpec, out: str | Path = "modellogs", options: RunOptions | None = None, *,
+                      fresh: bool = False, reporter: Reporter | None = None, budget: Budget | None = None,
+                      device: str = "auto", engine: str = "stacked", executor="local", workers: int | None = None,
+                      ray_address: str | None = None, concurrent: int = 1, retries: int = 2,
+                      max_group: int | None = None, pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
+                      data_dir: str | Path | None = None) -> DecideOutcome:
     """Run ``spec``, then add seeds where hypotheses are undecided until each is decided,
     reaches ``[study.decide] max_seeds``, or ``budget`` is spent. Resumable: call it again.
-    Options as for :func:`run_all_until_decided`."""
-    return run_all_until_decided([spec], out, **kwargs)[0]
+    How trials train: ``options`` or its fields as keywords (:func:`tunebook.execute.run_studies`)."""
+    return run_all_until_decided([spec], out, picked(options, locals()), fresh=fresh, reporter=reporter,
+                                 budget=budget)[0]
 
 
 def _todo(spec: StudySpec, a) -> tuple[list, dict[str, tuple[TrialConfig, int]]]:
@@ -163,25 +124,23 @@ def _priority(v, margin: float) -> float:
     return max(abs(last.estimate), v.hypothesis.margin or margin) / half
 
 
-def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modellogs", *,
-                          budget: Budget | None = None, reporter: Reporter | None = None,
-                          **run_kwargs) -> list[DecideOutcome]:
+def run_all_until_decided(specs: Sequence[StudySpec], out: str | Path = "modellogs",
+                          options: RunOptions | None = None, *, fresh: bool = False,
+                          reporter: Reporter | None = None, budget: Budget | None = None) -> list[DecideOutcome]:
     """:func:`run_until_decided` for several studies as one programme: each round's new
     seeds of all studies train together, and a trial several studies want trains once.
     The executor's workers (or Ray) start once for all rounds."""
-    from .executors import kept_open
-
     for spec in specs:
         if not spec.hypotheses:
             raise SpecError([f"{spec.path}: --until-decided needs [[hypothesis]] tables to decide"])
-    from .execute import holding
-
-    with kept_open(run_kwargs) as run_kwargs, holding(specs, out, run_kwargs):  # no other process between rounds
-        return _rounds(specs, out, budget, reporter, run_kwargs)
+    options = options or RunOptions()
+    # the executor opened once, the locks held across every round: no other process between rounds
+    with kept_open(options) as opts, holding(specs, out, opts, fresh=fresh):
+        return _rounds(specs, out, budget, reporter, opts)
 
 
 def _rounds(specs: Sequence[StudySpec], out, budget: Budget | None, reporter: Reporter | None,
-            run_kwargs: dict) -> list[DecideOutcome]:
+            opts: RunOptions) -> list[DecideOutcome]:
     from .analysis.study import analyze_runs, is_decided
 
     budget = budget or Budget()
@@ -191,8 +150,7 @@ def _rounds(specs: Sequence[StudySpec], out, budget: Budget | None, reporter: Re
     rounds, last_finals = 0, -1
     stopped = {s.folder: "" for s in specs}
     while True:
-        lasts = run_studies(specs, out, extra=extra, budget=budget, reporter=reporter, **run_kwargs)
-        run_kwargs["fresh"] = False  # --fresh starts the studies over once, not every round
+        lasts = run_studies(specs, out, opts, extra=extra, budget=budget, reporter=reporter)
         for spec, last in zip(specs, lasts):
             if not is_decided(last.folder):
                 with RunStore(out, spec.folder):

@@ -14,7 +14,8 @@ checkpoints); ``rows`` the training images its members gather, batch by batch (t
 gather of ``T × batch`` rows of 784 pixels falls out of cache and costs as much as the
 arithmetic of a small model). ``a`` is the fixed cost of one step of a group, ``b``
 seconds per FLOP, ``c`` seconds per gathered row. Padding changes only the FLOPs term,
-grouping only the steps term. The model is *measured* before training, by :func:`calibrate` (a few timed epochs of synthetic stacks, about a second),
+grouping only the steps term. The model is *measured* before training, by :func:`tunebook.engine.calibrate.calibrate`
+(a few timed epochs of synthetic stacks, about a second),
 and stored per machine in ``<out>/.planner.toml`` so that it is measured once.
 
 **Grouping is a deterministic function of the trials and the device kind.** Padded
@@ -42,7 +43,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +51,9 @@ from typing import Sequence
 import tomli_w
 
 from . import tomlio
-from . import __version__
 from .datasets import DATASETS, io_sizes, validation_count
 from .model import flops_per_sample, forward_flops_per_sample, param_count
-from .spec import TrialConfig
+from .records import TrialConfig
 
 CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU
 # On the CPU, throughput per model stops growing past a few dozen members (the batch
@@ -185,64 +184,6 @@ def machine_of(device) -> str:
     return f"{socket.gethostname()} {device_name(device)}"
 
 
-def _points(device) -> list[tuple[int, tuple[int, ...], int]]:
-    """(members, layers, steps timed) of the stacks :func:`calibrate` times."""
-    if device.type == "cuda":
-        return [(1, (32,), 100), (64, (32,), 100), (1, (1024, 1024), 50), (16, (128, 128), 100),
-                (64, (256, 256), 50), (256, (512, 512), 20)]
-    return [(1, (32,), 40), (16, (32,), 20), (1, (512, 512), 10), (4, (128,), 20), (16, (64, 64), 10),
-            (8, (256, 256), 6)]
-
-
-def calibrate(device, batch_size: int = 128) -> StepCost:
-    """Time a few synthetic stacks on ``device`` and fit ``a`` and ``b`` by non-negative
-    least squares (seconds per step against FLOPs and rows per step). About two seconds
-    on a CPU."""
-    import numpy as np
-    import torch
-    from scipy.optimize import nnls
-
-    from .engine.common import DeviceData
-    from .engine.optim import StackedOptimizer, hparams_of
-    from .engine.stacked import StackedMLP, _run_epoch, _sync, make_loop, plan_members
-    from .spec import parse_spec
-
-    # A training split of the real size (random pixels): the batch gather's cache misses
-    # are part of a step's cost. Each timed "epoch" is cut to a few steps.
-    gen = torch.Generator().manual_seed(0)
-    n = 54_000
-    x = torch.rand(n, 784, generator=gen).to(device)
-    y = torch.randint(0, 10, (n,), generator=gen).to(device)
-    data = DeviceData(x, y, x[:batch_size], y[:batch_size], x[:batch_size], y[:batch_size], 10, device)
-    rows = []
-    for members, layers, steps in _points(device):
-        spec = parse_spec(f'[study]\nname = "calibrate"\nseeds = {members}\n'
-                          f'[defaults]\nlayers = {list(layers)}\nbatch_size = {batch_size}\nepochs = 2\n')
-        ms = plan_members(spec.configs())
-        model = StackedMLP(ms, 784, 10, device)
-        opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in ms])
-        loop = make_loop(model, opt, data, batch_size)
-        loop.steps = steps
-        loop, *_ = _run_epoch(loop, 1)  # warm-up (and graph capture)
-        _sync(device)
-        t0 = time.perf_counter()
-        loop, *_ = _run_epoch(loop, 2)
-        _sync(device)
-        seconds = (time.perf_counter() - t0) / steps
-        rows.append((members, "-".join(map(str, layers)), members * batch_size,
-                     float(members * batch_size * flops_per_sample(layers)), seconds))
-    # relative errors: the points span two orders of magnitude, and the smallest carry ``a``
-    y = np.array([r[4] for r in rows])
-    x = np.array([[1.0, r[3], r[2]] for r in rows]) / y[:, None]
-    scale = x.max(axis=0)
-    (a, b, c), _ = nnls(x / scale, np.ones_like(y))
-    a, b, c = a / scale[0], b / scale[1], c / scale[2]
-    if b <= 0:  # the arithmetic did not register (a tiny device?): price FLOPs by the largest stack
-        b = max(rows, key=lambda r: r[3])[4] / max(r[3] for r in rows)
-    return StepCost(machine_of(device), float(a), float(b), float(c),
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%S')} tunebook {__version__}", tuple(rows))
-
-
 #: The reference step-cost models (seconds per step, per FLOP, per gathered row), one per
 #: device kind. The CPU's is the middle of the figures `tunebook calibrate` measured on this
 #: project's 2-core CPU VM (31–133 µs a step, 6.6–7.4 s per TFLOP, 1.1–1.3 µs a row;
@@ -304,15 +245,15 @@ def store_cost(root: str | Path, cost: StepCost) -> Path:
     return path
 
 
-def cost_for(root: str | Path, device, remeasure: bool = False, measure=None) -> tuple[StepCost, bool]:
-    """This machine's cost model: stored under ``root``, else measured now and stored.
-    Returns the model and whether it was measured by this call. ``measure``: how to
-    measure it where ``device`` is not this process's (a Ray worker's)."""
+def cost_for(root: str | Path, device, measure, remeasure: bool = False) -> tuple[StepCost, bool]:
+    """This machine's cost model: stored under ``root``, else measured now by ``measure()``
+    (:func:`tunebook.engine.calibrate.calibrate`, or an executor's ``measure_cost``, which
+    measures on a worker) and stored. Returns the model and whether it was measured now."""
     if not remeasure:
         stored = load_cost(root, device)
         if stored is not None:
             return stored, False
-    cost = measure() if measure is not None else calibrate(device)
+    cost = measure()
     store_cost(root, cost)
     return cost, True
 

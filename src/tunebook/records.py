@@ -1,6 +1,7 @@
-"""Frozen, self-checking records of what a trial produced.
+"""Frozen, self-checking records: what a trial is and what it produced.
 
-A :class:`TrialResult` is what an engine returns and what ``result.toml`` holds. It
+A :class:`TrialConfig` is one resolved configuration, seed included; its hash is the trial
+id. A :class:`TrialResult` is what an engine returns and what ``result.toml`` holds. It
 validates itself on construction: a ``complete`` result has finite metrics in range and
 histories as long as ``epochs_run``; whatever is read back from disk passes through the
 same checks, so a malformed file can never become a record.
@@ -8,9 +9,94 @@ same checks, so a malformed file can never become a record.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
+
+from .datasets import DATASETS, train_count
+
+#: The fields every trial id has hashed since the first release (all of them, always).
+ID_FIELDS_V1 = ("dataset", "validation", "split_seed", "train_subset", "layers", "activation", "dropout", "epochs",
+                "batch_size", "optimizer", "lr", "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "seed")
+#: Fields added to TrialConfig after that, with the default each must have: hashed only when
+#: not at it, so adding a field leaves every stored trial id — and every run folder — as it
+#: was (a study resumed after an upgrade retrains nothing). Add new fields here.
+ID_DEFAULTS: dict[str, Any] = {}
+
+
+def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
+    """The trial id of a configuration's fields: the sha-256 of their sorted JSON, the
+    fields of :data:`ID_FIELDS_V1` always, any other only where it differs from its default
+    (``defaults``, by default :data:`ID_DEFAULTS`); 12 hex digits."""
+    defaults = ID_DEFAULTS if defaults is None else defaults
+    kept = {k: v for k, v in fields.items() if k in ID_FIELDS_V1 or k not in defaults or v != defaults[k]}
+    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One fully resolved configuration, seed included. Its hash is the trial id."""
+
+    dataset: str
+    validation: float | str
+    split_seed: int
+    train_subset: int
+    layers: tuple[int, ...]
+    activation: str
+    dropout: float
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    momentum: float
+    beta1: float
+    beta2: float
+    alpha: float
+    eps: float
+    weight_decay: float
+    seed: int
+
+    @property
+    def trial_id(self) -> str:
+        """Stable 12-hex-digit hash (same config, same id, any machine): see :func:`trial_id_of`."""
+        return trial_id_of(self.to_dict())
+
+    @property
+    def config_id(self) -> str:
+        """The id of the configuration across its seeds (the trial id of its seed-0 twin)."""
+        return replace(self, seed=0).trial_id
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one epoch (the last batch may be short)."""
+        return -(-train_count(DATASETS[self.dataset], self.validation, self.train_subset) // self.batch_size)
+
+    @property
+    def stream_key(self) -> tuple:
+        """Everything but ``epochs``: trials equal here share one training run."""
+        d = self.to_dict()
+        d.pop("epochs")
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
+
+    @property
+    def label(self) -> str:
+        return "-".join(str(u) for u in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrialConfig":
+        d = dict(d)
+        d["layers"] = tuple(d["layers"])
+        return cls(**d)
+
+
 
 STATUSES = ("complete", "diverged", "failed", "pruned")
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")

@@ -10,13 +10,11 @@ and rejects unknown keys so that a typo never silently becomes a default.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import re
 import math
 import tomllib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -33,86 +31,10 @@ from .search_space import SEARCH_STUDY_KEYS, SearchPlan, parse_plan, parse_searc
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-# --- the records -----------------------------------------------------------------------
-
-#: The fields every trial id has hashed since the first release (all of them, always).
-ID_FIELDS_V1 = ("dataset", "validation", "split_seed", "train_subset", "layers", "activation", "dropout", "epochs",
-                "batch_size", "optimizer", "lr", "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "seed")
-#: Fields added to TrialConfig after that, with the default each must have: hashed only when
-#: not at it, so adding a field leaves every stored trial id — and every run folder — as it
-#: was (a study resumed after an upgrade retrains nothing). Add new fields here.
-ID_DEFAULTS: dict[str, Any] = {}
-
-
-def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
-    """The trial id of a configuration's fields: the sha-256 of their sorted JSON, the
-    fields of :data:`ID_FIELDS_V1` always, any other only where it differs from its default
-    (``defaults``, by default :data:`ID_DEFAULTS`); 12 hex digits."""
-    defaults = ID_DEFAULTS if defaults is None else defaults
-    kept = {k: v for k, v in fields.items() if k in ID_FIELDS_V1 or k not in defaults or v != defaults[k]}
-    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """One fully resolved configuration, seed included. Its hash is the trial id."""
-
-    dataset: str
-    validation: float | str
-    split_seed: int
-    train_subset: int
-    layers: tuple[int, ...]
-    activation: str
-    dropout: float
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    momentum: float
-    beta1: float
-    beta2: float
-    alpha: float
-    eps: float
-    weight_decay: float
-    seed: int
-
-    @property
-    def trial_id(self) -> str:
-        """Stable 12-hex-digit hash (same config, same id, any machine): see :func:`trial_id_of`."""
-        return trial_id_of(self.to_dict())
-
-    @property
-    def config_id(self) -> str:
-        """The id of the configuration across its seeds (the trial id of its seed-0 twin)."""
-        return replace(self, seed=0).trial_id
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps of one epoch (the last batch may be short)."""
-        return -(-train_count(DATASETS[self.dataset], self.validation, self.train_subset) // self.batch_size)
-
-    @property
-    def stream_key(self) -> tuple:
-        """Everything but ``epochs``: trials equal here share one training run."""
-        d = self.to_dict()
-        d.pop("epochs")
-        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
-
-    @property
-    def label(self) -> str:
-        return "-".join(str(u) for u in self.layers)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["layers"] = list(self.layers)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrialConfig":
-        d = dict(d)
-        d["layers"] = tuple(d["layers"])
-        return cls(**d)
+# --- the records ---------------------------------------------------------------------
+# TrialConfig and its id live in tunebook.records (below every module that uses them);
+# they are named here too, where a study's configurations are made.
+from .records import ID_DEFAULTS, ID_FIELDS_V1, TrialConfig, trial_id_of  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
@@ -263,14 +185,16 @@ _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
                "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide", "test"}
 # (a searched study's [study] may also hold search_space.SEARCH_STUDY_KEYS)
 _DECIDE_KEYS = {"max_seeds", "round"}
-_TOP_KEYS = {"study", "defaults", "grid", "hypothesis", "search"}
+_TOP_KEYS = {"study", "defaults", "grid", "hypothesis", "search", "data"}
 #: The most trials (grid points × seeds) a study may have; counted before anything is
 #: expanded (a 10⁹-point grid once grew `validate` to 4.7 GB).
 MAX_TRIALS = 100_000
 
 
-def load_spec(path: str | Path, check_selectors: bool = True) -> StudySpec:
-    """Read and validate a study file; raises :class:`SpecError` listing every problem."""
+def load_spec(path: str | Path, check_selectors: bool = True, recorded: bool = False) -> StudySpec:
+    """Read and validate a study file; raises :class:`SpecError` listing every problem.
+    ``recorded``: a study folder's copy, read to analyse it — a user's dataset is taken
+    from the folder's ``data.toml`` (the data its runs trained on), not read again."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -278,10 +202,10 @@ def load_spec(path: str | Path, check_selectors: bool = True) -> StudySpec:
         raise SpecError([f"{path}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"{path}: cannot read: {exc}"]) from None
-    return parse_spec(text, where=str(path), check_selectors=check_selectors)
+    return parse_spec(text, where=str(path), check_selectors=check_selectors, recorded=recorded)
 
 
-def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True) -> StudySpec:
+def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True, recorded: bool = False) -> StudySpec:
     """Validate study TOML given as text (``where`` names it in messages).
 
     ``check_selectors=False`` accepts hypotheses whose selectors match no configuration
@@ -295,7 +219,7 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     p = Problems(where)
     for key in raw:
         if key not in _TOP_KEYS:
-            p.add(key, "unknown section (expected study, defaults, grid, search, hypothesis)")
+            p.add(key, "unknown section (expected study, data, defaults, grid, search, hypothesis)")
     study = _table(raw, "study", p, required=True)
     defaults_raw = _table(raw, "defaults", p)
     grid_raw = _table(raw, "grid", p)
@@ -308,6 +232,7 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
             p.add(f"study.{key}", "only with a [search] table")
 
     s = _parse_study(study, p)
+    s["dataset"] = _resolve_dataset(s["dataset"], raw.get("data"), s["split_seed"], where, p, recorded)
     defaults = _parse_defaults(defaults_raw, p)
     grid = _parse_grid(grid_raw, p)
     plan = None
@@ -350,6 +275,59 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True)
     return replace(spec, hypotheses=tuple(hyps))
 
 
+def _resolve_dataset(value: str, data: Any, split_seed: int, where: str, p: Problems, recorded: bool = False) -> str:
+    """``[study] dataset`` as a key of :data:`tunebook.datasets.DATASETS`: a built-in name, a
+    dataset registered from Python, or a data file (relative to the study file) read with
+    ``[data]`` now — every check before anything is written. A study folder's own copy
+    (``<study>/study.toml``) finds the data it ran on in ``<study>/data.toml`` when the file
+    is elsewhere, or always with ``recorded`` (analysing and reporting need its sizes, not
+    its rows, and the runs' data, not today's file)."""
+    from . import userdata
+
+    key = value if value in DATASETS else userdata.by_name(value)
+    if key is not None:
+        if data is not None:
+            p.add("data", f"only with a data file as study.dataset ({value!r} is read as it is)")
+        return key
+    if not (userdata.is_data_path(value) or userdata.is_sklearn(value)):
+        p.add("study.dataset", "must be one of " + ", ".join(_fmt(d) for d in DATASETS if DATASETS[d].builtin)
+              + ", a dataset registered from Python (tunebook.Dataset.from_arrays), a data file ("
+              + ", ".join(userdata.SUFFIXES) + ") or one of scikit-learn's shipped ones ("
+              + ", ".join(f"sklearn:{n}" for n in userdata.SKLEARN) + ")", value)
+        return "fashion-mnist"
+    opts, problems = userdata.parse_options(data if data is not None else {}, where)
+    for problem in problems:
+        p.items.append(problem)
+    if problems:
+        return "fashion-mnist"
+    record = Path(where).parent / userdata.DATA_RECORD
+    path = Path(value) if Path(value).is_absolute() else Path(where).parent / value
+    reachable = userdata.is_sklearn(value) or path.is_file()
+    if record.is_file() and (recorded or not reachable):  # a study folder's copy: the data it ran on
+        try:
+            info = userdata.info_from_record(tomlio.loads(record.read_text(encoding="utf-8")))
+        except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+            p.add("study.dataset", f"{record} cannot be read ({type(exc).__name__}: {exc}); tunebook writes it "
+                  "when the study runs: run it again")
+            return "fashion-mnist"
+        DATASETS.setdefault(info.name, info)
+        return info.name
+    if userdata.is_sklearn(value):
+        try:
+            ds = userdata.read_sklearn(value, opts, split_seed, where)
+        except SpecError as exc:
+            p.items.extend(exc.problems)
+            return "fashion-mnist"
+        return userdata.register(ds).key
+    try:
+        ds = userdata.read_file(path, opts, split_seed, where)
+    except SpecError as exc:
+        p.items.extend(exc.problems)
+        return "fashion-mnist"
+    userdata.register(ds)
+    return ds.key
+
+
 def _table(raw: Mapping, key: str, p: Problems, required: bool = False) -> dict:
     if key not in raw:
         if required:
@@ -372,8 +350,8 @@ def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     elif not isinstance(name, str) or not NAME_RULE.fullmatch(name):
         p.add("study.name", "must match [a-z0-9][a-z0-9_-]* (at most 64 characters; it names a folder)", name)
     dataset = t.get("dataset", "fashion-mnist")
-    if dataset not in DATASETS:
-        p.add("study.dataset", "must be one of " + ", ".join(_fmt(d) for d in DATASETS), dataset)
+    if not isinstance(dataset, str):
+        p.add("study.dataset", "must be a built-in dataset's name or a data file", dataset)
         dataset = "fashion-mnist"
     validation = t.get("validation", 0.1)
     if validation != "test":

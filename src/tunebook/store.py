@@ -33,11 +33,11 @@ from typing import Any, Iterator
 import tomli_w
 
 from . import tomlio
-from . import __version__
+from ._version import __version__
 from .errors import StoreError, StoreIOError
 from .lock import StudyLock
 from .records import TrialResult, unknown_keys
-from .spec import TrialConfig
+from .records import TrialConfig
 
 #: tunebook's run-folder names: start stamp, an optional label, the trial id.
 RUN_NAME = re.compile(r"(?P<stamp>\d{8}-\d{6})_(?:(?P<label>[A-Za-z0-9.+=_-]+)_)?(?P<id>[0-9a-f]{12})")
@@ -202,6 +202,25 @@ def scan_runs(runs_dir: Path) -> Scan:
     return Scan(tuple(sorted(chosen, key=lambda r: r.path.name)), tuple(dups), tuple(unreadable), tuple(notes))
 
 
+def known_data(study_dir: Path, problems: list[str] | None = None) -> None:
+    """Register the dataset a study folder's ``data.toml`` records (its sizes and classes),
+    if any and not known yet."""
+    from .datasets import DATASETS
+    from .userdata import DATA_RECORD, info_from_record
+
+    path = Path(study_dir) / DATA_RECORD
+    if not path.is_file():
+        return
+    try:
+        info = info_from_record(tomlio.loads(path.read_text(encoding="utf-8")))
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        if problems is not None:
+            problems.append(f"{path}: cannot be read ({type(exc).__name__}: {exc}); tunebook writes it when the "
+                            "study runs: run it again")
+        return
+    DATASETS.setdefault(info.name, info)
+
+
 class RunStore:
     """The run folders of one study. Use as a context manager to hold its lock."""
 
@@ -259,7 +278,10 @@ class RunStore:
         return scan_runs(self.runs_dir)
 
     def iter_runs(self, problems: list[str] | None = None) -> Iterator[Run]:
-        """One readable run per trial; what was skipped or ignored is reported into ``problems``."""
+        """One readable run per trial; what was skipped or ignored is reported into ``problems``.
+        A study of a user's dataset makes its sizes known first (``data.toml``): listing,
+        exporting and analysing its runs need them, not the data."""
+        known_data(self.dir, problems)
         scan = self.scan()
         if problems is not None:
             problems.extend(m for m in scan.messages() if m not in problems)
@@ -270,11 +292,18 @@ class RunStore:
         return {r.trial_id: r for r in self.iter_runs(problems) if r.result.done}
 
     # -- writing -------------------------------------------------------------------
-    def save_study(self, source: str) -> None:
-        try:
-            write_atomic(self.dir / "study.toml", source)
-        except OSError as exc:
-            raise StoreIOError(f"{self.dir / 'study.toml'}: cannot write: {_why(exc)}") from None
+    def save_study(self, source: str, data: dict | None = None) -> None:
+        """The study file as it ran; with ``data`` (a user's dataset's record,
+        :func:`tunebook.userdata.record_of`), ``data.toml`` beside it: the study folder then
+        says what it was trained on without the data file."""
+        files = [("study.toml", source)]
+        if data is not None:
+            files.append(("data.toml", "# written by tunebook: the data these runs trained on\n" + tomli_w.dumps(data)))
+        for name, text in files:
+            try:
+                write_atomic(self.dir / name, text)
+            except OSError as exc:
+                raise StoreIOError(f"{self.dir / name}: cannot write: {_why(exc)}") from None
 
     def save(self, config: TrialConfig, result: TrialResult, started: float | None = None,
              label: str = "", varying: tuple[str, ...] = ()) -> Path:

@@ -28,7 +28,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from .records import TrialResult
-from .spec import TrialConfig
+from .records import TrialConfig
 
 SCALARS = {"loss/train": "train_loss", "loss/val": "val_loss", "accuracy/train": "train_acc",
            "accuracy/val": "val_acc", "time/epoch_seconds": "epoch_seconds"}

@@ -9,7 +9,7 @@ import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 
-from tunebook.execute import Reporter
+from tunebook.reporter import Reporter
 from tunebook.spec import parse_spec
 
 FAULTY = Path(__file__).parent / "faulty"  # a sitecustomize that injects a training fault

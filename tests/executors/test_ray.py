@@ -1,6 +1,7 @@
-"""--executor ray on a real local Ray instance, started once for the test session: the
-local executor's numbers bit for bit, a killed Ray worker's group retried, a killed
-driver resumed, the planner measured on a worker."""
+"""--executor ray on a real local Ray instance, started once for the test session
+(tests/executors/conftest.py): a killed Ray worker's group retried, a killed driver
+resumed, the planner measured on a worker. The contract every executor keeps (the local
+numbers bit for bit among them) is tests/executors/test_contract.py."""
 
 from __future__ import annotations
 
@@ -17,31 +18,6 @@ from tests.executors.helpers import (KillFirst, Recorder, curves_are_whole, inte
                                      stored_once, study, twelve_trials_cli)
 
 ray = pytest.importorskip("ray", reason="the Ray extra is part of the test install (pip install -e '.[test]')")
-
-
-@pytest.fixture(scope="session")
-def ray_address():
-    """One local Ray instance (2 CPUs) for every test of the session; its address lets a
-    driver in a subprocess join it."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
-
-
-def test_ray_gives_the_local_numbers_bit_for_bit(tmp_path, ray_address):
-    spec = study("same", grid="units1 = [16, 32]\noptimizer = [\"adam\", \"sgd\"]")
-    with worker_threads(2):
-        (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
-    rec = Recorder()
-    (o,) = run_studies([spec], tmp_path / "ray", device="cpu", pad=False, executor="ray", workers=2, reporter=rec)
-    assert o.trained == local.trained == 8
-    assert numbers(o) == numbers(local)
-    assert rec.placed and all(pid > 0 for _, _, pid in rec.placed)
-    assert all(run.events for run in o.runs)
-    assert sorted(stored_once(o.folder / "runs")) == sorted(c.trial_id for c in spec.configs())
 
 
 def test_a_killed_ray_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path, ray_address):

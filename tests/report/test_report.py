@@ -9,7 +9,7 @@ import pytest
 
 from conftest import tunebook_cmd
 from tunebook.analysis.study import analyze
-from tunebook.execute import run_study
+from tunebook import run_study
 from tunebook.report import write_report
 from tunebook.spec import parse_spec
 

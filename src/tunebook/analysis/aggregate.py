@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 from ..datasets import DATASETS
 from ..records import is_collapsed
-from ..spec import TrialConfig
+from ..records import TrialConfig
 from ..store import Run
 from ..hypotheses import param_value
 from .cost import machine

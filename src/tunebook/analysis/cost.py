@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..spec import TrialConfig
+from ..records import TrialConfig
 from ..store import Run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..spec import StudySpec, load_spec
 from ..store import Run, RunStore, find_studies
@@ -15,6 +15,10 @@ from .aggregate import config_key, ConfigStats, aggregate, varying_params
 from .overfit import Overfit, overfitting
 from .verdicts import Verdict, judge_all
 from .winners import Winners, winners
+
+if TYPE_CHECKING:
+    from ..ledger import Proposal
+    from .search import SearchAnalysis
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class StudyAnalysis:
     cost_models: tuple[CostModel, ...] = ()
     holm: dict[str, bool] | None = None  # hypothesis id -> its test survives Holm over the study
     sequential: bool = False             # judged at the planned looks of --until-decided
+    search: "SearchAnalysis | None" = None  # a searched study's proposals and confirmation
 
     def survives_holm(self, hypothesis_id: str) -> bool:
         return bool(self.holm and self.holm.get(hypothesis_id))
@@ -38,11 +43,12 @@ class StudyAnalysis:
 
 def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
                  problems: Sequence[str] = (), cost_runs: Sequence[Run] = (),
-                 sequential: bool = False) -> StudyAnalysis:
+                 sequential: bool = False, proposals: "Sequence[Proposal] | None" = None) -> StudyAnalysis:
     """``cost_runs``: more runs (other studies under the same root) whose stacked groups
     the cost model may learn from, besides this study's own. ``sequential``: the study
     runs with ``--until-decided``; its verdicts are judged at the planned looks
-    (:mod:`.decide`), valid however many seeds were added."""
+    (:mod:`.decide`), valid however many seeds were added. ``proposals``: a searched
+    study's record of proposals (its search is then analysed too)."""
     if spec.search is None:  # a searched study's folder holds only its proposals' runs
         wanted = {config_key(c) for c in spec.configs()}  # any seed of the study's configurations
         runs = [r for r in runs if config_key(r.config) in wanted]
@@ -54,19 +60,24 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
     else:
         verdicts = tuple(judge_all(spec.hypotheses, configs, spec.alpha, spec.margin, spec.test))
     survives = holm([v.p for v in verdicts], spec.alpha)
+    searched = None
+    if spec.search is not None and proposals is not None:
+        from .search import search_analysis
+
+        searched = search_analysis(spec, proposals, {r.trial_id: r for r in runs})
     return StudyAnalysis(
         spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),
         verdicts=verdicts, holm={v.hypothesis.id: r for v, r in zip(verdicts, survives)},
         overfit={c.key: overfitting(c) for c in configs},
         winners=winners(configs, spec.metric, spec.alpha),
         params=tuple(varying_params(configs)), problems=tuple(problems), cost_models=tuple(models.values()),
-        sequential=sequential)
+        sequential=sequential, search=searched)
 
 
 def analyze(folder: str | Path) -> StudyAnalysis:
     """Analyse a study folder (``modellogs/<study>``) as stored on disk."""
     folder = Path(folder)
-    spec = load_spec(folder / "study.toml", check_selectors=False)
+    spec = load_spec(folder / "study.toml", check_selectors=False, recorded=True)
     problems: list[str] = []
     runs = list(RunStore(folder.parent, folder.name).iter_runs(problems))  # copies are listed once
     sequential = is_decided(folder)
@@ -79,7 +90,13 @@ def analyze(folder: str | Path) -> StudyAnalysis:
                             f"({shown}): added by --until-decided, so the verdicts are judged at its planned looks "
                             "(a fixed-n test on adaptively added seeds would not be valid); `tunebook run "
                             "--until-decided` writes the file again")
-    return analyze_runs(spec, runs, folder, problems, sibling_runs(folder), sequential=sequential)
+    proposals = None
+    if spec.search is not None:
+        from ..ledger import read_ledger
+
+        proposals = read_ledger(folder, spec.search)
+    return analyze_runs(spec, runs, folder, problems, sibling_runs(folder), sequential=sequential,
+                        proposals=proposals)
 
 
 #: Written by ``--until-decided`` into the study folder: the study's verdicts are sequential.

@@ -13,7 +13,7 @@ import torch
 from ..data import Dataset
 from ..model import param_count, train_flops
 from ..records import History, TrialResult, best_epoch, is_collapsed
-from ..spec import TrialConfig
+from ..records import TrialConfig
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..model import init_params
 from ..records import TrialResult
-from ..spec import TrialConfig
+from ..records import TrialConfig
 from . import rng
 from .common import DeviceData, EpochEvent, MemberHistory, Stopper, diverged, results_for
 from .optim import hparams_of, torch_optimizer

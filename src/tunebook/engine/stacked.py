@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..model import init_params
 from ..records import TrialResult
-from ..spec import TrialConfig
+from ..records import TrialConfig
 from . import rng
 from .common import DeviceData, EpochEvent, MemberHistory, Stopper, results_for
 from .common import diverged as is_diverged
@@ -347,6 +347,23 @@ def _run_epoch(loop: EpochLoop, epoch: int) -> tuple[EpochLoop, torch.Tensor, to
             warnings.warn(f"CUDA graph capture failed ({exc}); training this group eagerly", stacklevel=2)
             loop = EpochLoop(loop.model, loop.opt, loop.data, loop.bsz)
     return (loop, *loop.run(epoch))
+
+
+def seconds_per_step(configs: Sequence[TrialConfig], data: DeviceData, steps: int) -> float:
+    """Wall seconds of one training step of ``configs`` stacked (one group), timed over
+    ``steps`` steps after a warm-up epoch of as many (which also captures a CUDA graph):
+    the planner's calibration (:mod:`tunebook.engine.calibrate`) times stacks with it."""
+    ms = plan_members(configs)
+    model = StackedMLP(ms, data.n_features, data.n_classes, data.device)
+    opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in ms])
+    loop = make_loop(model, opt, data, configs[0].batch_size)
+    loop.steps = steps
+    loop, *_ = _run_epoch(loop, 1)
+    _sync(data.device)
+    t0 = time.perf_counter()
+    loop, *_ = _run_epoch(loop, 2)
+    _sync(data.device)
+    return (time.perf_counter() - t0) / steps
 
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,

@@ -19,8 +19,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..records import TrialResult
-from ..spec import TrialConfig
+from ..datasets import io_sizes
+from ..errors import SpecError
+from ..records import TrialConfig, TrialResult
+from ..training import failed_group
+from .contract import Executor, Sink, Slot, Work
 from .messages import Done, Epoch, Job, Lost, Started
 
 POLL_SECONDS = 0.2
@@ -29,27 +32,63 @@ POLL_SECONDS = 0.2
 @dataclass
 class _InFlight:
     job: Job
-    slot: object                 # tunebook.execute._Slot: the group's live folders
+    slot: Slot                   # the group's live folders
     attempts: int = 0            # attempts started (a Started with a new token each)
     token: str = ""
     epochs: int = 0              # the last epoch whose live curves were written
 
 
-def dispatch(backend, groups: Sequence[Sequence[TrialConfig]], slot_for: Callable, finish: Callable,
-             may_start: Callable[[], bool], *, engine: str, data_dir, reporter, labels: Sequence[str],
-             retries: int = 2) -> None:
-    """Train ``groups`` on ``backend``; ``finish(slot, results)`` stores each group's
+class RemoteExecutor(Executor):
+    """Groups sent to a backend's workers (:mod:`.process`, :mod:`.raycluster`); the
+    largest first, so that the last to finish is a small one."""
+
+    def __init__(self, name: str, backend, plan_device, retries: int, measure: Callable | None = None):
+        super().__init__(plan_device, backend.describe())
+        self.name, self.backend, self.retries, self._measure = name, backend, retries, measure
+
+    def measure_cost(self):
+        return self._measure() if self._measure is not None else super().measure_cost()
+
+    def run(self, work: Work, sink: Sink) -> None:
+        if work.stop is not None:  # refused by the options' checks; a caller that skipped them
+            raise SpecError([f"--executor {self.name}: a pruner needs --executor local"])
+        order = sorted(range(len(work.groups)), key=lambda i: -_work(work.groups[i]))
+        dispatch(self.backend, Work(tuple(work.groups[i] for i in order), tuple(work.labels[i] for i in order),
+                                    work.engine, work.data_dir), sink, retries=self.retries)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _work(group: Sequence[TrialConfig]) -> float:
+    """A group's training arithmetic (FLOPs at its padded shape, every member's epochs):
+    to send the largest first."""
+    from ..model import flops_per_sample
+    from ..planner import _streams, padded_shape
+
+    lead = group[0]
+    epochs = sum(max(c.epochs for c in stream) for stream in _streams(group))
+    return (flops_per_sample(padded_shape([c.layers for c in group]), *io_sizes(lead.dataset))
+            * epochs * lead.steps_per_epoch * lead.batch_size)
+
+
+def dispatch(backend, work: Work, sink: Sink, retries: int = 2) -> None:
+    """Train ``work`` on ``backend``; ``sink.finish(slot, results)`` stores each group's
     results as its job ends. On an interrupt, jobs in flight are cancelled and nothing
     of them is stored (a rerun trains them)."""
-    queue = deque(Job(i, tuple(g), engine, label, None if data_dir is None else str(data_dir))
-                  for i, (g, label) in enumerate(zip(groups, labels), 1))
+    engine, reporter = work.engine, sink.reporter
+    data_dir = None if work.data_dir is None else str(work.data_dir)
+    from ..userdata import payload
+
+    queue = deque(Job(i, tuple(g), engine, label, data_dir, payload(g[0].dataset))
+                  for i, (g, label) in enumerate(zip(work.groups, work.labels), 1))
     running: dict[int, _InFlight] = {}
     tried: dict[int, int] = {}  # job id -> attempts lost so far
     try:
         while queue or running:
-            while queue and backend.free() > 0 and may_start():
+            while queue and backend.free() > 0 and sink.may_start():
                 job = queue.popleft()
-                fl = _InFlight(job, slot_for(list(job.group)), attempts=tried.get(job.id, 0))
+                fl = _InFlight(job, sink.slot(list(job.group)), attempts=tried.get(job.id, 0))
                 running[job.id] = fl
                 fl.slot.open()
                 backend.submit(job)
@@ -68,7 +107,7 @@ def dispatch(backend, groups: Sequence[Sequence[TrialConfig]], slot_for: Callabl
                         fl.epochs = msg.event.epoch
                 elif isinstance(msg, Done):
                     del running[msg.job]
-                    _done(fl, list(msg.results), finish)
+                    _done(fl, list(msg.results), sink.finish)
                 elif isinstance(msg, Lost):
                     del running[msg.job]
                     fl.slot.close()  # the lost attempt's live curves go
@@ -79,8 +118,7 @@ def dispatch(backend, groups: Sequence[Sequence[TrialConfig]], slot_for: Callabl
                     else:
                         why = (f"WorkerLost: the worker training this group died {lost} time(s) "
                                f"(the last: {msg.why}); the group was not retried again")
-                        from ..execute import failed_group
-                        finish(fl.slot, failed_group(fl.job.group, why, engine))
+                        sink.finish(fl.slot, failed_group(fl.job.group, why, engine))
     finally:
         try:
             backend.cancel()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..records import TrialResult
-from ..spec import TrialConfig
+from ..records import TrialConfig
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Job:
     engine: str
     label: str
     data_dir: str | None = None
+    data: object = None              # a user's dataset (tunebook.userdata.Dataset): its sizes and arrays
+                                     # travel with the job; a built-in one is read from the worker's files
 
 
 @dataclass(frozen=True)

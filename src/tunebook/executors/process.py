@@ -16,6 +16,7 @@ import os
 import signal
 from multiprocessing.connection import wait
 
+from .contract import Kind
 from .messages import Done, Job, Lost
 
 JOIN_SECONDS = 5.0
@@ -166,3 +167,56 @@ class ProcessBackend:
             w.process.join(timeout=JOIN_SECONDS)
             w.kill()
         self.workers = []
+
+
+# -- the kind: its checks and its opener -------------------------------------------------
+
+def _check(opts, device: str, pruning: bool) -> list[str]:
+    from .common import MAX_WORKERS_PER_CORE
+
+    most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if isinstance(opts.workers, int) and opts.workers > most:
+        return [f"--workers {opts.workers}: at most {most} worker processes on this machine "
+                f"({MAX_WORKERS_PER_CORE} per CPU core; each loads torch and the dataset); workers start "
+                "only as groups need them, so a larger number gains nothing"]
+    return []
+
+
+def _open(opts, device: str, data_dir):
+    import torch
+
+    from ..planner import target_of
+    from .common import default_workers, resolved_device
+    from .dispatch import RemoteExecutor
+
+    dev = resolved_device(device)
+    cpus = os.cpu_count() or 1
+    if dev.type == "cuda" and dev.index is None:
+        gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    else:
+        gpus = [str(dev)] if dev.type == "cuda" else []
+    workers = opts.workers or default_workers(dev.type, len(gpus), cpus)
+    devices = [gpus[i % len(gpus)] for i in range(workers)] if gpus else ["cpu"] * workers
+    per_device = max(devices.count(d) for d in set(devices)) if gpus else workers
+    plan = target_of(torch.device(devices[0]), per_device)
+    threads = max(1, cpus // workers)
+    backend = ProcessBackend(devices, threads)
+    return RemoteExecutor("process", backend, plan, opts.retries,
+                          measure=lambda: _calibrate_with(torch.device(devices[0]), threads))
+
+
+def _calibrate_with(device, threads: int):
+    """The cost model measured here, with a worker's number of CPU threads."""
+    import torch
+
+    from ..engine.calibrate import calibrate
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return calibrate(device)
+    finally:
+        torch.set_num_threads(before)
+
+
+KIND = Kind("process", "--workers processes on this machine (one per GPU by default)", _check, _open)

@@ -76,7 +76,7 @@ def _probe(device: str, share: int, calibrate: bool):  # pragma: no cover - runs
     """A worker's device as the planner sees it (and its cost model, when asked)."""
     import torch
 
-    from ..planner import calibrate as measure
+    from ..engine.calibrate import calibrate as measure
     from ..planner import target_of
 
     dev = torch.device(device)
@@ -181,7 +181,7 @@ class RayBackend:
 
     def _dataset(self, job: Job):
         from ..data import load_dataset
-        from ..execute import data_key
+        from ..training import data_key
 
         key = data_key(job.group[0])
         if key not in self.datasets:  # read here once, into the object store

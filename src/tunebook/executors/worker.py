@@ -32,8 +32,12 @@ def run_job(job: Job, device: str, send: Callable[[object], None], dataset=None,
     otherwise they are read from this node's dataset files, once per process."""
     import torch
 
-    from ..execute import _device_data, train_safely
+    from ..training import device_data, train_safely
 
+    if job.data is not None:  # a user's dataset: known to this process from now on
+        from ..userdata import register
+
+        register(job.data)
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -43,6 +47,6 @@ def run_job(job: Job, device: str, send: Callable[[object], None], dataset=None,
     def forward(event) -> None:
         send(Epoch(job.id, token, event))
 
-    data = partial(_device_data, job.group[0], dev, job.data_dir, dataset)
+    data = partial(device_data, job.group[0], dev, job.data_dir, dataset)
     results = train_safely(job.group, job.engine, data, [forward, *hooks], job.label)
     return Done(job.id, token, tuple(results))

@@ -246,9 +246,10 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
         "coefficients (never from this run's group times, which depend on how trials were grouped and on "
         "the machine's load) — " + ("; ".join(m.describe() for m in a.cost_models) or "no model (no runs)") + ".",
         f"Reproduce: tunebook run {spec.path}"])]
+    blocks += data_card(spec.dataset, level + 1)
     if a.problems:
         blocks.append(("list", [f"Warning: {p}" for p in a.problems]))
-    if spec.search is not None:
+    if a.search is not None:
         blocks += search_blocks(a, fig, level + 1)
     # --- hypotheses ---
     if a.verdicts:
@@ -277,6 +278,26 @@ def _space(d) -> str:
     return text
 
 
+def data_card(key: str, level: int) -> list[Block]:
+    """A user's dataset, as the study folder recorded it: where it came from, its rows per
+    split, features, classes and their balance, its fingerprint (nothing for a built-in one)."""
+    from ..datasets import DATASETS
+
+    info = DATASETS.get(key)
+    if info is None or info.builtin:
+        return []
+    total = sum(info.class_counts) or info.n_train
+    features = ", ".join(info.features[:12]) + (f", … ({len(info.features)} in all)" if len(info.features) > 12 else "")
+    return [("h", level, "Data"),
+            ("list", [f"Source: {info.origin or 'arrays'} (key {info.name}).",
+                      f"Rows: {info.n_train} for training and validation, {info.n_test} held out as the test split.",
+                      f"Features: {info.n_features}" + (f" ({features})." if info.features else "."),
+                      f"Fingerprint (SHA-256 of the arrays as read, and of the reading options): {info.fingerprint}; "
+                      "a changed file is a new dataset, and its trials new trials."]),
+            ("table", ["class", "training rows", "share"],
+             [[c, str(n), pct(n / total, 1)] for c, n in zip(info.classes, info.class_counts)])]
+
+
 def search_line(a: StudyAnalysis) -> str:
     plan = a.spec.search
     objectives = ", ".join(f"{m} ({'higher' if d == 'max' else 'lower'} is better)" for m, d in plan.objectives)
@@ -287,9 +308,7 @@ def search_line(a: StudyAnalysis) -> str:
 
 def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     """Progress of a searched study: what was proposed, the best mean so far."""
-    from ..search import confirmation_looks, load_search
-
-    results, confirmed = load_search(a.spec, a.folder.parent)
+    results, confirmed = list(a.search.results), list(a.search.confirmed)
     done = [r for r in results if r.values is not None]
     metric, direction = a.spec.search.objectives[0]
     pruned = [r for r in results if r.pruned]
@@ -355,7 +374,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
                ("p", f"Likely best against each other confirmed proposal: {'; '.join(tests) or '—'}, at alpha "
                      f"{a.spec.alpha:g} / {len(confirmed)} (the likely best is chosen from the data), margin "
                      f"{a.spec.margin:g}, decided as for a `best` verdict (best within the margin); seeds "
-                     f"added look by look ({', '.join(map(str, confirmation_looks(a.spec)))}) until every comparison "
+                     f"added look by look ({', '.join(map(str, a.search.looks))}) until every comparison "
                      "is decided — valid however many looks were taken."),
                ("verdict", "supported" if not open_ else "inconclusive",
                 f"Likely best: proposal {likely.result.proposal.number} (P(best) = {likely.estimate.p_best:.2f})"
@@ -377,13 +396,11 @@ _CONFIRM_WORDS = {"a > b": "better (decided)", "a < b": "worse (decided)",
 
 def search_figures(a: StudyAnalysis, results, fig) -> list[Block]:
     """Importances, one slice per hyperparameter, and the Pareto front of two objectives."""
-    from ..search import importances, pareto_numbers
-
     plan = a.spec.search
     done = [r for r in results if r.values is not None]
     metric = plan.objectives[0][0]
     out: list[Block] = []
-    imp = importances(a.spec, results)
+    imp = a.search.importances
     if imp:
         out.append(("table", ["hyperparameter", f"importance for {metric}"],
                     [[k, f"{v:.2f}"] for k, v in sorted(imp.items(), key=lambda kv: -kv[1])]))
@@ -395,7 +412,7 @@ def search_figures(a: StudyAnalysis, results, fig) -> list[Block]:
                    f"Each completed proposal's mean {metric} against each hyperparameter (colour: proposal order, "
                    "early dark to late light)"))
     if len(plan.objectives) == 2:
-        front = pareto_numbers(a.spec, results)
+        front = a.search.pareto
         names = [m for m, _ in plan.objectives]
         out.append(fig("search-pareto", lambda: figures.search_pareto(
             [(r.values[0], r.values[1], r.proposal.number in front) for r in done], names,

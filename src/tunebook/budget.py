@@ -1,0 +1,56 @@
+"""A run's budget: wall time and/or model-epochs, consulted before every group starts
+(``--budget`` of ``--until-decided``, a search's ``budget``)."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from .errors import SpecError
+
+_BUDGET = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|me|model-epochs)\s*")
+_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+@dataclass
+class Budget:
+    """Wall time and/or model-epochs; ``spent()`` is asked before every group starts, so a
+    run overshoots by at most the group in flight."""
+
+    seconds: float | None = None
+    model_epochs: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    used_model_epochs: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "Budget":
+        """``"10m"``, ``"90s"``, ``"1.5h"``, ``"2000me"`` (model-epochs)."""
+        m = _BUDGET.fullmatch(text or "")
+        if not m:
+            raise SpecError([f"--budget: must be a number and a unit — s, m, h (wall time) or me "
+                             f"(model-epochs), e.g. 10m or 2000me — got {text!r}"])
+        value, unit = float(m[1]), m[2]
+        if value <= 0:
+            raise SpecError([f"--budget: must be positive, got {text!r}"])
+        if unit in ("me", "model-epochs"):
+            return cls(model_epochs=int(value))
+        return cls(seconds=value * _SECONDS[unit])
+
+    def spend(self, model_epochs: int) -> None:
+        self.used_model_epochs += model_epochs
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def spent(self) -> bool:
+        return ((self.seconds is not None and self.elapsed() >= self.seconds)
+                or (self.model_epochs is not None and self.used_model_epochs >= self.model_epochs))
+
+    def describe(self) -> str:
+        parts = []
+        if self.seconds is not None:
+            parts.append(f"{self.elapsed():.0f} of {self.seconds:.0f} s")
+        if self.model_epochs is not None:
+            parts.append(f"{self.used_model_epochs} of {self.model_epochs} model-epochs")
+        return ", ".join(parts) or f"{self.elapsed():.0f} s, {self.used_model_epochs} model-epochs (no budget)"

@@ -1,0 +1,127 @@
+"""How a study trains: one frozen record, checked once, that the CLI builds from its flags
+and a notebook passes (or spells as keywords) to :func:`tunebook.run_study`.
+
+``RunOptions`` says *how* to train (device, engine, executor, planning); what a call
+trains and how it reports are the call's own arguments (``fresh``, ``reporter``,
+``budget``). Constructing one checks every field that needs nothing but the record and
+raises :class:`tunebook.errors.SpecError` with every problem at once, before anything is
+written; the checks that need a study (a pruner with a remote executor, the output
+folder, the dataset files) come at the start of the run, still before the first write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from .errors import SpecError
+
+if TYPE_CHECKING:
+    from .executors import Executor, Options
+
+#: Groups in a row that may fail entirely before a run starts no further group.
+MAX_FAILURES = 3
+PAD = (True, False, "measured")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How trials train. The fields are the ``tunebook run`` flags of the same names."""
+
+    device: str = "auto"                        # auto, cpu, cuda, cuda:N
+    engine: str = "stacked"                     # stacked, or reference (one nn.Module at a time)
+    executor: Union[str, "Executor"] = "local"  # local, process, ray — or an executor already open
+    workers: int | None = None                  # process/ray: groups at once (default: per GPU / 2 cores)
+    ray_address: str | None = None              # ray: a cluster to join (default: a local instance)
+    concurrent: int = 1                         # local: groups at once, in threads
+    retries: int = 2                            # process/ray: sends of a group whose worker died
+    max_group: int | None = None                # the most trials in one stacked group
+    pad: bool | str = True                      # True: the reference plan; "measured"; False: equal widths only
+    max_failures: int | None = MAX_FAILURES     # groups failed in a row before no further one starts
+    data_dir: str | Path | None = None          # the dataset files (default: tunebook's search path)
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise SpecError(problems)
+
+    @property
+    def executor_name(self) -> str:
+        return self.executor if isinstance(self.executor, str) else self.executor.name
+
+    def executor_options(self) -> "Options":
+        """What the executor kinds check and open (an executor already open: its name)."""
+        from .executors import Options
+
+        if not isinstance(self.executor, str):
+            return Options(self.executor.name, None, None, 1, self.retries)
+        return Options(self.executor, self.workers, self.ray_address, self.concurrent, self.retries)
+
+    def problems(self, pruning: bool = False) -> list[str]:
+        """Every problem of these options (``pruning``: for a search with a pruner)."""
+        from .engine import ENGINES
+        from .engine.common import device_form_problem, resolve_device
+        from .executors import check_options
+
+        problems = []
+        if self.engine not in ENGINES:
+            problems.append(f"--engine: must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.executor_name == "ray":
+            problems += [p for p in [device_form_problem(self.device)] if p]
+        else:
+            try:
+                resolve_device(self.device)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if isinstance(self.executor, str):
+            problems += check_options(self.executor_options(), self.device, pruning)
+        elif pruning and self.executor.name != "local":
+            problems += check_options(self.executor_options(), self.device, pruning)
+        if self.max_failures is not None and (not _is_int(self.max_failures) or self.max_failures < 1):
+            problems.append(f"--max-failures: must be a positive integer, got {self.max_failures!r}")
+        if self.max_group is not None and (not _is_int(self.max_group) or self.max_group < 1):
+            problems.append(f"--max-group: must be a positive integer, got {self.max_group!r}")
+        if self.pad not in PAD:
+            problems.append(f"pad: must be True (the reference cost model), \"measured\" or False, got {self.pad!r}")
+        return problems
+
+    def opened(self, executor: "Executor") -> "RunOptions":
+        """These options with ``executor`` open in place of its name (its workers and
+        address are its own)."""
+        return replace(self, executor=executor, workers=None, ray_address=None, concurrent=1)
+
+    @classmethod
+    def of(cls, options: "RunOptions | None" = None, **given: Any) -> "RunOptions":
+        """``options`` (default: the defaults) with each keyword in ``given`` that differs
+        from its field's default put in: how the run functions take both a record and
+        keywords. A keyword that is not a field is an error."""
+        names = {f.name: f.default for f in fields(cls)}
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise TypeError(f"not a run option: {', '.join(unknown)} (the options: {', '.join(names)})")
+        changes = {k: v for k, v in given.items() if not _same(v, names[k])}
+        if options is None:
+            return cls(**changes)
+        if not isinstance(options, RunOptions):
+            raise TypeError(f"options: a tunebook.RunOptions, got {type(options).__name__}")
+        return replace(options, **changes) if changes else options
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _same(a, b) -> bool:
+    """Equal and of one type (``pad=1`` is not ``pad=True``)."""
+    return type(a) is type(b) and a == b
+
+
+#: The keyword names of RunOptions, for the run functions' signatures and their docs.
+FIELDS = tuple(f.name for f in fields(RunOptions))
+
+
+def picked(options: RunOptions | None, values) -> RunOptions:
+    """The run functions' options: ``options`` with their option keywords (``values``: the
+    function's ``locals()``, which hold one entry per field) put in by :meth:`RunOptions.of`."""
+    return RunOptions.of(options, **{k: values[k] for k in FIELDS})

@@ -1,0 +1,157 @@
+"""Run study files as they are meant to run — the library's entry point, and the CLI's.
+
+A grid study trains its grid × seeds (:func:`tunebook.execute.run_studies`); a searched
+study (a ``[search]`` table) runs its search (:func:`tunebook.search.run_search`); with
+``until_decided`` the grid studies add seeds until their hypotheses are decided
+(:func:`tunebook.loop.run_all_until_decided`). :func:`run` makes that choice per study, so
+``tunebook run`` and a notebook do the same thing with the same file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from .budget import Budget
+from .errors import SpecError
+from .execute import StudyOutcome, holding, kept_open, load_specs, run_studies
+from .options import MAX_FAILURES, RunOptions, picked
+from .reporter import Reporter
+from .spec import StudySpec
+
+if TYPE_CHECKING:
+    from .loop import DecideOutcome
+    from .search import SearchOutcome
+
+
+@dataclass(frozen=True)
+class Programme:
+    """What :func:`run` did: the grid studies' outcomes (trained together), each searched
+    study's, and with ``until_decided`` each decided study's; ``skipped``: searched studies
+    that ``until_decided`` left alone (they have no hypotheses to decide)."""
+
+    grid: tuple[StudyOutcome, ...] = ()
+    searches: tuple["SearchOutcome", ...] = ()
+    decided: tuple["DecideOutcome", ...] = ()
+    skipped: tuple[StudySpec, ...] = ()
+
+    @property
+    def outcomes(self) -> list[StudyOutcome]:
+        """Every call's last training outcome (for failures and aborts)."""
+        return [*self.grid, *(o.last for o in self.searches if o.last), *(d.last for d in self.decided if d.last)]
+
+    @property
+    def failed(self) -> bool:
+        return any(o.failed for o in self.outcomes)
+
+
+def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOptions | None = None, *,
+              fresh: bool = False, reporter: Reporter | None = None, budget: Budget | None = None,
+              device: str = "auto", engine: str = "stacked", executor="local", workers: int | None = None,
+              ray_address: str | None = None, concurrent: int = 1, retries: int = 2, max_group: int | None = None,
+              pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
+              data_dir: str | Path | None = None) -> "StudyOutcome | SearchOutcome":
+    """Train every trial of ``spec`` that has no final result under ``out``; return all.
+    A searched study (a ``[search]`` table) runs its search — proposals, batches,
+    confirmation — and returns :class:`tunebook.search.SearchOutcome` (its ``folder`` and
+    ``last`` as here).
+
+    How trials train: ``options`` (a :class:`tunebook.RunOptions`) or its fields as
+    keywords (``device="cpu"``, ``executor="process", workers=4``). It writes run folders
+    only, no report: call ``tunebook.report.write_report(outcome.folder)`` for the
+    lab-notebook page (the CLI does so after a run unless ``--no-report``), or
+    ``tunebook.analysis.study.analyze(outcome.folder)`` for the numbers behind it.
+    """
+    opts = picked(options, locals())
+    if spec.search is not None:
+        from .search import run_search
+
+        return run_search(spec, out, opts, fresh=fresh, reporter=reporter, budget=budget)
+    return run_studies([spec], out, opts, fresh=fresh, reporter=reporter, budget=budget)[0]
+
+
+def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path = "modellogs",
+        options: RunOptions | None = None, *, until_decided: bool = False, fresh: bool = False,
+        reporter: Reporter | None = None, budget: Budget | None = None, seeds: int | None = None,
+        epochs: int | None = None, train_subset: int | None = None,
+        on_done: Callable[[list], None] | None = None) -> Programme:
+    """Run a study file, a folder of them, or specs, each as it is meant to run: the grid
+    studies as one programme (a trial several want trains once), then each searched study's
+    search; with ``until_decided``, the grid studies round by round until decided.
+
+    ``seeds``, ``epochs``, ``train_subset``: a smoke test's overrides (the studies'
+    reports then judge nothing). ``on_done(outcomes)`` is called after each part — the
+    grid's outcomes, a search's ``[outcome]``, the decided studies' outcomes — while that
+    part's study locks are still held (the CLI writes the reports there, so no other
+    process takes a study before its report is written). Every input is checked before
+    anything trains.
+    """
+    options = options or RunOptions()
+    specs = _specs(studies)
+    overrides = {k: v for k, v in (("seeds", seeds), ("epochs", epochs), ("train_subset", train_subset))
+                 if v is not None}
+    specs = [s.with_overrides(**overrides) for s in specs]
+    done = on_done or (lambda outcomes: None)
+    if until_decided:
+        return _until_decided(specs, out, options, fresh, reporter, budget, done)
+    grid = [s for s in specs if s.search is None]
+    searched = [s for s in specs if s.search is not None]
+    if searched:  # checked before anything trains
+        from .search import optuna_module
+
+        optuna_module()
+    outcomes: list[StudyOutcome] = []
+    if grid:
+        # the executor first (joining Ray checks its address before anything is written), then
+        # the locks, held until on_done has run
+        with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
+            outcomes = run_studies(grid, out, opts, reporter=reporter, budget=budget)
+            done(outcomes)
+    searches = []
+    for spec in searched:
+        from .search import run_search
+
+        pruning = spec.search.pruner != "none"
+        with kept_open(options, pruning) as opts, holding([spec], out, opts, fresh=fresh, pruning=pruning):
+            searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))
+            done([searches[-1]])
+    return Programme(tuple(outcomes), tuple(searches))
+
+
+def _until_decided(specs, out, options: RunOptions, fresh: bool, reporter, budget, done) -> Programme:
+    from .loop import run_all_until_decided
+
+    skipped = tuple(s for s in specs if s.search is not None)
+    grid = [s for s in specs if s.search is None]
+    if not grid:
+        names = ", ".join(str(s.path) for s in skipped) or "no study"
+        raise SpecError([f"{names}: --until-decided: no grid study to decide"])
+    budget = budget if budget is not None else Budget()
+    with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
+        decided = run_all_until_decided(grid, out, opts, reporter=reporter, budget=budget)
+        done(decided)
+    return Programme(decided=tuple(decided), skipped=skipped)
+
+
+def _specs(studies) -> list[StudySpec]:
+    if isinstance(studies, StudySpec):
+        return [studies]
+    if isinstance(studies, (str, Path)):
+        return load_specs(studies)
+    specs = list(studies)
+    if not all(isinstance(s, StudySpec) for s in specs):
+        raise TypeError("studies: a study file, a folder of them, a StudySpec or a list of StudySpecs")
+    return specs
+
+
+def run_path(path: str | Path, out: str | Path = "modellogs", options: RunOptions | None = None, *,
+             seeds: int | None = None, epochs: int | None = None, train_subset: int | None = None,
+             fresh: bool = False, reporter: Reporter | None = None) -> list[StudyOutcome]:
+    """The grid studies of a study file or a folder of them, as one programme (the
+    outcomes of :func:`run`'s grid part)."""
+    return list(run(path, out, options, seeds=seeds, epochs=epochs, train_subset=train_subset, fresh=fresh,
+                    reporter=reporter).grid)
+
+
+__all__ = ["Programme", "run", "run_path", "run_study"]
