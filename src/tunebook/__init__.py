@@ -17,7 +17,7 @@ from .spec import StudySpec, TrialConfig, load_spec, parse_spec  # noqa: E402
 
 def __getattr__(name: str):
     # Heavy modules (torch, tensorboard) load on first use, so `tunebook validate` is quick.
-    if name in ("run", "run_study", "run_path", "Programme"):
+    if name in ("run", "run_study", "run_path", "Programme", "keep_best"):
         from . import runner
         return getattr(runner, name)
     if name == "StudyOutcome":
@@ -26,6 +26,9 @@ def __getattr__(name: str):
     if name == "RunOptions":
         from .options import RunOptions
         return RunOptions
+    if name == "load_model":
+        from .weights import load_model
+        return load_model
     if name == "Dataset":
         from .userdata import Dataset
         return Dataset
@@ -46,5 +49,5 @@ def __getattr__(name: str):
 
 __all__ = ["DataError", "SpecError", "StoreError", "TrialError", "TunebookError", "StudySpec",
            "TrialConfig", "load_spec", "parse_spec", "run", "run_study", "run_path", "run_search",
-           "run_until_decided", "Programme", "RunOptions", "Budget", "Dataset", "StudyOutcome",
+           "run_until_decided", "Programme", "RunOptions", "Budget", "Dataset", "load_model", "keep_best", "StudyOutcome",
            "load_runs", "runs_dataframe", "runs_table"]

@@ -202,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", default="modellogs", help="root of the run folders (default: modellogs)")
     cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
 
+    pr = _command(sub, "predict", "Predict classes with a kept run's trained model",
+                  "Reads FILE (a CSV with the training table's columns, or an .npz holding x, or an .npy of\n"
+                  "rows) and writes one line per row: its number, the predicted class and each class's\n"
+                  "probability, with the same preprocessing as in training. The run must have kept its\n"
+                  "weights ([study] keep = \"best\", the default, keeps the recommended configuration's).",
+                  "  tunebook predict modellogs/shapes/runs/20261201-120000_64_s0_ab12cd34ef56 new.csv\n"
+                  "  tunebook predict RUN images.npz --out predictions.csv")
+    pr.add_argument("run", help="a run folder with weights.safetensors")
+    pr.add_argument("file", help="the inputs: .csv, .npz (x) or .npy")
+    pr.add_argument("--out", help="write the predictions here (CSV; default: standard output)")
+
     d = _command(sub, "demo", "A small real study on the full dataset (under a minute on 2 cores)",
                  "Runs the packaged demo study into --out and writes its report.", "  tunebook demo")
     run_options(d)
@@ -589,6 +600,59 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    import numpy as np
+
+    from .weights import load_model
+
+    run, path = _existing(args.run, "run folder"), _existing(args.file, "file")
+    if args.out is not None:
+        from .execute import check_out_dir
+
+        problems = check_out_dir(Path(args.out).parent, "--out", args.out)
+        if Path(args.out).exists():
+            problems.append(f"--out {args.out}: exists; tunebook does not overwrite a file it did not write")
+        if problems:
+            raise SpecError(problems)
+    model = load_model(run)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        from .userdata import _read_table
+
+        inputs = _read_table(path, str(path))
+    elif suffix in (".npz", ".npy"):
+        try:
+            if suffix == ".npz":
+                with np.load(path, allow_pickle=False) as z:
+                    if "x" not in z.files:
+                        raise SpecError([f"{path}: an .npz to predict holds its rows as x (it has "
+                                         f"{', '.join(z.files) or 'none'})"])
+                    inputs = z["x"]
+            else:
+                inputs = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise SpecError([f"{path}: cannot read the arrays ({exc})"]) from None
+    else:
+        raise SpecError([f"{path}: predict reads .csv, .npz or .npy files"])
+    proba = model.predict_proba(inputs)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["row", "class", *(f"p_{c}" for c in model.classes)])
+    for i, p in enumerate(proba):
+        w.writerow([i + 1, model.classes[int(p.argmax())], *(f"{v:.6f}" for v in p)])
+    if args.out is None:
+        sys.stdout.write(buf.getvalue())
+    else:
+        from .store import write_atomic
+
+        write_atomic(Path(args.out), buf.getvalue())
+        err.print(f"{len(proba)} predictions → {args.out}")
+    return EXIT_OK
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .engine.calibrate import calibrate
     from .engine.common import resolve_device
@@ -624,7 +688,8 @@ def _progress_reporter():
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "ls": cmd_ls, "show": cmd_show,
-            "report": cmd_report, "export": cmd_export, "demo": cmd_demo, "calibrate": cmd_calibrate}
+            "report": cmd_report, "export": cmd_export, "demo": cmd_demo, "calibrate": cmd_calibrate,
+            "predict": cmd_predict}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,7 @@ class DatasetInfo:
     features: tuple[str, ...] = ()      # a table's feature names, after one-hot encoding
     fingerprint: str = ""               # SHA-256 of a user's arrays and reading options
     origin: str = ""                    # where a user's data came from (its file, or "arrays")
+    preprocessing: str = ""             # JSON: how inputs became features (scale, categories, classes)
 
     @property
     def builtin(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
@@ -217,7 +217,8 @@ def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bo
             reporter.executor_ready(ex.describe())
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
         work = Work(tuple(tuple(g) for g in groups), tuple(_label(g, i, len(groups)) for i, g in enumerate(groups, 1)),
-                    opts.engine, None if opts.data_dir is None else str(opts.data_dir), stop)
+                    opts.engine, None if opts.data_dir is None else str(opts.data_dir), stop,
+                    keep=any(s.keep != "none" for s in specs))
         ex.run(work, sink)
         problems += _data_changed(specs)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
@@ -267,6 +268,8 @@ class StudySink:
     def save(self, name: str, c: TrialConfig, r: TrialResult, started: float | None = None) -> None:
         """Into study ``name``, its run folder named by that study's varying parameters."""
         spec = self.specs[name]
+        if spec.keep == "none" and r.weights is not None:  # another study of the call keeps them
+            r = replace(r, weights=None)
         self.stores[name].save(c, r, started, label=spec.run_label(c), varying=spec.varying())
 
     def may_start(self) -> bool:

@@ -153,6 +153,9 @@ class TrialResult:
     engine: str = ""
     device: str = ""
     collapsed: bool = False    # complete, but stuck at chance accuracy (see is_collapsed)
+    #: the trained weights (tunebook.weights.member_state's tensors) on their way from the
+    #: engine to the store when the study keeps them; never written to result.toml
+    weights: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -184,7 +187,8 @@ class TrialResult:
         return self.status in ("complete", "diverged")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(replace(self, weights=None))
+        d.pop("weights")
         d["history"] = {k: list(getattr(self.history, k)) for k in HISTORY_KEYS}
         if self.history.wall_time:
             d["history"]["wall_time"] = list(self.history.wall_time)
@@ -194,7 +198,7 @@ class TrialResult:
     def from_dict(cls, d: Mapping[str, Any]) -> "TrialResult":
         """Build from a ``result.toml`` table. Keys this version does not know (a note a
         person added, a field of a newer version) are ignored: see :func:`unknown_keys`."""
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in fields(cls)} - {"weights"}  # never read from a file
         d = {k: v for k, v in d.items() if k in names}
         hist = d.pop("history", {})
         if not isinstance(hist, Mapping):
@@ -204,7 +208,7 @@ class TrialResult:
 
 def unknown_keys(d: Mapping[str, Any]) -> list[str]:
     """Keys of a ``result.toml`` table that :meth:`TrialResult.from_dict` ignores."""
-    names = {f.name for f in fields(TrialResult)}
+    names = {f.name for f in fields(TrialResult)} - {"weights"}
     out = sorted(k for k in d if k not in names)
     hist = d.get("history")
     if isinstance(hist, Mapping):

@@ -58,7 +58,8 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOption
     ``last`` as here).
 
     How trials train: ``options`` (a :class:`tunebook.RunOptions`) or its fields as
-    keywords (``device="cpu"``, ``executor="process", workers=4``). It writes run folders
+    keywords (``device="cpu"``, ``executor="process", workers=4``). Trained weights are
+    kept as ``[study] keep`` says (:func:`keep_best` once the study has run). It writes run folders
     only, no report: call ``tunebook.report.write_report(outcome.folder)`` for the
     lab-notebook page (the CLI does so after a run unless ``--no-report``), or
     ``tunebook.analysis.study.analyze(outcome.folder)`` for the numbers behind it.
@@ -67,8 +68,15 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOption
     if spec.search is not None:
         from .search import run_search
 
-        return run_search(spec, out, opts, fresh=fresh, reporter=reporter, budget=budget)
-    return run_studies([spec], out, opts, fresh=fresh, reporter=reporter, budget=budget)[0]
+        with kept_open(opts, spec.search.pruner != "none") as o, \
+                holding([spec], out, o, fresh=fresh, pruning=spec.search.pruner != "none"):
+            outcome = run_search(spec, out, o, reporter=reporter, budget=budget)
+            _kept([outcome])
+            return outcome
+    with kept_open(opts) as o, holding([spec], out, o, fresh=fresh):
+        outcome = run_studies([spec], out, o, reporter=reporter, budget=budget)[0]
+        _kept([outcome])
+        return outcome
 
 
 def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path = "modellogs",
@@ -107,6 +115,7 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
         # the locks, held until on_done has run
         with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
             outcomes = run_studies(grid, out, opts, reporter=reporter, budget=budget)
+            _kept(outcomes)
             done(outcomes)
     searches = []
     for spec in searched:
@@ -115,6 +124,7 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
         pruning = spec.search.pruner != "none"
         with kept_open(options, pruning) as opts, holding([spec], out, opts, fresh=fresh, pruning=pruning):
             searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))
+            _kept([searches[-1]])
             done([searches[-1]])
     return Programme(tuple(outcomes), tuple(searches))
 
@@ -130,8 +140,48 @@ def _until_decided(specs, out, options: RunOptions, fresh: bool, reporter, budge
     budget = budget if budget is not None else Budget()
     with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
         decided = run_all_until_decided(grid, out, opts, reporter=reporter, budget=budget)
+        _kept(decided)
         done(decided)
     return Programme(decided=tuple(decided), skipped=skipped)
+
+
+def keep_best(folder: str | Path) -> list[Path]:
+    """``[study] keep = "best"``: the trained weights of the study's recommended
+    configuration's runs stay (the accuracy winner of a grid; a search's likely best after
+    confirmation, or its best mean before), every other run's ``weights.safetensors`` goes.
+    Returns the run folders that keep weights. Other ``keep`` values change nothing."""
+    from .analysis.aggregate import config_key
+    from .analysis.study import analyze
+    from .weights import WEIGHTS
+
+    a = analyze(folder)
+    if a.spec.keep != "best":
+        return [r.path for r in a.runs if (r.path / WEIGHTS).is_file()]
+    best: set[str] = set()
+    if a.search is not None:
+        confirmed = max(a.search.confirmed, key=lambda c: c.estimate.p_best, default=None)
+        if confirmed is not None:
+            best = {r.trial_id for r in confirmed.runs}
+        else:
+            done = [r for r in a.search.results if r.values is not None]
+            sign = 1 if a.spec.search.objectives[0][1] == "max" else -1
+            if done:
+                best = {r.trial_id for r in max(done, key=lambda r: sign * r.values[0]).runs}
+    elif a.winners is not None:
+        best = {r.trial_id for r in a.runs if config_key(r.config) == a.winners.accuracy.key}
+    kept = []
+    for run in a.runs:
+        path = run.path / WEIGHTS
+        if run.trial_id in best and path.is_file():
+            kept.append(run.path)
+        elif path.is_file():
+            path.unlink()
+    return kept
+
+
+def _kept(outcomes) -> None:
+    for o in outcomes:
+        keep_best(o.folder)
 
 
 def _specs(studies) -> list[StudySpec]:

@@ -202,6 +202,14 @@ def scan_runs(runs_dir: Path) -> Scan:
     return Scan(tuple(sorted(chosen, key=lambda r: r.path.name)), tuple(dups), tuple(unreadable), tuple(notes))
 
 
+def _write_weights(folder: Path, config: TrialConfig, state) -> None:
+    from . import weights
+    from .datasets import DATASETS
+
+    info = DATASETS[config.dataset]
+    weights.write(folder / weights.WEIGHTS, state, weights.metadata(config, info.classes, weights.preprocessing_of(info)))
+
+
 def known_data(study_dir: Path, problems: list[str] | None = None) -> None:
     """Register the dataset a study folder's ``data.toml`` records (its sizes and classes),
     if any and not known yet."""
@@ -334,6 +342,8 @@ class RunStore:
             }
             write_atomic(staging / "config.toml", tomli_w.dumps(cfg_doc))
             write_atomic(staging / "result.toml", tomli_w.dumps(_toml_safe(result.to_dict())))
+            if result.weights is not None:  # the study keeps trained weights (tunebook.weights)
+                _write_weights(staging, config, result.weights)
             write_events(staging, config, result, varying=varying, scalars=not live)
             self._clear_earlier(config.trial_id)
             n = 1

@@ -559,8 +559,19 @@ def _finish(x, y, x_test, y_test, classes, features, scale: str, opts: DataOptio
     counts = np.bincount(y, minlength=len(classes))
     info = DatasetInfo(name=f"{name}-{fp[:12]}", n_train=len(y), n_test=len(y_test), n_features=x.shape[1],
                        n_classes=len(classes), classes=tuple(classes), class_counts=tuple(int(n) for n in counts),
-                       features=tuple(features), fingerprint=fp, origin=origin)
+                       features=tuple(features), fingerprint=fp, origin=origin,
+                       preprocessing=json.dumps(_jsonable(pre), sort_keys=True))
     return Dataset(info, Arrays(x, y, x_test, y_test), pre)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return x
 
 
 # -- the record a study folder keeps ----------------------------------------------------
@@ -574,7 +585,7 @@ def record_of(info: DatasetInfo) -> dict:
     return {"dataset": {"key": info.name, "origin": info.origin, "fingerprint": info.fingerprint,
                         "n_train": info.n_train, "n_test": info.n_test, "n_features": info.n_features,
                         "classes": list(info.classes), "class_counts": list(info.class_counts),
-                        "features": list(info.features)}}
+                        "features": list(info.features), "preprocessing": info.preprocessing}}
 
 
 def info_from_record(d: Mapping) -> DatasetInfo:
@@ -584,4 +595,4 @@ def info_from_record(d: Mapping) -> DatasetInfo:
                        classes=tuple(str(c) for c in t["classes"]),
                        class_counts=tuple(int(n) for n in t.get("class_counts", ())),
                        features=tuple(str(f) for f in t.get("features", ())), fingerprint=str(t["fingerprint"]),
-                       origin=str(t.get("origin", "")))
+                       origin=str(t.get("origin", "")), preprocessing=str(t.get("preprocessing", "")))

@@ -223,3 +223,19 @@ def test_the_dispatch_loop_retries_a_lost_group_and_stores_it_once():
     assert sorted(sink.results()) == sorted(c.trial_id for g in work.groups for c in g)
     assert {r.status for r in sink.results().values()} == {"complete"}
     assert len(sink.slots) == len(work.groups) + 1 and all(s.closed for s in sink.slots)  # the lost attempt's too
+
+
+def test_kept_weights_come_back_with_their_results(executor):
+    """Work.keep: each complete result carries its trained weights across the executor
+    (threads, a pipe, Ray's object store), at the trial's own widths."""
+    import dataclasses
+
+    work = dataclasses.replace(_work("keep", epochs=1), keep=True)
+    sink = RecordingSink()
+    executor.run(work, sink)
+    for group, results in sink.finished:
+        by_id = {c.trial_id: c for c in group}
+        for r in results:
+            c = by_id[r.trial_id]
+            assert r.weights is not None and r.weights["linear0.weight"].shape == (c.layers[0], 784)
+            assert r.weights[f"linear{len(c.layers)}.bias"].shape == (10,)

@@ -145,7 +145,8 @@ def test_an_interrupt_stops_the_workers_and_keeps_finished_trials(tmp_path, cli_
     assert (runs.parent / ".lock").read_text() == ""  # released
     assert workers and not still_alive_after(workers, 15), "workers outlived the interrupted driver"
     for folder in runs.glob("[0-9]*"):  # whole run folders only
-        assert {x.name.split(".")[0] for x in folder.iterdir()} == {"config", "events", "result"}
+        names = {x.name.split(".")[0] for x in folder.iterdir()}  # and the weights kept while the study runs
+        assert {"config", "events", "result"} <= names <= {"config", "events", "result", "weights"}
 
 
 def test_workers_start_only_as_groups_need_them(tmp_path):

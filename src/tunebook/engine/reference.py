@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import torch
@@ -72,7 +73,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
 
 def train_one(cfg: TrialConfig, data: DeviceData,
               hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
-              stop: Stopper | None = None) -> TrialResult:
+              stop: Stopper | None = None, keep: bool = False) -> TrialResult:
+    """One trial as a plain ``nn.Module``; ``keep``: a complete result carries its trained
+    weights (``result.weights``, :func:`tunebook.weights.module_state`)."""
     t_start = time.perf_counter()
     clock = [0]
     model = build_mlp(cfg, data.n_features, data.n_classes, clock).to(data.device)
@@ -114,11 +117,16 @@ def train_one(cfg: TrialConfig, data: DeviceData,
         if stop is not None and epoch < cfg.epochs and cfg.trial_id in stop(event):
             hist.pruned_epoch = epoch
             break
-    return results_for([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]
+    result = results_for([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]
+    if keep and result.status == "complete":
+        from ..weights import module_state
+
+        result = replace(result, weights=module_state(model))
+    return result
 
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
-                stop: Stopper | None = None) -> list[TrialResult]:
+                stop: Stopper | None = None, keep: bool = False) -> list[TrialResult]:
     """The reference engine trains a group one trial after another."""
-    return [train_one(c, data, hooks, label, stop) for c in configs]
+    return [train_one(c, data, hooks, label, stop, keep) for c in configs]

@@ -21,7 +21,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -368,9 +368,11 @@ def seconds_per_step(configs: Sequence[TrialConfig], data: DeviceData, steps: in
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
-                stop: Stopper | None = None) -> list[TrialResult]:
+                stop: Stopper | None = None, keep: bool = False) -> list[TrialResult]:
     """Train configs that share depth, activation and batch size (and data) as one stack;
-    widths and optimizers may differ (see :class:`StackedMLP`, :class:`StackedOptimizer`)."""
+    widths and optimizers may differ (see :class:`StackedMLP`, :class:`StackedOptimizer`).
+    ``keep``: each complete result carries its trained weights, taken from its row of the
+    stack at its last epoch at its own widths (``result.weights``)."""
     members = plan_members(configs)
     lead = members[0].lead
     for m in members:
@@ -382,6 +384,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     model = StackedMLP(members, data.n_features, data.n_classes, device)
     opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members])
     rows = list(range(len(members)))  # member index of each stacked row
+    kept: dict[str, dict] = {}  # trial id -> its trained weights (with keep)
     lead_ids = [m.lead.trial_id for m in members]  # hashed once, not every epoch
     loop = make_loop(model, opt, data, lead.batch_size)
     n = data.x_train.shape[0]
@@ -397,6 +400,13 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         diverged = {r for r in range(len(rows)) if is_diverged(train_loss[r], val_loss[r], data.n_classes)}
         test = _test_at_checkpoints(model, data, [r for r, i in enumerate(rows)
                                                   if epoch in members[i].checkpoints and r not in diverged])
+        if keep:
+            from ..weights import member_state
+
+            for r in test:
+                for c in members[rows[r]].configs:
+                    if c.epochs == epoch:
+                        kept[c.trial_id] = member_state(model.params, r, c.layers, data.n_features, data.n_classes)
         _sync(device)
         share = (time.perf_counter() - t0) / len(rows)
         for r, i in enumerate(rows):
@@ -416,19 +426,22 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         for r, i in enumerate(rows):
             if lead_ids[i] in stopped and r not in diverged and epoch < members[i].lead.epochs:
                 members[i].history.pruned_epoch = epoch
-        keep = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs
-                and not members[i].history.pruned_epoch]
-        if not keep:
+        staying = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs
+                   and not members[i].history.pruned_epoch]
+        if not staying:
             break
-        if len(keep) < len(rows):  # members that are done or diverged leave the stack
-            keep_t = torch.tensor(keep, device=device)
-            model.select(keep_t)
-            opt.select(keep_t, model.params, model.grads)
+        if len(staying) < len(rows):  # members that are done or diverged leave the stack
+            staying_t = torch.tensor(staying, device=device)
+            model.select(staying_t)
+            opt.select(staying_t, model.params, model.grads)
             loop.reset()
-            rows = [rows[r] for r in keep]
+            rows = [rows[r] for r in staying]
     group_seconds = time.perf_counter() - t_start
-    return [r for m in members
-            for r in results_for(m.configs, m.history, data, group_seconds, len(members), engine="stacked")]
+    results = [r for m in members
+               for r in results_for(m.configs, m.history, data, group_seconds, len(members), engine="stacked")]
+    if keep:
+        results = [replace(r, weights=kept.get(r.trial_id)) if r.status == "complete" else r for r in results]
+    return results
 
 
 def _test_at_checkpoints(model: StackedMLP, data: DeviceData, rows: list[int]) -> dict[int, tuple[float, float]]:

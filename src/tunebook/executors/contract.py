@@ -51,6 +51,7 @@ class Work:
     engine: str = "stacked"
     data_dir: str | None = None
     stop: Callable | None = None        # a search's pruner (tunebook.engine.common.Stopper); local only
+    keep: bool = False                  # results carry their trained weights (a study keeps them)
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.groups):

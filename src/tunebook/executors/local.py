@@ -39,7 +39,7 @@ def train_in_turn(work: Work, sink: Sink, dev) -> None:
             try:
                 slot.open()
                 results = train_group(group, work.engine, dev, work.data_dir, sink.reporter, extra_hooks=[slot.live],
-                                      label=label, stop=work.stop)
+                                      label=label, stop=work.stop, keep=work.keep)
             finally:
                 slot.live.close_all()
             sink.finish(slot, results)
@@ -77,12 +77,12 @@ def train_concurrently(work: Work, sink: Sink, dev, workers: int) -> None:
     def train(group, slot: Slot, data, label):
         if dev.type != "cuda":
             return train_group(group, work.engine, dev, work.data_dir, locked, [slot.live, stopper], data, label,
-                               shared_stop)
+                               shared_stop, work.keep)
         import torch
 
         with torch.cuda.stream(torch.cuda.Stream(dev)):
             return train_group(group, work.engine, dev, work.data_dir, locked, [slot.live, stopper], data, label,
-                               shared_stop)
+                               shared_stop, work.keep)
 
     queue = deque(zip(work.groups, work.labels))
     running: dict = {}

@@ -24,6 +24,7 @@ class Job:
     engine: str
     label: str
     data_dir: str | None = None
+    keep: bool = False               # return the trained weights with the results
     data: object = None              # a user's dataset (tunebook.userdata.Dataset): its sizes and arrays
                                      # travel with the job; a built-in one is read from the worker's files
 

@@ -1,0 +1,169 @@
+"""Trained weights kept in a run folder, and the model they make.
+
+A kept run holds ``weights.safetensors``: one plain MLP's tensors (``linear0.weight``,
+``linear0.bias``, … in ``torch.nn.Linear``'s layout: weight ``[out, in]``), whatever stack
+it trained in, and as metadata everything needed to use it — the activation, the layer
+widths, the class names and the preprocessing of the inputs (flattening, scaling,
+one-hot categories). :func:`load_model` gives a ``torch.nn.Module`` in eval mode and a
+``predict`` that applies the same preprocessing; the README shows how to load the file
+with plain PyTorch, without tunebook.
+
+safetensors is a dependency of the ``keep`` feature only (``pip install safetensors``, part
+of the default install).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import StoreError
+
+WEIGHTS = "weights.safetensors"
+KEEP = ("best", "all", "none")
+
+
+def member_state(params: Sequence, row: int, layers: Sequence[int], n_in: int, n_out: int) -> dict[str, np.ndarray]:
+    """Row ``row`` of a stack's parameters (``[T, in, out]`` weights, ``[T, 1, out]``
+    biases, padded to the widest member) as one MLP's tensors at its own widths."""
+    dims = [n_in, *layers, n_out]
+    out = {}
+    for k, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+        w = params[2 * k][row, :fan_in, :fan_out]
+        b = params[2 * k + 1][row, 0, :fan_out]
+        out[f"linear{k}.weight"] = w.t().contiguous().detach().cpu().numpy().copy()
+        out[f"linear{k}.bias"] = b.contiguous().detach().cpu().numpy().copy()
+    return out
+
+
+def module_state(model) -> dict[str, np.ndarray]:
+    """An ``nn.Sequential`` MLP's linear layers as :func:`member_state` names them."""
+    import torch
+
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    out = {}
+    for k, lin in enumerate(linears):
+        out[f"linear{k}.weight"] = lin.weight.detach().cpu().numpy().copy()
+        out[f"linear{k}.bias"] = lin.bias.detach().cpu().numpy().copy()
+    return out
+
+
+def metadata(config, classes: Sequence[str], preprocessing: Mapping[str, Any]) -> dict[str, str]:
+    """What a kept run's weights file says about itself (safetensors metadata: strings)."""
+    return {"format": "tunebook-mlp-1", "trial": config.trial_id, "activation": config.activation,
+            "layers": json.dumps(list(config.layers)), "classes": json.dumps(list(classes)),
+            "dataset": config.dataset, "preprocessing": json.dumps(dict(preprocessing), sort_keys=True)}
+
+
+def write(path: Path, state: Mapping[str, np.ndarray], meta: Mapping[str, str]) -> None:
+    """``state`` and ``meta`` as a safetensors file at ``path`` (written whole, then renamed)."""
+    from safetensors.numpy import save
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()},
+                         metadata=dict(meta)))
+    tmp.replace(path)
+
+
+def preprocessing_of(info) -> dict[str, Any]:
+    """How inputs become the model's features, for a dataset's info: a user's dataset
+    recorded it; a built-in one's images are flattened and scaled to [0, 1]."""
+    if info.preprocessing:
+        return json.loads(info.preprocessing)
+    return {"scale": "unit", "classes": list(info.classes), "n_features": info.n_features}
+
+
+@dataclass
+class Model:
+    """A kept run's trained MLP: ``module`` (``torch.nn.Sequential``, eval mode),
+    ``classes``, and :meth:`predict` / :meth:`predict_proba` on raw inputs."""
+
+    module: Any
+    classes: tuple[str, ...]
+    preprocessing: dict[str, Any]
+    trial_id: str
+
+    def features(self, x) -> np.ndarray:
+        """Raw inputs as the model's float32 features: an array of rows (images of any
+        shape), or a table (a dict of columns, or a pandas DataFrame) with the training
+        file's columns — categories one-hot, scaled as in training."""
+        pre = self.preprocessing
+        if isinstance(x, Mapping) or hasattr(x, "columns"):
+            x = _table_features({str(c): list(x[c]) for c in (x.columns if hasattr(x, "columns") else x)}, pre)
+        else:
+            x = np.asarray(x, dtype=np.float64)
+            x = x.reshape(len(x), -1)
+            if pre.get("scale") == "unit":
+                x = x / 255.0
+            elif pre.get("scale") == "standard":
+                x = (x - np.asarray(pre["mean"])) / np.asarray(pre["sd"])
+        return np.asarray(x, dtype=np.float32)
+
+    def predict_proba(self, x) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            logits = self.module(torch.from_numpy(self.features(x)))
+            return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, x) -> list[str]:
+        """The class name of each input row."""
+        return [self.classes[i] for i in self.predict_proba(x).argmax(axis=1)]
+
+
+def _table_features(columns: dict[str, list], pre: Mapping[str, Any]) -> np.ndarray:
+    numeric = pre.get("features", [])
+    missing = [c for c in [*numeric, *pre.get("categories", {})] if c not in columns]
+    if missing:
+        raise StoreError(f"predict: the table lacks column(s) {', '.join(map(repr, missing))} the model was "
+                         "trained on")
+    cols = []
+    for c in numeric:
+        try:
+            cols.append(np.array([float(v) for v in columns[c]], dtype=np.float64))
+        except (TypeError, ValueError):
+            raise StoreError(f"predict: column {c!r} holds a value that is not a number") from None
+    x = np.stack(cols, axis=1) if cols else np.zeros((len(next(iter(columns.values()))), 0))
+    for c, cats in pre.get("categories", {}).items():
+        values = [str(v) for v in columns[c]]
+        x = np.concatenate([x, np.array([[v == k for k in cats] for v in values], dtype=np.float64)], axis=1)
+    if pre.get("scale") == "standard":
+        x = (x - np.asarray(pre["mean"])) / np.asarray(pre["sd"])
+    elif pre.get("scale") == "unit":
+        x = x / 255.0
+    return x
+
+
+def load_model(run) -> Model:
+    """The trained model of a kept run (a run folder's path, or a :class:`tunebook.store.Run`)."""
+    import torch
+    from safetensors import safe_open
+
+    folder = Path(getattr(run, "path", run))
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise StoreError(f"{folder}: no {WEIGHTS} (its weights were not kept: [study] keep = \"all\", or "
+                         f"`tunebook keep {folder}` and run the study again)")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("format") != "tunebook-mlp-1":
+        raise StoreError(f"{path}: not a tunebook weights file (format {meta.get('format')!r})")
+    acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "gelu": torch.nn.GELU}
+    n = len(state) // 2
+    mods: list[torch.nn.Module] = []
+    for k in range(n):
+        w, b = state[f"linear{k}.weight"], state[f"linear{k}.bias"]
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+        mods.append(lin)
+        if k < n - 1:
+            mods.append(acts[meta["activation"]]())
+    module = torch.nn.Sequential(*mods).eval()
+    return Model(module, tuple(json.loads(meta["classes"])), json.loads(meta["preprocessing"]), meta.get("trial", ""))
