@@ -118,3 +118,23 @@ def test_predict_writes_the_classes_of_a_csv_with_the_training_preprocessing(tmp
                                     str(tmp_path / "taken.csv")), env=cli_env, capture_output=True, text=True)
     assert q.returncode == 2 and "exists; tunebook does not overwrite a file it did not write" in q.stderr
     assert (tmp_path / "taken.csv").read_text() == "mine"
+
+
+def test_tunebook_keep_retrains_a_pruned_run_and_keep_best_leaves_it(tmp_path, cli_env):
+    spec = parse_spec(STUDY.format(keep="best"))
+    outcome = tunebook.run_study(spec, tmp_path, device="cpu", pad=False)
+    gone = [r for r in _runs(outcome.folder) if not (r / WEIGHTS).is_file()]
+    assert len(gone) == 2
+    p = subprocess.run(tunebook_cmd("keep", str(gone[0])), env=cli_env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"kept {gone[0]} (trained again alone: its curves ")
+    assert (gone[0] / WEIGHTS).is_file()
+    assert tomllib.loads((outcome.folder / "keep.toml").read_text())["keep"] == [
+        tomllib.loads((gone[0] / "config.toml").read_text())["trial"]["id"]]
+    if "bit for bit" in p.stdout:  # then the model is the stored run's, exactly
+        stored = tomllib.loads((gone[0] / "result.toml").read_text())
+        assert _val_acc(load_model(gone[0]), gone[0]) == stored["val_acc"]
+    tunebook.keep_best(outcome.folder)  # a named run survives the next pruning
+    assert (gone[0] / WEIGHTS).is_file() and not (gone[1] / WEIGHTS).is_file()
+    q = subprocess.run(tunebook_cmd("keep", str(tmp_path / "nope")), env=cli_env, capture_output=True, text=True)
+    assert q.returncode == 2 and "no such run folder" in q.stderr

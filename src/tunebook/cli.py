@@ -202,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", default="modellogs", help="root of the run folders (default: modellogs)")
     cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
 
+    kp = _command(sub, "keep", "Keep the trained weights of a run",
+                  "Lists each RUN in its study's keep.toml, so that [study] keep = \"best\" never removes its\n"
+                  "weights. A run whose weights are gone trains again alone (same seed, same data order) and\n"
+                  "its weights are written into its folder; a run that trained stacked with other trials\n"
+                  "retrains to float rounding of its stored curves, and the command says by how much.",
+                  "  tunebook keep modellogs/width-grid/runs/20261201-120000_128-64_s3_ab12cd34ef56")
+    kp.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    kp.add_argument("--device", default="cpu", help="where a run trains again (default: cpu, as stored numbers "
+                                                   "are reproduced on the device they trained on)")
+    kp.add_argument("--data-dir", help="folder with the dataset's IDX files (or set TUNEBOOK_DATA)")
+
     pr = _command(sub, "predict", "Predict classes with a kept run's trained model",
                   "Reads FILE (a CSV with the training table's columns, or an .npz holding x, or an .npy of\n"
                   "rows) and writes one line per row: its number, the predicted class and each class's\n"
@@ -600,6 +611,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keep(args: argparse.Namespace) -> int:
+    from .runner import keep_run
+
+    for run in args.runs:
+        _existing(run, "run folder")
+    for run in args.runs:
+        k = keep_run(run, device=args.device, data_dir=args.data_dir)
+        how = ("its weights were there" if not k.retrained else
+               "trained again alone: its curves equal the stored ones bit for bit" if k.exact else
+               f"trained again alone: its curves differ from the stored ones by at most {k.max_difference:.2g} "
+               "(it trained stacked with other trials: float rounding)")
+        out.print(f"kept {k.path} ({how})")
+    return EXIT_OK
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import csv
     import io
@@ -689,7 +715,7 @@ def _progress_reporter():
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "ls": cmd_ls, "show": cmd_show,
             "report": cmd_report, "export": cmd_export, "demo": cmd_demo, "calibrate": cmd_calibrate,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "keep": cmd_keep}
 
 
 if __name__ == "__main__":  # pragma: no cover

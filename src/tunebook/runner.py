@@ -157,18 +157,23 @@ def keep_best(folder: str | Path) -> list[Path]:
     a = analyze(folder)
     if a.spec.keep != "best":
         return [r.path for r in a.runs if (r.path / WEIGHTS).is_file()]
+    listed = Path(folder) / KEEP_LIST
     best: set[str] = set()
+    if listed.is_file():  # runs named with `tunebook keep`
+        from . import tomlio
+
+        best |= set(tomlio.loads(listed.read_text(encoding="utf-8")).get("keep", []))
     if a.search is not None:
         confirmed = max(a.search.confirmed, key=lambda c: c.estimate.p_best, default=None)
         if confirmed is not None:
-            best = {r.trial_id for r in confirmed.runs}
+            best |= {r.trial_id for r in confirmed.runs}
         else:
             done = [r for r in a.search.results if r.values is not None]
             sign = 1 if a.spec.search.objectives[0][1] == "max" else -1
             if done:
-                best = {r.trial_id for r in max(done, key=lambda r: sign * r.values[0]).runs}
+                best |= {r.trial_id for r in max(done, key=lambda r: sign * r.values[0]).runs}
     elif a.winners is not None:
-        best = {r.trial_id for r in a.runs if config_key(r.config) == a.winners.accuracy.key}
+        best |= {r.trial_id for r in a.runs if config_key(r.config) == a.winners.accuracy.key}
     kept = []
     for run in a.runs:
         path = run.path / WEIGHTS
@@ -177,6 +182,81 @@ def keep_best(folder: str | Path) -> list[Path]:
         elif path.is_file():
             path.unlink()
     return kept
+
+
+KEEP_LIST = "keep.toml"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What :func:`keep_run` did for one run folder."""
+
+    path: Path
+    retrained: bool            # its weights were gone: the trial trained again, alone
+    exact: bool                # the retrain's curves equal the stored run's bit for bit
+    max_difference: float = 0.0  # else the largest difference of a stored loss or accuracy
+
+
+def keep_run(run: str | Path, device: str = "cpu", data_dir: str | Path | None = None) -> Kept:
+    """Keep one run's trained weights (``tunebook keep RUN``): the run is listed in its
+    study's ``keep.toml``, which :func:`keep_best` never prunes; a run whose weights are gone
+    trains again alone (same seed, same data order: the engines are deterministic) and its
+    weights are written into its folder. A run that trained stacked with other trials retrains
+    to float rounding of its stored curves (a stack's sums split differently), not bit for bit;
+    what was found is returned."""
+    import tomli_w
+
+    from . import tomlio
+    from .errors import StoreError
+    from .store import RunStore, read_run, write_atomic
+    from .weights import WEIGHTS
+
+    folder = Path(run)
+    try:
+        r = read_run(folder)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{folder}: not a readable run folder ({type(exc).__name__}: {exc})") from None
+    if r.result.status != "complete":
+        raise StoreError(f"{folder}: a {r.result.status} run has no trained model to keep")
+    study_dir = folder.parent.parent
+    kept = Kept(folder, False, True)
+    with RunStore(study_dir.parent, study_dir.name) as store:
+        if not (folder / WEIGHTS).is_file():
+            kept = _retrain(r, store, device, data_dir)
+        path = study_dir / KEEP_LIST
+        doc = tomlio.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        ids = sorted(set(doc.get("keep", [])) | {r.trial_id})
+        write_atomic(path, "# tunebook keep: runs whose trained weights stay\n" + tomli_w.dumps({"keep": ids}))
+    return kept
+
+
+def _retrain(r, store, device: str, data_dir) -> Kept:
+    """Train ``r``'s trial alone, keep its weights; compare its curves with the stored ones."""
+    from .datasets import DATASETS
+    from .engine.common import resolve_device
+    from .errors import StoreError
+    from .reporter import Reporter
+    from .store import _write_weights
+    from .training import train_group
+
+    c = r.config
+    if c.dataset not in DATASETS or not DATASETS[c.dataset].builtin:
+        from .userdata import reread
+
+        problem = reread(c.dataset, store.dir, c.split_seed)
+        if problem:
+            raise StoreError(f"{r.path}: cannot train it again: {problem}; set [study] keep = \"all\" and run the "
+                             "study to keep every run's weights")
+    (new,) = [x for x in train_group([c], r.result.engine or "stacked", resolve_device(device), data_dir, Reporter(),
+                                     keep=True) if x.trial_id == c.trial_id]
+    if new.status != "complete" or new.weights is None:
+        raise StoreError(f"{r.path}: training it again gave a {new.status} run ({new.error.splitlines()[0] if new.error else ''})")
+    old, now = r.result.history, new.history
+    diffs = [abs(a - b) for key in ("train_loss", "train_acc", "val_loss", "val_acc")
+             for a, b in zip(getattr(old, key), getattr(now, key))]
+    _write_weights(r.path, c, new.weights)
+    worst = max(diffs, default=0.0)
+    return Kept(r.path, True, worst == 0.0, worst)
 
 
 def _kept(outcomes) -> None:

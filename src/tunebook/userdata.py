@@ -574,6 +574,39 @@ def _jsonable(x):
     return x
 
 
+def reread(key: str, study_dir: Path, split_seed: int) -> str:
+    """Read dataset ``key`` again from the file its study folder recorded (``data.toml``'s
+    origin, with the study copy's ``[data]`` table) and register it; "" when done, else why
+    not (no record, the file gone, or changed: another fingerprint)."""
+    from . import tomlio
+
+    if registered(key) is not None:
+        return ""
+    record = Path(study_dir) / DATA_RECORD
+    if not record.is_file():
+        return f"{record} is missing"
+    info = info_from_record(tomlio.loads(record.read_text(encoding="utf-8")))
+    if info.origin.startswith("scikit-learn"):
+        value = "sklearn:" + info.origin.rsplit("load_", 1)[-1]
+    else:
+        value = info.origin
+        if not Path(value).is_file():
+            return f"its data file {value} is gone"
+    raw = tomlio.loads((Path(study_dir) / "study.toml").read_text(encoding="utf-8"))
+    opts, problems = parse_options(raw.get("data", {}), str(Path(study_dir) / "study.toml"))
+    if problems:
+        return problems[0]
+    try:
+        ds = (read_sklearn(value, opts, split_seed, str(record)) if value.startswith("sklearn:")
+              else read_file(Path(value), opts, split_seed, str(record)))
+    except SpecError as exc:
+        return exc.problems[0]
+    if ds.key != key:
+        return f"{value} has changed since the run trained on it (now dataset {ds.key}, the run's {key})"
+    register(ds)
+    return ""
+
+
 # -- the record a study folder keeps ----------------------------------------------------
 
 DATA_RECORD = "data.toml"

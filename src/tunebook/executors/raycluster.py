@@ -51,9 +51,11 @@ class Mailbox:
         return items
 
 
-class Stopped(BaseException):
-    """Raised in a task the driver stopped: not an ``Exception``, so training does not
-    record it as a failed trial; the task ends and nobody reads its result."""
+class Stopped(Exception):
+    """Raised in a task the driver stopped, at its next epoch: training records the group
+    failed and the task returns at once (nobody reads that result). An ``Exception`` on
+    purpose: a ``BaseException`` escaping a Ray task ends its worker process, which Ray then
+    retries."""
 
 
 @ray.remote
@@ -167,6 +169,7 @@ class RayBackend:
         self.mailbox = Mailbox.remote()
         self.datasets: dict[tuple, ray.ObjectRef] = {}
         self.running: dict[ray.ObjectRef, tuple[Job, str]] = {}  # a task: its job, its mailbox key
+        self.stopped: list[ray.ObjectRef] = []  # tasks told to stop (their results are never read)
 
     def describe(self) -> str:
         where = ray.get_runtime_context().gcs_address
@@ -223,6 +226,7 @@ class RayBackend:
                 ray.get(self.mailbox.stop.remote([key for _, key in self.running.values()]))
             except ray.exceptions.RayError:  # the mailbox is gone with its cluster: so are the tasks
                 pass
+            self.stopped += list(self.running)
         self.running.clear()
 
     def close(self) -> None:
