@@ -15,36 +15,22 @@ from .errors import DataError, SpecError, StoreError, TrialError, TunebookError 
 from .spec import StudySpec, TrialConfig, load_spec, parse_spec  # noqa: E402
 
 
+#: name -> the module that defines it, loaded on first use: heavy modules (torch,
+#: tensorboard) wait, so `tunebook validate` is quick.
+_LAZY = {
+    "run": "runner", "run_study": "runner", "run_path": "runner", "Programme": "runner", "keep_best": "runner",
+    "StudyOutcome": "execute", "RunOptions": "options", "Budget": "budget", "Dataset": "userdata",
+    "load_model": "weights", "run_until_decided": "loop", "run_search": "search",
+    "load_runs": "results", "runs_dataframe": "results", "runs_table": "results",
+}
+
+
 def __getattr__(name: str):
-    # Heavy modules (torch, tensorboard) load on first use, so `tunebook validate` is quick.
-    if name in ("run", "run_study", "run_path", "Programme", "keep_best"):
-        from . import runner
-        return getattr(runner, name)
-    if name == "StudyOutcome":
-        from .execute import StudyOutcome
-        return StudyOutcome
-    if name == "RunOptions":
-        from .options import RunOptions
-        return RunOptions
-    if name == "load_model":
-        from .weights import load_model
-        return load_model
-    if name == "Dataset":
-        from .userdata import Dataset
-        return Dataset
-    if name == "Budget":
-        from .budget import Budget
-        return Budget
-    if name == "run_until_decided":
-        from .loop import run_until_decided
-        return run_until_decided
-    if name == "run_search":
-        from .search import run_search
-        return run_search
-    if name in ("load_runs", "runs_dataframe", "runs_table"):
-        from . import results
-        return getattr(results, name)
-    raise AttributeError(name)
+    if name not in _LAZY:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
 
 
 __all__ = ["DataError", "SpecError", "StoreError", "TrialError", "TunebookError", "StudySpec",
