@@ -58,14 +58,14 @@ def train(groups, device, engine="stacked") -> tuple[float, list]:
     import torch
 
     from tunebook.engine import ENGINES
-    from tunebook.training import device_data as _device_data
+    from tunebook.training import device_data
 
     for g in groups:
-        _device_data(g[0], device, None)
+        device_data(g[0], device, None)
     results = []
     t0 = time.perf_counter()
     for g in groups:
-        results += ENGINES[engine](g, _device_data(g[0], device, None))
+        results += ENGINES[engine](g, device_data(g[0], device, None))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - t0, results
