@@ -90,6 +90,9 @@ def train_concurrently(groups, device, workers: int) -> tuple[float, list]:
         def may_start(self):
             return True
 
+        def epoch(self, event):
+            pass
+
         def slot(self, group):
             return LiveSlot(list(group))
 

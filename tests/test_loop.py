@@ -84,12 +84,12 @@ def test_seeds_go_only_where_a_hypothesis_is_open_and_a_rerun_resumes(tmp_path):
     assert {k: v.verdict for k, v in _seeds(again.folder)[1].items()} == {k: v.verdict for k, v in verdicts.items()}
 
 
-def test_a_budget_stops_between_groups_and_the_same_call_resumes(tmp_path):
+def test_a_budget_stops_within_a_group_and_the_same_call_resumes(tmp_path):
     spec = parse_spec(STUDY, where="dec.toml")
     first = run_until_decided(spec, tmp_path / "a", device="cpu", budget=Budget(model_epochs=1))
     assert first.stopped == "budget" and first.last.stopped_by_budget
     n_first = len(first.last.runs)
-    assert 0 < n_first < 12  # one group of the first round, not all
+    assert n_first < 12  # stopped at the first epoch's end of the first group: not all
     done = run_until_decided(spec, tmp_path / "a", device="cpu")
     fresh = run_until_decided(spec, tmp_path / "b", device="cpu")
     assert done.stopped == fresh.stopped and done.undecided == fresh.undecided
@@ -117,8 +117,6 @@ def test_cli_until_decided_with_a_budget(tmp_path, capsys):
     f = tmp_path / "dec.toml"
     f.write_text(STUDY)
     out = tmp_path / "logs"
-    assert main(["run", str(f), "--out", str(out), "--quiet", "--budget", "10m"]) == 2
-    assert "--budget: only with --until-decided" in capsys.readouterr().err
     assert main(["run", str(f), "--out", str(out), "--quiet", "--until-decided", "--budget", "10m"]) == 0
     text = capsys.readouterr().out
     assert "dec: decided " in text and "of 3 hypotheses (surviving Holm over the study) after" in text and "budget used" in text and "model-epochs trained" in text
@@ -221,3 +219,40 @@ def test_a_deleted_decide_toml_does_not_turn_decisions_into_fixed_n_ones(tmp_pat
     a = analyze(res.folder)
     assert a.sequential and {v.hypothesis.id: (v.verdict, v.looks_planned) for v in a.verdicts} == before
     assert any("decide.toml is missing, but runs on seeds beyond the study's are stored" in p for p in a.problems)
+
+
+def test_a_budget_stops_a_one_group_study_within_an_epoch_and_a_rerun_equals_an_unstopped_run(tmp_path):
+    """Budget(model_epochs=1) on 4 trials that stack into one group: before, the budget was
+    asked only between groups and all 4 trained; now the run stops at the first epoch's end
+    (nothing of the group stored), and the same call without a budget trains them, with the
+    numbers of a run that was never stopped."""
+    from tunebook import run_study
+
+    spec = parse_spec('[study]\nname = "b"\nseeds = 2\ntrain_subset = 800\n[defaults]\nlayers = [16]\n'
+                      'epochs = 4\n[grid]\nlr = [0.001, 0.003]\n')
+    budget = Budget(model_epochs=1)
+    stopped = run_study(spec, tmp_path / "a", device="cpu", budget=budget)
+    assert stopped.stopped_by_budget and stopped.trained == 0 and not stopped.runs
+    assert budget.used_model_epochs == 4  # one epoch of the 4-member stack, then the stop
+    resumed = run_study(spec, tmp_path / "a", device="cpu")
+    never = run_study(spec, tmp_path / "b", device="cpu")
+    assert resumed.trained == never.trained == 4 and not resumed.stopped_by_budget
+    by_id = {r.trial_id: r.result for r in never.runs}
+    for r in resumed.runs:
+        assert r.result.history.train_loss == by_id[r.trial_id].history.train_loss
+        assert (r.result.val_acc, r.result.test_acc) == (by_id[r.trial_id].val_acc, by_id[r.trial_id].test_acc)
+
+
+def test_cli_budget_on_a_grid_is_its_own_outcome_and_the_same_command_goes_on(tmp_path, capsys):
+    from tunebook.cli import main
+
+    f = tmp_path / "g.toml"
+    f.write_text('[study]\nname = "g"\nseeds = 2\ntrain_subset = 800\n[defaults]\nlayers = [16]\nepochs = 3\n'
+                 '[grid]\nlr = [0.001, 0.003]\n')
+    out = tmp_path / "logs"
+    assert main(["run", str(f), "--out", str(out), "--quiet", "--device", "cpu", "--budget", "2me"]) == 0
+    text = capsys.readouterr().out
+    assert "g: 0 trained" in text
+    assert "budget spent: 4 trials of the study are still to train" in text and "run the same command to go on" in text
+    assert main(["run", str(f), "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    assert "g: 4 trained, 0 already done (4 complete)" in capsys.readouterr().out

@@ -13,10 +13,18 @@ _BUDGET = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|me|model-epochs)\s*")
 _SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600}
 
 
+class BudgetSpent(BaseException):
+    """Raised at an epoch's end once the budget is spent: the run stops there like an
+    interrupt (the groups in flight are not stored; a rerun trains them) and says so as its
+    own outcome, not an error. A BaseException: training never records it as a failure."""
+
+
 @dataclass
 class Budget:
-    """Wall time and/or model-epochs; ``spent()`` is asked before every group starts, so a
-    run overshoots by at most the group in flight."""
+    """Wall time and/or model-epochs. Model-epochs are spent epoch by epoch (each stack's
+    members at each epoch's end), and ``spent()`` is asked before every group starts and
+    at every epoch's end of every group: a run stops within one epoch of one group of its
+    budget, whatever the grouping."""
 
     seconds: float | None = None
     model_epochs: int | None = None

@@ -147,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--until-decided", action="store_true",
                    help="add seeds, round by round, to the configurations of undecided hypotheses until each is "
                         "decided or reaches [study.decide] max_seeds (verdicts stay valid however often it looks)")
-    r.add_argument("--budget", help="with --until-decided: stop starting groups after this much wall time (10m, "
-                                    "90s, 1h) or model-epochs (2000me); the same command resumes")
+    r.add_argument("--budget", help="stop after this much wall time (10m, 90s, 1h) or model-epochs (2000me), "
+                                    "checked at every epoch's end of every group (grids, searches, --until-decided, "
+                                    "programmes alike); the groups in flight are not stored and the same command "
+                                    "goes on")
 
     v = _command(sub, "validate", "Check study files without training",
                  "Prints each study's trials and model-epochs, or every problem found.",
@@ -302,10 +304,8 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
                                    ("train_subset", getattr(args, "subset", None))) if v is not None}
     reporter = _quiet_reporter() if args.quiet else _progress_reporter()
     until = getattr(args, "until_decided", False)
-    if getattr(args, "budget", None) is not None and not until:
-        raise SpecError(["--budget: only with --until-decided"])
     budget = None
-    if until:
+    if until or getattr(args, "budget", None) is not None:
         from .budget import Budget
 
         budget = Budget.parse(args.budget) if args.budget is not None else Budget()  # --budget '' is an error
@@ -425,6 +425,10 @@ def _print_outcome(outcome) -> None:
     smoke = f" [smoke test: {outcome.spec.smoke}]" if outcome.spec.smoke else ""
     out.print(f"{outcome.spec.name}{smoke}: {outcome.trained} trained, {outcome.skipped} already done "
               f"({parts}) → {outcome.folder}")
+    if outcome.stopped_by_budget:
+        left = max(0, len(outcome.spec.configs()) - sum(r.result.done for r in outcome.runs))
+        out.print(f"  budget spent: {left} trials of the study are still to train (the groups in flight when it "
+                  "ran out were not stored); run the same command to go on")
     for run in outcome.failed:
         err.print(Text.assemble(("failed ", "red"), f"{run.path}: {run.result.error.splitlines()[0]}"), soft_wrap=True)
 

@@ -20,7 +20,7 @@ from .options import MAX_FAILURES, RunOptions, picked
 from .planner import group_label, needs_cost, plan_groups
 from .records import TrialConfig, TrialResult
 from .reporter import Reporter
-from .spec import StudySpec, load_spec, model_epochs
+from .spec import StudySpec, load_spec
 from .store import Run, RunStore, remove_staging
 from .tboard import LiveScalars
 
@@ -219,7 +219,12 @@ def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bo
         work = Work(tuple(tuple(g) for g in groups), tuple(_label(g, i, len(groups)) for i, g in enumerate(groups, 1)),
                     opts.engine, None if opts.data_dir is None else str(opts.data_dir), stop,
                     keep=any(s.keep != "none" for s in specs))
-        ex.run(work, sink)
+        from .budget import BudgetSpent
+
+        try:
+            ex.run(work, sink)
+        except BudgetSpent:  # at an epoch's end: the groups in flight are not stored; a rerun trains them
+            sink.stopped = True
         problems += _data_changed(specs)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
@@ -277,6 +282,19 @@ class StudySink:
             self.stopped = True
         return not self.stopped
 
+    def epoch(self, event) -> None:
+        """Spend the epoch's model-epochs (one per member of the stack); stop the run
+        once the budget is spent — unless this was the group's last epoch: then the group
+        is stored, and no further group starts."""
+        if self.budget is None:
+            return
+        self.budget.spend(event.members)
+        if self.budget.spent() and event.epoch < event.max_epochs:
+            from .budget import BudgetSpent
+
+            self.stopped = True
+            raise BudgetSpent
+
     def slot(self, group: Sequence[TrialConfig]) -> "LiveSlot":
         leads = {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values()
         return LiveSlot(list(group), [(self.stores[self.wanted[c.trial_id][0]], c.trial_id) for c in leads])
@@ -287,8 +305,6 @@ class StudySink:
                 self.save(name, c, r, slot.started)
                 self.trained[name] += 1
             self.reporter.trial_saved(c, r)
-        if self.budget is not None:
-            self.budget.spend(model_epochs(slot.group))
         self._count(group_label(slot.group), results)
 
     def _count(self, label: str, results: Sequence[TrialResult]) -> None:

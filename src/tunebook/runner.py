@@ -260,7 +260,11 @@ def _retrain(r, store, device: str, data_dir) -> Kept:
 
 
 def _kept(outcomes) -> None:
+    """``keep_best`` for each study that ran to its end: one a budget stopped keeps every
+    run's weights until a later call finishes it (its best may still change)."""
     for o in outcomes:
+        if getattr(o, "stopped_by_budget", False) or getattr(o, "stopped", "") == "budget":
+            continue
         keep_best(o.folder)
 
 

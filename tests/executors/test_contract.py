@@ -99,10 +99,11 @@ class RecordingSink:
     """The driver's side of the contract, in memory: what was asked and stored, from
     which thread; slots opened and closed. ``starts``: how many groups may start."""
 
-    def __init__(self, starts: int | None = None, reporter: Reporter | None = None):
-        self.starts = starts
+    def __init__(self, starts: int | None = None, reporter: Reporter | None = None, epochs: int | None = None):
+        self.starts, self.stop_after = starts, epochs
         self.reporter = reporter or Reporter()
         self.asked = 0
+        self.epochs = 0
         self.finished: list[tuple[list, list]] = []
         self.threads: set[int] = set()
         self.slots: list[LiveSlot] = []
@@ -110,6 +111,13 @@ class RecordingSink:
     def may_start(self) -> bool:
         self.asked += 1
         return self.starts is None or len(self.slots) < self.starts
+
+    def epoch(self, event) -> None:
+        self.epochs += 1
+        if self.stop_after is not None and self.epochs >= self.stop_after:
+            from tunebook.budget import BudgetSpent
+
+            raise BudgetSpent
 
     def slot(self, group):
         s = LiveSlot(list(group))
@@ -197,6 +205,19 @@ def test_an_interrupt_stores_nothing_in_flight_closes_every_slot_and_is_raised(e
     with pytest.raises(KeyboardInterrupt):
         executor.run(work, sink)
     assert sink.finished == []
+    assert sink.slots and all(s.closed for s in sink.slots)
+
+
+def test_a_budget_spent_at_an_epoch_stops_the_run_there(executor):
+    """sink.epoch is called at every epoch's end of every group, and its BudgetSpent stops
+    the run like an interrupt: nothing in flight stored, every slot closed, re-raised."""
+    from tunebook.budget import BudgetSpent
+
+    work = _work("budget", epochs=3)
+    sink = RecordingSink(epochs=1)
+    with pytest.raises(BudgetSpent):
+        executor.run(work, sink)
+    assert sink.epochs >= 1 and sink.finished == []
     assert sink.slots and all(s.closed for s in sink.slots)
 
 

@@ -7,8 +7,8 @@ are three small types:
 - :class:`Work` — what to train: the planned groups, their labels, the engine, the data
   folder and the search's pruner (a frozen record);
 - :class:`Sink` — the driver's side, which the executor calls: ``may_start()`` before each
-  group, ``slot(group)`` for the group's live folders, ``finish(slot, results)`` to store
-  them, and ``reporter`` for progress;
+  group, ``slot(group)`` for the group's live folders, ``epoch(event)`` at every epoch's
+  end of every group, ``finish(slot, results)`` to store them, and ``reporter`` for progress;
 - :class:`Executor` — ``run(work, sink)``, and ``close()`` when done.
 
 Invariants every executor keeps (``tests/executors/test_contract.py`` holds each to them):
@@ -19,8 +19,8 @@ Invariants every executor keeps (``tests/executors/test_contract.py`` holds each
    thread that called ``run`` (the store has one writer), with one result per trial of the
    group; a trial whose training raised is a ``failed`` result, not an exception.
 3. Every slot opened is closed, on success, failure and interrupt alike; after an interrupt
-   (``KeyboardInterrupt``) nothing of a group still in flight is stored, and ``run``
-   re-raises it.
+   (``KeyboardInterrupt``, or the ``BudgetSpent`` that ``sink.epoch`` raises) nothing of a
+   group still in flight is stored, and ``run`` re-raises it.
 4. Same trials, same numbers: a group gives the numbers the local executor gives at the
    same number of CPU threads (the engines' randomness is counter-based, per trial).
 5. ``run`` may be called again on the same executor (rounds of ``--until-decided``, a
@@ -89,6 +89,10 @@ class Sink(Protocol):
 
     def slot(self, group: Sequence[TrialConfig]) -> Slot:
         """A (not yet opened) slot for ``group``."""
+
+    def epoch(self, event) -> None:
+        """An epoch of a group ended (a ``tunebook.engine.common.EpochEvent``); it may raise
+        ``tunebook.budget.BudgetSpent`` to stop the run there."""
 
     def finish(self, slot: Slot, results: Sequence[TrialResult]) -> None:
         """Store a group's results (one per trial)."""

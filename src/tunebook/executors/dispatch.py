@@ -105,6 +105,7 @@ def dispatch(backend, work: Work, sink: Sink, retries: int = 2) -> None:
                         reporter.epoch(msg.event)
                         fl.slot.live(msg.event)
                         fl.epochs = msg.event.epoch
+                        sink.epoch(msg.event)  # may stop the run (a budget): the finally cancels the rest
                 elif isinstance(msg, Done):
                     del running[msg.job]
                     _done(fl, list(msg.results), sink.finish)

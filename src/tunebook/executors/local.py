@@ -38,8 +38,9 @@ def train_in_turn(work: Work, sink: Sink, dev) -> None:
         try:
             try:
                 slot.open()
-                results = train_group(group, work.engine, dev, work.data_dir, sink.reporter, extra_hooks=[slot.live],
-                                      label=label, stop=work.stop, keep=work.keep)
+                results = train_group(group, work.engine, dev, work.data_dir, sink.reporter,
+                                      extra_hooks=[slot.live, sink.epoch], label=label, stop=work.stop,
+                                      keep=work.keep)
             finally:
                 slot.live.close_all()
             sink.finish(slot, results)
@@ -67,6 +68,8 @@ def train_concurrently(work: Work, sink: Sink, dev, workers: int) -> None:
     def stopper(event) -> None:
         if interrupted.is_set():
             raise _Stopped
+        with locked.lock:  # the sink's budget, one thread at a time
+            sink.epoch(event)
 
     def shared_stop(event):  # a pruner is asked by one worker at a time
         if stop is None:
