@@ -47,6 +47,11 @@ class StudyOutcome:
     def failed(self) -> list[Run]:
         return [r for r in self.runs if r.result.status == "failed"]
 
+    def _repr_html_(self) -> str:
+        from .htmlrepr import outcome_html
+
+        return outcome_html(self)
+
     @property
     def diverged(self) -> list[Run]:
         return [r for r in self.runs if r.result.status == "diverged"]

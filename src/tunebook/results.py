@@ -103,6 +103,39 @@ def runs_dataframe(runs: Sequence[Run], long: bool = False):
     return pd.DataFrame(runs_table(runs), columns=list(RUN_COLUMNS))
 
 
+def configs_table(analysis) -> list[dict[str, Any]]:
+    """One dict per configuration of a study's analysis (``tunebook.analysis.study.analyze``):
+    its varying hyperparameters, seeds, each metric's mean and 95 % interval, its cost."""
+    rows = []
+    for c in analysis.configs:
+        row: dict[str, Any] = {"config": c.config.config_id, "layers": c.label}
+        row |= {p: c.value(p) for p in analysis.params if p != "layers"}
+        row |= {"seeds": len(c.seeds), "diverged": c.n_diverged, "collapsed": c.n_collapsed, "failed": c.n_failed}
+        for m, s in c.stats.items():
+            row |= {m: s.mean, f"{m}_lo": s.lo, f"{m}_hi": s.hi}
+        row |= {"params": c.params, "flops": c.flops, "seconds_alone": c.seconds_alone}
+        rows.append(row)
+    return rows
+
+
+def verdicts_table(analysis) -> list[dict[str, Any]]:
+    """One dict per hypothesis of a study's analysis: its verdict and the numbers behind it."""
+    return [{"hypothesis": v.hypothesis.id, "kind": v.hypothesis.kind, "says": v.hypothesis.says,
+             "verdict": v.verdict, "effect": v.effect, "lo": v.lo, "hi": v.hi, "p": v.p,
+             "survives_holm": analysis.survives_holm(v.hypothesis.id), "seeds": v.n_seeds, "test": v.test,
+             "detail": v.detail} for v in analysis.verdicts]
+
+
+def configs_dataframe(analysis):
+    """:func:`configs_table` as a pandas DataFrame."""
+    return _pandas().DataFrame(configs_table(analysis))
+
+
+def verdicts_dataframe(analysis):
+    """:func:`verdicts_table` as a pandas DataFrame."""
+    return _pandas().DataFrame(verdicts_table(analysis))
+
+
 def varying_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Hyperparameter and data columns whose value differs among ``rows`` (seed excluded)."""
     return [k for k in HPARAM_COLUMNS + DATA_COLUMNS

@@ -79,6 +79,11 @@ class StudySpec:
     search: SearchPlan | None = None  # [search]: proposals come from a sampler, not a grid
     keep: str = "best"     # trained weights kept: best (the recommended configuration's runs) | all | none
 
+    def _repr_html_(self) -> str:
+        from .htmlrepr import spec_html
+
+        return spec_html(self, model_epochs(self.configs()))
+
     @property
     def folder(self) -> str:
         """The study's folder under the output root; smoke tests get their own

@@ -40,6 +40,11 @@ class StudyAnalysis:
     def survives_holm(self, hypothesis_id: str) -> bool:
         return bool(self.holm and self.holm.get(hypothesis_id))
 
+    def _repr_html_(self) -> str:
+        from ..htmlrepr import analysis_html
+
+        return analysis_html(self)
+
 
 def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
                  problems: Sequence[str] = (), cost_runs: Sequence[Run] = (),

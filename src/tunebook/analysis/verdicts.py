@@ -68,6 +68,11 @@ class Verdict:
     no_data: bool = False          # inconclusive for want of data (nothing matched, all diverged...)
     looks: tuple = ()              # sequential mode: the analysis.sequential.Look of each look so far
     looks_planned: int = 0         # sequential mode: how many looks the plan allows
+
+    def _repr_html_(self) -> str:
+        from ..htmlrepr import verdict_html
+
+        return verdict_html(self)
     caveat: str = ""               # an assumption that failed (skewed seeds...), in words
     decision: str = ""             # what was decided, in words ("a > b", "negligible", ...)
 
