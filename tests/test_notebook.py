@@ -59,3 +59,13 @@ def test_configurations_and_verdicts_come_back_as_tables(ran):
     assert v["hypothesis"] == "wide" and v["verdict"] == a.verdicts[0].verdict and v["lo"] <= v["effect"] <= v["hi"]
     pd = pytest.importorskip("pandas")
     assert isinstance(tunebook.configs_dataframe(a), pd.DataFrame) and len(tunebook.verdicts_dataframe(a)) == 1
+
+
+def test_the_long_per_epoch_table_carries_the_hyperparameters(ran):
+    _, outcome, _ = ran
+    from tunebook.results import epochs_table
+
+    rows = epochs_table(outcome.runs)
+    assert len(rows) == 6 * 2  # 6 runs × 2 epochs
+    assert {r["layers"] for r in rows} == {"8", "32"} and {r["lr"] for r in rows} == {0.001}
+    assert all(r["epoch"] in (1, 2) and r["seed"] in (0, 1, 2) for r in rows)

@@ -31,7 +31,9 @@ METRIC_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "
 RUN_COLUMNS = (("study", "trial", "config") + HPARAM_COLUMNS + ("status", "collapsed") + METRIC_COLUMNS
                + ("epochs_run", "diverged_epoch", "params", "flops", "train_seconds", "group_seconds", "group_size",
                   "derived_from", "device", "engine") + DATA_COLUMNS + ("started", "path"))
-EPOCH_COLUMNS = ("study", "trial", "config", "seed", "epoch") + HISTORY_KEYS + ("wall_time",)
+#: The long form: every hyperparameter on every row (a curve can be drawn by lr or width
+#: without joining the runs' table), then the epoch and its numbers.
+EPOCH_COLUMNS = ("study", "trial", "config") + HPARAM_COLUMNS + ("epoch",) + HISTORY_KEYS + ("wall_time",)
 #: Columns ls always shows; the hyperparameters that vary among the listed runs go between.
 LS_LEFT = ("study", "trial")
 #: `ls` shows the model's work (parameters, training FLOPs), not ``train_seconds``: that is a
@@ -78,9 +80,13 @@ def epochs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     out = []
     for run in runs:
         h = run.result.history
+        c = run.config
+        hparams = {"layers": c.label, "depth": len(c.layers)} | {k: getattr(c, k) for k in HPARAM_COLUMNS
+                                                                 if k not in ("layers", "depth")}
         for i in range(len(h)):
-            row = {"study": run.study, "trial": run.trial_id, "config": run.config.config_id,
-                   "seed": run.config.seed, "epoch": i + 1}
+            row = {"study": run.study, "trial": run.trial_id, "config": run.config.config_id}
+            row |= hparams
+            row["epoch"] = i + 1
             row |= {k: getattr(h, k)[i] for k in HISTORY_KEYS}
             row["wall_time"] = h.wall_time[i] if h.wall_time else math.nan
             out.append(row)
