@@ -53,9 +53,7 @@ class Mailbox:
 
 class Stopped(Exception):
     """Raised in a task the driver stopped, at its next epoch: training records the group
-    failed and the task returns at once (nobody reads that result). An ``Exception`` on
-    purpose: a ``BaseException`` escaping a Ray task ends its worker process, which Ray then
-    retries."""
+    failed and the task returns at once, as an ordinary result nobody reads."""
 
 
 @ray.remote
