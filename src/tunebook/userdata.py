@@ -28,7 +28,7 @@ import csv
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -156,9 +156,8 @@ class Dataset:
     ``tunebook.Dataset.from_arrays(x, y, name="blobs")`` registers one from a notebook;
     a study then names it (``[study] dataset = "blobs"``), or ``spec.with_dataset(ds)``."""
 
-    info: DatasetInfo
+    info: DatasetInfo          # its preprocessing is info.preprocessing (JSON), recorded once
     arrays: Arrays
-    preprocessing: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -336,7 +335,7 @@ def _read_arrays(path: Path, where: str, opts: DataOptions):
 
 # -- checking and preprocessing ----------------------------------------------------------
 
-def _label_map(values: Sequence, where: str) -> tuple[list[str], dict]:
+def _label_map(values: Sequence) -> tuple[list[str], dict]:
     """Classes in sorted order (numbers numerically), and value -> class number."""
     distinct = set(values)
 
@@ -390,7 +389,7 @@ def _prepare_table(table: dict[str, list], test: dict[str, list] | None, opts: D
     if blank:
         raise SpecError([f"{where}: column {target!r} (the target): {len(blank)} rows have no label "
                          f"(the first: row {blank[0] + 1})"])
-    classes, mapping = _label_map(labels, where)
+    classes, mapping = _label_map(labels)
     y = np.array([mapping[v] for v in labels], dtype=np.int64)
     y_test = None
     if test is not None:
@@ -505,7 +504,7 @@ def _prepare_arrays(x: np.ndarray, y: np.ndarray, test, opts: DataOptions, split
         rows, cols = np.nonzero(bad)
         raise SpecError([f"{where}: {int(bad.any(axis=1).sum())} rows hold NaN or infinite values (the first: row "
                          f"{rows[0] + 1}, feature {cols[0]})"])
-    names, mapping = _label_map(y.tolist(), where)
+    names, mapping = _label_map(y.tolist())
     yy = np.array([mapping[v] for v in y.tolist()], dtype=np.int64)
     if classes is not None:
         if len(classes) != len(names):
@@ -561,7 +560,7 @@ def _finish(x, y, x_test, y_test, classes, features, scale: str, opts: DataOptio
                        n_classes=len(classes), classes=tuple(classes), class_counts=tuple(int(n) for n in counts),
                        features=tuple(features), fingerprint=fp, origin=origin,
                        preprocessing=json.dumps(_jsonable(pre), sort_keys=True))
-    return Dataset(info, Arrays(x, y, x_test, y_test), pre)
+    return Dataset(info, Arrays(x, y, x_test, y_test))
 
 
 def _jsonable(x):

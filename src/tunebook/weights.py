@@ -8,8 +8,7 @@ one-hot categories). :func:`load_model` gives a ``torch.nn.Module`` in eval mode
 ``predict`` that applies the same preprocessing; the README shows how to load the file
 with plain PyTorch, without tunebook.
 
-safetensors is a dependency of the ``keep`` feature only (``pip install safetensors``, part
-of the default install).
+safetensors (a dependency of tunebook) writes and reads the file.
 """
 
 from __future__ import annotations
