@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,27 @@ def cli_env(tmp_path):
 
 def tunebook_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tunebook", *args]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www: yields (folder, base URL, the
+    paths asked for, in order)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    asked: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a, **k):
+            pass
+
+        def do_GET(self):
+            asked.append(self.path)
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}/", asked
+    httpd.shutdown()
+    httpd.server_close()

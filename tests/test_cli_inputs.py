@@ -146,7 +146,7 @@ def test_version_and_help_of_every_command(capsys):
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"tunebook {__version__}"
     commands = build_parser()._subparsers._group_actions[0].choices
     assert set(commands) == {"run", "validate", "ls", "show", "report", "export", "demo", "calibrate",
-                             "predict", "keep"}
+                             "predict", "keep", "datasets"}
     for name in commands:
         with pytest.raises(SystemExit):
             run(name, "--help")

@@ -88,10 +88,11 @@ def test_each_rule_is_reported_with_file_key_and_value(text, message):
     ('name = "ok"\nseeds = 0', r"study.seeds: must be a count from 1 to 100000 or a list of seeds, got 0"),
     ('name = "ok"\nseeds = [1, 1]', r"study.seeds: must be a list of distinct integers"),
     ('name = "ok"\nvalidation = 0.9', r'study.validation: must be a fraction in \(0, 0.5\] or "test", got 0.9'),
-    ('name = "ok"\ndataset = "mnist"', r'study.dataset: must be one of "fashion-mnist", a dataset registered from '
+    ('name = "ok"\ndataset = "svhn"', r'study.dataset: must be one of "fashion-mnist", "mnist", "kmnist", '
+                                       r'"cifar10", a dataset registered from '
                                         r'Python \(tunebook.Dataset.from_arrays\), a data file \(.csv, .parquet, .npz, '
                                         r'.npy\) or one of scikit-learn\'s shipped ones \(sklearn:iris, sklearn:wine, '
-                                        r'sklearn:breast_cancer, sklearn:digits\), got "mnist"'),
+                                        r'sklearn:breast_cancer, sklearn:digits\), got "svhn"'),
     ('name = "ok"\nmetric = "f1"', r'study.metric: must be one of .*got "f1"'),
     ('name = "ok"\nseedz = 3', r"study.seedz: unknown key"),
     ('title = "no name"', r"study.name: is required"),

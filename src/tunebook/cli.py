@@ -226,6 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("file", help="the inputs: .csv, .npz (x) or .npy")
     pr.add_argument("--out", help="write the predictions here (CSV; default: standard output)")
 
+    ds = _command(sub, "datasets", "List the built-in datasets, or fetch and check some",
+                  "Lists each built-in dataset's sizes and where its files are (or that they are not here\n"
+                  "yet). With --fetch, finds or downloads each NAME into the user cache and checks every file\n"
+                  "(SHA-256, shape, labels) as a study would before it trains. TUNEBOOK_MIRROR=URL fetches from\n"
+                  "URL/<dataset>/<file> instead of the official locations.",
+                  "  tunebook datasets\n  tunebook datasets mnist cifar10 --fetch")
+    ds.add_argument("names", nargs="*", metavar="NAME", help="built-in datasets (default: all)")
+    ds.add_argument("--fetch", action="store_true", help="download what is missing and check every file")
+    ds.add_argument("--data-dir", help="folder with the dataset's files (or set TUNEBOOK_DATA)")
+
     d = _command(sub, "demo", "A small real study on the full dataset (under a minute on 2 cores)",
                  "Runs the packaged demo study into --out and writes its report.", "  tunebook demo")
     run_options(d)
@@ -284,15 +294,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
                       f"{plan.trials} proposals ({plan.batch} at a time) × {len(spec.seeds)} seeds")
             continue
         configs = spec.configs()
-        out.print(f"{spec.path}: ok — study {spec.name!r}: {len(configs)} trials "
-                  f"({len(configs) // max(len(spec.seeds), 1)} configurations × {len(spec.seeds)} seeds), "
-                  f"{model_epochs(configs, shared=False)} model-epochs "
+        out.print(f"{spec.path}: ok — study {spec.name!r}: {_n(len(configs), 'trial', 'trials')} "
+                  f"({_n(len(configs) // max(len(spec.seeds), 1), 'configuration', 'configurations')} × "
+                  f"{_n(len(spec.seeds), 'seed', 'seeds')}), {model_epochs(configs, shared=False)} model-epochs "
                   f"({model_epochs(configs)} with epoch sharing), {_n(len(spec.hypotheses), 'hypothesis', 'hypotheses')}")
+    for note in filter(None, map(_dataset_note, sorted({spec.dataset for spec in specs}))):
+        out.print(note)
     if len(specs) > 1:
         union = list({c.trial_id: c for s in specs for c in s.configs()}.values())
         out.print(f"programme: {len(union)} distinct trials, {model_epochs(union)} model-epochs to train "
                   "(trials shared between studies train once)")
     return EXIT_OK
+
+
+def _dataset_note(name: str) -> str:
+    """Where a study's built-in dataset is, or that the first run downloads it ("" for a user's)."""
+    from .data import cache_dir, where_found
+    from .datasets import DATASETS
+
+    info = DATASETS[name]
+    if not info.builtin:
+        return ""
+    folder = where_found(info)
+    if folder is not None:
+        return f"dataset {name}: {folder}"
+    size = sum(f.size for f in info.files.values())
+    return (f"dataset {name}: not on this machine yet; the first run downloads it"
+            + (f" ({size / 1e6:.0f} MB)" if size else "") + f" into {cache_dir() / name} "
+            f"(or now: tunebook datasets {name} --fetch)")
 
 
 def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
@@ -702,6 +731,30 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import fetch_dataset, where_found
+    from .datasets import DATASETS
+
+    builtin = [n for n, d in DATASETS.items() if d.builtin]
+    unknown = [n for n in args.names if n not in builtin]
+    if unknown:
+        raise SpecError([f"datasets: unknown built-in dataset {n!r} (built in: {', '.join(builtin)})" for n in unknown])
+    names = args.names or builtin
+    if args.fetch:
+        for name in names:
+            folder = fetch_dataset(name, args.data_dir)
+            out.print(f"{name}: every file checked, in {folder}")
+        return EXIT_OK
+    table = Table("dataset", "train", "test", "features", "classes", "files", "about")
+    for name in names:
+        info = DATASETS[name]
+        folder = where_found(info, args.data_dir)
+        table.add_row(name, str(info.n_train), str(info.n_test), str(info.n_features), str(info.n_classes),
+                      str(folder) if folder else "not here (tunebook datasets NAME --fetch)", info.homepage)
+    out.print(table)
+    return EXIT_OK
+
+
 def _quiet_reporter():
     from .execute import Reporter
     return Reporter()
@@ -714,7 +767,7 @@ def _progress_reporter():
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "ls": cmd_ls, "show": cmd_show,
             "report": cmd_report, "export": cmd_export, "demo": cmd_demo, "calibrate": cmd_calibrate,
-            "predict": cmd_predict, "keep": cmd_keep}
+            "predict": cmd_predict, "keep": cmd_keep, "datasets": cmd_datasets}
 
 
 if __name__ == "__main__":  # pragma: no cover
