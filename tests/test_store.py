@@ -325,3 +325,18 @@ def test_a_failed_run_behind_a_symlink_does_not_make_reruns_fail(tmp_path):
         store.save(cfg, _result(cfg), label="8_s0")            # replaced tunebook's own attempts only
         (run,) = store.iter_runs()
     assert run.result.status == "complete" and target.is_dir() and failed.is_symlink()
+
+
+@pytest.mark.parametrize("value, message", [
+    ([0.5, 1.5], r"val_class_acc must hold accuracies in \[0, 1\], got \(0.5, 1.5\)"),
+    ("0.5", r"val_class_acc must be a list of accuracies"),
+    ([0.5, "x"], r"val_class_acc must hold accuracies in \[0, 1\]"),
+])
+def test_a_result_with_bad_accuracies_by_class_is_refused(value, message):
+    from tunebook.records import TrialResult
+
+    good = TrialResult(trial_id="t", status="failed", params=1, flops=1, epochs_run=0, train_seconds=0.0,
+                       error="boom", val_class_acc=(0.5, float("nan"))).to_dict()
+    assert TrialResult.from_dict(good).val_class_acc[0] == 0.5
+    with pytest.raises(ValueError, match=message):
+        TrialResult.from_dict(good | {"val_class_acc": value})

@@ -90,6 +90,12 @@ def test_a_csv_study_validates_runs_lists_reports_and_exports(study_dir, cli_env
                                  f"{record['fingerprint']}" in md
     for name in CLASSES:  # the data's own class names
         assert f"| {name} |" in md
+    by_class = md[md.index("## By class"):md.index("## Final summary")]
+    assert [line.split(" | ")[0].lstrip("| ") for line in by_class.splitlines() if line.startswith("| ")][1:] \
+        == list(CLASSES)
+    assert (out / "flowers" / "report" / "figures" / "by-class.png").is_file()
+    result = tomllib.loads(next((out / "flowers" / "runs").glob("*/result.toml")).read_text())
+    assert len(result["val_class_acc"]) == 3 and all(0 <= a <= 1 for a in result["val_class_acc"])
     assert "### wider: 32 units beat 8" in md
 
 
@@ -162,9 +168,13 @@ def test_the_stacked_engine_matches_the_reference_on_another_shape(odd_shape_dat
         want = {r.trial_id: r for r in reference.train_group(cfgs, data)}
     finally:
         torch.set_num_threads(before)
+    rows = np.bincount(data.y_val.cpu().numpy(), minlength=3)
     for r in got:
         assert r.params == want[r.trial_id].params
         assert_same(r, want[r.trial_id], n_val=data.y_val.shape[0], n_test=data.y_test.shape[0])
+        for result in (r, want[r.trial_id]):  # the per-class accuracies, weighted by rows, are the accuracy
+            assert len(result.val_class_acc) == 3
+            assert abs(float(np.dot(result.val_class_acc, rows)) / rows.sum() - result.val_acc) < 1e-12
 
 
 # -- bad data --------------------------------------------------------------------------

@@ -153,6 +153,9 @@ class TrialResult:
     engine: str = ""
     device: str = ""
     collapsed: bool = False    # complete, but stuck at chance accuracy (see is_collapsed)
+    #: a complete run's final validation accuracy within each true class, in the dataset's
+    #: class order (empty in runs stored before tunebook kept it; NaN: no such row)
+    val_class_acc: tuple[float, ...] = ()
     #: the trained weights (tunebook.weights.member_state's tensors) on their way from the
     #: engine to the store when the study keeps them; never written to result.toml
     weights: Any = field(default=None, compare=False, repr=False)
@@ -180,6 +183,8 @@ class TrialResult:
             raise ValueError("a failed result needs its error")
         if not isinstance(self.collapsed, bool):
             raise ValueError(f"collapsed must be true or false, got {self.collapsed!r}")
+        if not all(isinstance(a, float) and (math.isnan(a) or 0.0 <= a <= 1.0) for a in self.val_class_acc):
+            raise ValueError(f"val_class_acc must hold accuracies in [0, 1], got {self.val_class_acc!r}")
 
     @property
     def done(self) -> bool:
@@ -203,6 +208,11 @@ class TrialResult:
         hist = d.pop("history", {})
         if not isinstance(hist, Mapping):
             raise ValueError("history must be a table")
+        if "val_class_acc" in d:
+            if not isinstance(d["val_class_acc"], (list, tuple)):
+                raise ValueError("val_class_acc must be a list of accuracies")
+            d["val_class_acc"] = tuple(float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a
+                                       for a in d["val_class_acc"])
         return cls(history=History(**{k: tuple(hist.get(k, ())) for k in HISTORY_KEYS + ("wall_time",)}), **d)
 
 

@@ -49,6 +49,11 @@ def assert_same(a, b, n_val: int, n_test: int = 10_000, loss_tol: float = LOSS_T
             assert abs(x - y) <= samples / n_val + 1e-12, (key, x, y)
     assert abs(a.test_acc - b.test_acc) <= samples / n_test + 1e-12
     assert abs(a.test_loss - b.test_loss) <= loss_tol
+    if a.status == "complete":  # accuracy within each class (balanced validation: n_val / C rows each)
+        assert len(a.val_class_acc) == len(b.val_class_acc) > 1
+        per_class = n_val / len(a.val_class_acc)
+        for x, y in zip(a.val_class_acc, b.val_class_acc):
+            assert abs(x - y) <= samples / per_class + 1e-12, (a.val_class_acc, b.val_class_acc)
 
 
 @pytest.mark.parametrize("defaults", [

@@ -34,3 +34,15 @@ def test_heatmap_text_is_dark_on_light_cells_and_light_on_dark_ones():
         assert t.get_color() == ("k" if light else "w")
     assert {t.get_color() for t in ax.texts} == {"k", "w"}  # viridis runs dark to light here
     assert len(fig.axes) == 2  # the colour bar
+
+
+def test_the_by_class_figure_names_each_class_and_draws_every_seed():
+    classes = ("T-shirt/top", "Trouser", "Pullover")
+    runs = [(0.9, 0.98, 0.7), (0.88, 0.97, 0.74)]
+    ax = figures.per_class(classes, runs, "best").axes[0]
+    labels = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
+    assert labels == {2: "T-shirt/top", 1: "Trouser", 0: "Pullover"}  # first class on top
+    bars = sorted(ax.patches, key=lambda p: -p.get_y())
+    assert [round(b.get_width(), 6) for b in bars] == [89.0, 97.5, 72.0]  # the means, in percent
+    dots = [x for line in ax.lines for x in line.get_xdata()]
+    assert sorted(dots) == sorted(100 * v for run in runs for v in run)

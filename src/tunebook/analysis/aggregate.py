@@ -45,6 +45,9 @@ class ConfigStats:
     n_collapsed: int = 0
     seconds_alone: float = math.nan  # modelled time to train it alone on its machine (analysis.cost)
     n_pruned: int = 0              # stopped early by a search's pruner
+    #: each complete run's final validation accuracy within every true class (runs stored
+    #: before tunebook kept it are left out)
+    class_acc: tuple[tuple[float, ...], ...] = ()
 
     @property
     def n_runs(self) -> int:
@@ -108,6 +111,7 @@ def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None)
             values=values, stats={m: summarize(v) for m, v in values.items()},
             histories=tuple(r.result.history for r in done), n_collapsed=len(collapsed),
             n_pruned=sum(r.result.status == "pruned" for r in rs),
+            class_acc=tuple(r.result.val_class_acc for r in done if r.result.val_class_acc),
             seconds_alone=model.seconds(rs[0].config, flops) if model and done else math.nan))
     return sorted(out, key=lambda c: (c.config.layers, c.config.epochs, c.config.batch_size,
                                       c.config.lr, c.config.optimizer, c.key))

@@ -115,6 +115,7 @@ class MemberHistory:
     epoch_seconds: list[float] = field(default_factory=list)
     wall_time: list[float] = field(default_factory=list)
     test: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (loss, acc)
+    val_class: dict[int, tuple[float, ...]] = field(default_factory=dict)  # epoch -> accuracy per true class
     diverged_epoch: int = 0
     pruned_epoch: int = 0   # stopped by a pruner at the end of this epoch
 
@@ -165,7 +166,7 @@ def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: Devic
                                flops=train_flops(c.layers, n_train, c.epochs, data.n_features, data.n_classes),
                                val_acc=h.val_acc[-1], val_loss=h.val_loss[-1],
                                test_acc=test_acc, test_loss=test_loss, best_epoch=best_epoch(h.val_acc),
-                               **common), data.n_classes))
+                               val_class_acc=hist.val_class.get(c.epochs, ()), **common), data.n_classes))
     return out
 
 

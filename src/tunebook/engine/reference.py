@@ -71,6 +71,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
     return loss / x.shape[0], correct / x.shape[0]
 
 
+@torch.no_grad()
+def class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> tuple[float, ...]:
+    """Accuracy within every true class (NaN for a class with no row in ``y``)."""
+    model.eval()
+    pred = torch.cat([model(x[s:s + 10_000]).argmax(1) for s in range(0, x.shape[0], 10_000)])
+    hits = torch.bincount(y[pred == y], minlength=n_classes).to(torch.float64)
+    return tuple((hits / torch.bincount(y, minlength=n_classes).to(torch.float64)).cpu().tolist())
+
+
 def train_one(cfg: TrialConfig, data: DeviceData,
               hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
               stop: Stopper | None = None, keep: bool = False) -> TrialResult:
@@ -107,6 +116,7 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             hist.diverged_epoch = epoch
         elif epoch == cfg.epochs:
             hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
+            hist.val_class[epoch] = class_accuracy(model, data.x_val, data.y_val, data.n_classes)
         hist.add(train_loss, correct.item() / n, val_loss, val_acc, time.perf_counter() - t0)
         event = EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train,
                            ((cfg.trial_id, train_loss, hist.train_acc[-1], val_loss, val_acc),))

@@ -183,8 +183,9 @@ class StackedMLP:
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
-                 budget_bytes: int = 1 << 28) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean loss and accuracy of every member (or of ``rows``) on (x, y): ``[T]`` each."""
+                 budget_bytes: int = 1 << 28, by_class: bool = False):
+        """Mean loss and accuracy of every member (or of ``rows``) on (x, y): ``[T]`` each;
+        ``by_class``: and the correct predictions per true class, ``[T, C]`` counts."""
         params = self.params if rows is None else [p.index_select(0, rows) for p in self.params]
         t, n_in, w1 = params[0].shape
         widest = max(p.shape[-1] for p in params[::2])
@@ -192,6 +193,7 @@ class StackedMLP:
         w_first = params[0].permute(1, 0, 2).reshape(n_in, t * w1)  # one wide GEMM for layer 1
         loss = torch.zeros(t, device=x.device, dtype=torch.float64)
         correct = torch.zeros(t, device=x.device, dtype=torch.int64)
+        hits = torch.zeros(t, params[-2].shape[-1], device=x.device, dtype=torch.int64) if by_class else None
         for s in range(0, x.shape[0], chunk):
             xc, yc = x[s:s + chunk], y[s:s + chunk]
             h = (xc @ w_first).view(xc.shape[0], t, w1).transpose(0, 1) + params[1]
@@ -200,7 +202,12 @@ class StackedMLP:
             logp = torch.log_softmax(h, dim=-1)
             yy = yc.expand(t, -1)
             loss += -logp.gather(-1, yy.unsqueeze(-1)).squeeze(-1).sum(1, dtype=torch.float64)
-            correct += (logp.argmax(-1) == yy).sum(1)
+            right = logp.argmax(-1) == yy
+            correct += right.sum(1)
+            if hits is not None:
+                hits.scatter_add_(1, yy, right.to(torch.int64))
+        if hits is not None:
+            return loss / x.shape[0], correct.to(torch.float64) / x.shape[0], hits
         return loss / x.shape[0], correct.to(torch.float64) / x.shape[0]
 
 
@@ -394,12 +401,14 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         loop, loss_sum, correct = _run_epoch(loop, epoch)
         _sync(device)
         t_train = time.perf_counter() - t0
-        val_loss, val_acc = (v.cpu().tolist() for v in model.evaluate(data.x_val, data.y_val))
+        val_loss, val_acc, val_hits = model.evaluate(data.x_val, data.y_val, by_class=True)
+        val_loss, val_acc = val_loss.cpu().tolist(), val_acc.cpu().tolist()
         train_loss = (loss_sum / n).cpu().tolist()  # the epoch's one host sync
         train_acc = (correct.to(torch.float64) / n).cpu().tolist()
         diverged = {r for r in range(len(rows)) if is_diverged(train_loss[r], val_loss[r], data.n_classes)}
         test = _test_at_checkpoints(model, data, [r for r, i in enumerate(rows)
                                                   if epoch in members[i].checkpoints and r not in diverged])
+        by_class = class_accuracy(val_hits, data.y_val, list(test)) if test else {}
         if keep:
             from ..weights import member_state
 
@@ -413,6 +422,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             members[i].history.add(train_loss[r], train_acc[r], val_loss[r], val_acc[r], share)
             if r in test:
                 members[i].history.test[epoch] = test[r]
+                members[i].history.val_class[epoch] = by_class[r]
             if r in diverged:
                 members[i].history.diverged_epoch = epoch
         event = EpochEvent(label=label, epoch=epoch, max_epochs=max_epochs, members=len(rows),
@@ -442,6 +452,14 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     if keep:
         results = [replace(r, weights=kept.get(r.trial_id)) if r.status == "complete" else r for r in results]
     return results
+
+
+def class_accuracy(hits: torch.Tensor, y: torch.Tensor, rows: list[int]) -> dict[int, tuple[float, ...]]:
+    """Each given stack row's accuracy within every true class (``hits``: ``[T, C]`` counts of
+    correct predictions; a class with no row in ``y`` is NaN)."""
+    totals = torch.bincount(y, minlength=hits.shape[1]).to(torch.float64)
+    acc = (hits.index_select(0, torch.tensor(rows, device=hits.device)).to(torch.float64) / totals).cpu().tolist()
+    return {r: tuple(a) for r, a in zip(rows, acc)}
 
 
 def _test_at_checkpoints(model: StackedMLP, data: DeviceData, rows: list[int]) -> dict[int, tuple[float, float]]:

@@ -264,7 +264,50 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     if spec.search is None:  # a search's proposals are drawn by its slice figure instead
         blocks += overview_figures(a, ranked, fig)
     blocks += overfit_blocks(a, ranked, fig, level + 1)
+    blocks += class_blocks(a, ranked, fig, level + 1)
     blocks += summary_blocks(a, ranked, fig, level + 1)
+    return blocks
+
+
+def class_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
+    """Validation accuracy within each class, by the dataset's own class names, for the
+    configuration with the highest mean (and the recommended one, where it is another)."""
+    from ..datasets import DATASETS
+
+    info = DATASETS.get(a.spec.dataset)
+    if info is None or not ranked:
+        return []
+    picks = [ranked[0]]
+    w = a.winners
+    if w is not None and not a.spec.smoke and a.spec.search is None and w.fastest.key != ranked[0].key:
+        picks.append(next(c for c in ranked if c.key == w.fastest.key))
+    picks = [c for c in picks if c.class_acc and all(len(x) == len(info.classes) for x in c.class_acc)]
+    if not picks:
+        return []
+    d = lambda c: describe(c, a.params)  # noqa: E731
+    names = ["highest mean", "recommended"]
+    heads = ["class", "validation rows"] + [f"{names[i]}: {d(c)} ({len(c.class_acc)} seeds)"
+                                            for i, c in enumerate(picks)]
+    counts = info.class_counts or (info.n_train // info.n_classes,) * info.n_classes
+    rows_per_class = [round(float(a.spec.validation) * n) for n in counts] if a.spec.validation != "test" else []
+    rows = []
+    for k, name in enumerate(info.classes):
+        cells = [name, str(rows_per_class[k]) if rows_per_class else "—"]
+        for c in picks:
+            values = [x[k] for x in c.class_acc if math.isfinite(x[k])]
+            cells.append((f"{pct(sum(values) / len(values))} (seeds {pct(min(values))}–{pct(max(values))})"
+                          if values else "—"))
+        rows.append(cells)
+    worst = min(range(len(info.classes)), key=lambda k: sum(x[k] for x in picks[0].class_acc))
+    blocks: list[Block] = [
+        ("h", level, "By class"),
+        ("p", "Validation accuracy within each true class (the share of its validation rows predicted as it), "
+              f"mean over seeds and the seeds' range. Hardest class for {d(picks[0])}: {info.classes[worst]}. "
+              "Descriptive only: no test is made on these numbers."),
+        ("table", heads, rows),
+        fig("by-class", lambda: figures.per_class(info.classes, picks[0].class_acc,
+                                                  f"{d(picks[0])}: validation accuracy by class"),
+            f"Validation accuracy within each class — {d(picks[0])} (seeds as dots)")]
     return blocks
 
 

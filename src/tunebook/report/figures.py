@@ -213,6 +213,26 @@ def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
     return fig
 
 
+def per_class(classes: Sequence[str], runs: Sequence[Sequence[float]], title: str) -> Figure:
+    """Validation accuracy within each true class: one row per class (its own name), the
+    seeds as dots and their mean as a bar."""
+    acc = np.asarray(runs, dtype=float) * 100  # [seeds, classes]
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(6.0, max(2.4, 0.32 * n + 1.2)))
+    ys = np.arange(n)[::-1]
+    ax.barh(ys, np.nanmean(acc, axis=0), color="C0", alpha=0.35, height=0.6)
+    offsets = np.linspace(-0.15, 0.15, len(acc)) if len(acc) > 1 else [0.0]
+    for k, seed_row in enumerate(acc):
+        ax.plot(seed_row, ys + offsets[k], ".", color="0.3", markersize=4)
+    ax.set_yticks(ys, [str(c) for c in classes], fontsize=8 if n > 12 else 9)
+    ax.set_xlabel("validation accuracy within the class (%)")
+    ax.set_xlim(0, 100)
+    ax.set_title(f"{title}\nbars: mean over seeds; dots: seeds", fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
 def looks(v, metric: str) -> Figure:
     """A sequential verdict: the estimate and its interval (valid over all looks) at each look."""
     sc = _scale(metric)
