@@ -95,6 +95,11 @@ def test_each_rule_is_reported_with_file_key_and_value(text, message):
                                         r'sklearn:breast_cancer, sklearn:digits\), got "svhn"'),
     ('name = "ok"\nmetric = "f1"', r'study.metric: must be one of .*got "f1"'),
     ('name = "ok"\nseedz = 3', r"study.seedz: unknown key"),
+    ('name = "ok"\nbudget = "ten minutes"', r'study.budget: must be a number and a unit — s, m, h \(wall time\) or '
+                                            r'me \(model-epochs\), e.g. 10m or 2000me \(the run\'s budget when no '
+                                            r'--budget is given\), got "ten minutes"'),
+    ('name = "ok"\nbudget = "0s"', r'study.budget: must be positive \(at least 1 model-epoch\)'),
+    ('name = "ok"\nbudget = 600', r'study.budget: must be a number and a unit.*got 600'),
     ('title = "no name"', r"study.name: is required"),
 ])
 def test_study_section_rules(study, message):

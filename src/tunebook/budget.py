@@ -1,5 +1,5 @@
-"""A run's budget: wall time and/or model-epochs, consulted before every group starts
-(``--budget`` of ``--until-decided``, a search's ``budget``)."""
+"""A run's budget: wall time and/or model-epochs (``--budget``, ``[study] budget``),
+consulted before every group starts and at every epoch's end of every group."""
 
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ class BudgetSpent(BaseException):
     own outcome, not an error. A BaseException: training never records it as a failure."""
 
 
+def budget_problem(text) -> str:
+    """What is wrong with a budget's text ("" when nothing is)."""
+    m = _BUDGET.fullmatch(text) if isinstance(text, str) else None
+    if not m:
+        return "must be a number and a unit — s, m, h (wall time) or me (model-epochs), e.g. 10m or 2000me"
+    if float(m[1]) <= 0 or (m[2] in ("me", "model-epochs") and float(m[1]) < 1):
+        return "must be positive (at least 1 model-epoch)"
+    return ""
+
+
 @dataclass
 class Budget:
     """Wall time and/or model-epochs. Model-epochs are spent epoch by epoch (each stack's
@@ -32,18 +42,27 @@ class Budget:
     used_model_epochs: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "Budget":
-        """``"10m"``, ``"90s"``, ``"1.5h"``, ``"2000me"`` (model-epochs)."""
-        m = _BUDGET.fullmatch(text or "")
-        if not m:
-            raise SpecError([f"--budget: must be a number and a unit — s, m, h (wall time) or me "
-                             f"(model-epochs), e.g. 10m or 2000me — got {text!r}"])
+    def parse(cls, text: str, key: str = "--budget") -> "Budget":
+        """``"10m"``, ``"90s"``, ``"1.5h"``, ``"2000me"`` (model-epochs); a SpecError names ``key``."""
+        problem = budget_problem(text)
+        if problem:
+            raise SpecError([f"{key}: {problem}, got {text!r}"])
+        m = _BUDGET.fullmatch(text)
         value, unit = float(m[1]), m[2]
-        if value <= 0:
-            raise SpecError([f"--budget: must be positive, got {text!r}"])
         if unit in ("me", "model-epochs"):
             return cls(model_epochs=int(value))
         return cls(seconds=value * _SECONDS[unit])
+
+    @classmethod
+    def of_specs(cls, specs) -> "Budget | None":
+        """The budget of studies run together, from their ``[study] budget``: the smallest
+        wall time and the smallest model-epochs any of them sets (None: none sets one)."""
+        parts = [cls.parse(s.budget, f"{s.path or s.name}: study.budget") for s in specs if s.budget]
+        if not parts:
+            return None
+        seconds = [b.seconds for b in parts if b.seconds is not None]
+        epochs = [b.model_epochs for b in parts if b.model_epochs is not None]
+        return cls(seconds=min(seconds) if seconds else None, model_epochs=min(epochs) if epochs else None)
 
     def spend(self, model_epochs: int) -> None:
         self.used_model_epochs += model_epochs

@@ -339,6 +339,14 @@ def cmd_run(args: argparse.Namespace, path: str | None = None) -> int:
 
         budget = Budget.parse(args.budget) if args.budget is not None else Budget()  # --budget '' is an error
     specs = [s.with_overrides(**overrides) for s in load_specs(path or args.path)]
+    if budget is None or (until and args.budget is None):
+        from .budget import Budget
+
+        budget = Budget.of_specs(specs) or budget
+        if budget is not None and args.budget is None and any(s.budget for s in specs):
+            out.print("budget: " + ", ".join(f"{s.budget} ({s.name})" for s in specs if s.budget)
+                      + " from [study] budget" + (" — the smallest holds" if sum(bool(s.budget) for s in specs) > 1
+                                                   else "") + "; --budget replaces it")
     if until:
         for s in [s for s in specs if s.search is not None]:
             warning(f"{s.path}: skipped by --until-decided (a searched study has no hypotheses to decide; run it "

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from .budget import Budget
 from .errors import SpecError
 from .execute import StudyOutcome, holding, kept_open, load_specs, run_studies
+from .live import default_reporter
 from .options import MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
 from .spec import StudySpec
@@ -51,7 +52,7 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOption
               device: str = "auto", engine: str = "stacked", executor="local", workers: int | None = None,
               ray_address: str | None = None, concurrent: int = 1, retries: int = 2, max_group: int | None = None,
               pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
-              data_dir: str | Path | None = None) -> "StudyOutcome | SearchOutcome":
+              data_dir: str | Path | None = None, quiet: bool = False) -> "StudyOutcome | SearchOutcome":
     """Train every trial of ``spec`` that has no final result under ``out``; return all.
     A searched study (a ``[search]`` table) runs its search — proposals, batches,
     confirmation — and returns :class:`tunebook.search.SearchOutcome` (its ``folder`` and
@@ -63,8 +64,14 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOption
     only, no report: call ``tunebook.report.write_report(outcome.folder)`` for the
     lab-notebook page (the CLI does so after a run unless ``--no-report``), or
     ``tunebook.analysis.study.analyze(outcome.folder)`` for the numbers behind it.
+
+    Progress: ``reporter``, else in Jupyter a table that updates in place and elsewhere a
+    line per group on stderr (:mod:`tunebook.live`); ``quiet=True`` says nothing. Budget:
+    ``budget``, else the study's ``[study] budget``, checked at every epoch's end.
     """
     opts = picked(options, locals())
+    reporter = reporter or default_reporter(quiet)
+    budget = budget or Budget.of_specs([spec])
     if spec.search is not None:
         from .search import run_search
 
@@ -83,7 +90,7 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
         options: RunOptions | None = None, *, until_decided: bool = False, fresh: bool = False,
         reporter: Reporter | None = None, budget: Budget | None = None, seeds: int | None = None,
         epochs: int | None = None, train_subset: int | None = None,
-        on_done: Callable[[list], None] | None = None) -> Programme:
+        on_done: Callable[[list], None] | None = None, quiet: bool = False) -> Programme:
     """Run a study file, a folder of them, or specs, each as it is meant to run: the grid
     studies as one programme (a trial several want trains once), then each searched study's
     search; with ``until_decided``, the grid studies round by round until decided.
@@ -93,13 +100,16 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
     grid's outcomes, a search's ``[outcome]``, the decided studies' outcomes — while that
     part's study locks are still held (the CLI writes the reports there, so no other
     process takes a study before its report is written). Every input is checked before
-    anything trains.
+    anything trains. ``reporter``, ``quiet`` and the budget (``budget``, else the smallest
+    ``[study] budget`` of the studies) as for :func:`run_study`.
     """
     options = options or RunOptions()
     specs = _specs(studies)
+    reporter = reporter or default_reporter(quiet)
     overrides = {k: v for k, v in (("seeds", seeds), ("epochs", epochs), ("train_subset", train_subset))
                  if v is not None}
     specs = [s.with_overrides(**overrides) for s in specs]
+    budget = budget or Budget.of_specs(specs)
     done = on_done or (lambda outcomes: None)
     if until_decided:
         return _until_decided(specs, out, options, fresh, reporter, budget, done)

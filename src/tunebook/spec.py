@@ -78,6 +78,7 @@ class StudySpec:
     decide: DecidePlan = DecidePlan()
     search: SearchPlan | None = None  # [search]: proposals come from a sampler, not a grid
     keep: str = "best"     # trained weights kept: best (the recommended configuration's runs) | all | none
+    budget: str = ""       # a run's budget when no --budget is given ("10m", "2000me"; "" none)
 
     def _repr_html_(self) -> str:
         from .htmlrepr import spec_html
@@ -188,7 +189,8 @@ _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "
 # --- parsing ---------------------------------------------------------------------------
 
 _STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
-               "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide", "test", "keep"}
+               "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide", "test", "keep",
+               "budget"}
 # (a searched study's [study] may also hold search_space.SEARCH_STUDY_KEYS)
 _DECIDE_KEYS = {"max_seeds", "round"}
 _TOP_KEYS = {"study", "defaults", "grid", "hypothesis", "search", "data"}
@@ -401,6 +403,14 @@ def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     if err:
         p.add("study.margin", err, t.get("margin"))
     decide = _parse_decide(t.get("decide", {}), len(seeds), p)
+    budget = t.get("budget", "")
+    if budget != "":
+        from .budget import budget_problem
+
+        problem = budget_problem(budget)
+        if problem:
+            p.add("study.budget", problem + " (the run's budget when no --budget is given)", budget)
+            budget = ""
     keep = t.get("keep", "best")
     if keep not in ("best", "all", "none"):
         p.add("study.keep", 'must be "best" (the weights of the recommended configuration\'s runs), "all" or "none"',
@@ -410,7 +420,7 @@ def _parse_study(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
         p.add("study.test", 'must be "auto" (the t-test, or the distribution-free bounded test where the seeds fail '
               'its Gaussian check), "t" or "bounded"', test)
     return {
-        "keep": keep if keep in ("best", "all", "none") else "best",
+        "keep": keep if keep in ("best", "all", "none") else "best", "budget": budget,
         "margin": margin or 0.0, "decide": decide, "test": test if test in ("auto", "t", "bounded") else "auto",
         "name": name if isinstance(name, str) else "",
         "title": t.get("title") if isinstance(t.get("title"), str) else (name if isinstance(name, str) else ""),

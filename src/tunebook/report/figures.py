@@ -1,13 +1,16 @@
-"""Figures, drawn from analysis results (never from raw files). Headless (Agg)."""
+"""Figures, drawn from analysis results (never from raw files). Headless (Agg), except in a
+Jupyter kernel, whose inline backend shows a returned figure in the notebook."""
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # in Jupyter the kernel's inline backend draws them in the notebook
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.cm  # noqa: E402
 import matplotlib.colors  # noqa: E402
