@@ -65,6 +65,17 @@ def _n(count: int, one: str, many: str) -> str:
 
 
 _positive = _integer(1, "a positive integer")
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds ≥ 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds ≥ 0, got {text!r}")
+    return value
 _whole = _integer(0, "a whole number ≥ 0")
 
 
@@ -77,7 +88,8 @@ def _run_options(args: argparse.Namespace):
                       ray_address=args.ray_address, concurrent=args.concurrent, retries=args.retries,
                       max_group=args.max_group, pad=False if args.no_pad else ("measured" if args.plan == "measured"
                                                                                else True),
-                      max_failures=args.max_failures, data_dir=args.data_dir)
+                      max_failures=args.max_failures, data_dir=args.data_dir,
+                      checkpoint_every=None if args.no_checkpoints else args.checkpoint_every)
 
 
 def _command(sub, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
@@ -127,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "machine's measured one (`tunebook calibrate`; grouping then depends on when it was "
                              "measured)")
         sp.add_argument("--data-dir", help="folder with the dataset's IDX files (or set TUNEBOOK_DATA)")
+        sp.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
+                        help="save each training group's state at an epoch's end at most this often (default 60; "
+                             "0: every epoch), and at a budget stop or a Ctrl-C: the next run goes on from there "
+                             "(in <out>/.checkpoints; local and process executors)")
+        sp.add_argument("--no-checkpoints", action="store_true", help="keep no checkpoints (a stopped group "
+                                                                          "trains again from its first epoch)")
         sp.add_argument("--fresh", action="store_true",
                         help="keep the old study folder as <study>-<timestamp> and start over")
         sp.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
@@ -249,6 +267,10 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM stops like Ctrl-C
+    import warnings
+
+    shown = warnings.showwarning
+    warnings.showwarning = lambda message, *rest, **kw: warning(str(message))  # tunebook's own: one line
     try:
         return COMMANDS[args.command](args)
     except SpecError as exc:
@@ -280,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.showwarning = shown
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -458,9 +481,15 @@ def _print_outcome(outcome) -> None:
     out.print(f"{outcome.spec.name}{smoke}: {outcome.trained} trained, {outcome.skipped} already done "
               f"({parts}) → {outcome.folder}")
     if outcome.stopped_by_budget:
+        from .checkpoints import disk_use, root_of
+
         left = max(0, len(outcome.spec.configs()) - sum(r.result.done for r in outcome.runs))
-        out.print(f"  budget spent: {left} trials of the study are still to train (the groups in flight when it "
-                  "ran out were not stored); run the same command to go on")
+        groups, size = disk_use(root_of(outcome.folder.parent))
+        kept = (f"{_n(groups, 'group', 'groups')} in flight kept {'its' if groups == 1 else 'their'} state at the "
+                f"last epoch ({size / 1e6:.1f} MB in {root_of(outcome.folder.parent)})" if groups else
+                "the groups in flight were not stored")
+        out.print(f"  budget spent: {left} trials of the study are still to train ({kept}); run the same command "
+                  "to go on")
     for run in outcome.failed:
         err.print(Text.assemble(("failed ", "red"), f"{run.path}: {run.result.error.splitlines()[0]}"), soft_wrap=True)
 

@@ -13,10 +13,10 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 from .errors import SpecError
-from .options import MAX_FAILURES, RunOptions, picked
+from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .planner import group_label, needs_cost, plan_groups
 from .records import TrialConfig, TrialResult
 from .reporter import Reporter
@@ -132,7 +132,8 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", optio
                 device: str = "auto", engine: str = "stacked", executor: "str | Executor" = "local",
                 workers: int | None = None, ray_address: str | None = None, concurrent: int = 1, retries: int = 2,
                 max_group: int | None = None, pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
-                data_dir: str | Path | None = None) -> list[StudyOutcome]:
+                data_dir: str | Path | None = None,
+                checkpoint_every: float | None = CHECKPOINT_EVERY) -> list[StudyOutcome]:
     """Run several studies as one programme.
 
     A trial (the same resolved config, hence the same trial id) wanted by several
@@ -193,7 +194,12 @@ def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bo
             wanted.setdefault(c.trial_id, []).append(s.folder)
             configs[c.trial_id] = c
     problems: list[str] = []
-    sink = StudySink({s.folder: s for s in specs}, stores, wanted, reporter, budget, opts.max_failures)
+    from . import checkpoints as ckpt
+
+    saving = (opts.engine == "stacked" and stop is None and ex.shares_disk and opts.checkpoint_every is not None)
+    root = ckpt.root_of(out)
+    sink = StudySink({s.folder: s for s in specs}, stores, wanted, reporter, budget, opts.max_failures,
+                     root if saving else None)
 
     with ExitStack() as stack:
         for s in specs:
@@ -213,22 +219,31 @@ def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bo
                     sink.save(name, anywhere[tid].config, anywhere[tid].result)
         skipped = {s.folder: sum(c.trial_id in anywhere for c in study_configs[s.folder]) for s in specs}
         todo = [configs[tid] for tid in wanted if tid not in anywhere]
+        resumed: list[list[TrialConfig]] = []
+        if saving:  # groups with a checkpoint train first, as they were: they go on from it
+            resumed, notes = ckpt.resumable(root, todo, set(anywhere), opts.engine)
+            problems += notes
+            again = {c.trial_id for g in resumed for c in g}
+            todo = [c for c in todo if c.trial_id not in again]
         if opts.engine == "stacked":
-            cost = _cost_model(out, ex, todo, reporter, opts.pad) if opts.pad else None
-            groups = plan_groups(todo, ex.plan_device, opts.max_group, cost)
+            cost = _cost_model(out, ex, todo, reporter, opts.pad) if opts.pad and todo else None
+            groups = resumed + plan_groups(todo, ex.plan_device, opts.max_group, cost)
         else:
             groups = [[c] for c in todo]
+        todo = [c for g in groups for c in g]
         if ex.name != "local" and groups:
             reporter.executor_ready(ex.describe())
         reporter.study_start(specs, len(todo), len(wanted) - len(todo), len(groups))
         work = Work(tuple(tuple(g) for g in groups), tuple(_label(g, i, len(groups)) for i, g in enumerate(groups, 1)),
                     opts.engine, None if opts.data_dir is None else str(opts.data_dir), stop,
-                    keep=any(s.keep != "none" for s in specs))
+                    keep=any(s.keep != "none" for s in specs),
+                    checkpoints=(str(root), float(opts.checkpoint_every)) if saving else None)
         from .budget import BudgetSpent
 
         try:
-            ex.run(work, sink)
-        except BudgetSpent:  # at an epoch's end: the groups in flight are not stored; a rerun trains them
+            with interrupts_at_epoch_end(sink):
+                ex.run(work, sink)
+        except BudgetSpent:  # at an epoch's end: groups in flight keep a checkpoint, or train again
             sink.stopped = True
         problems += _data_changed(specs)
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
@@ -259,6 +274,33 @@ def _cost_model(out, ex: "Executor", todo: Sequence[TrialConfig], reporter: Repo
     return cost
 
 
+@contextmanager
+def interrupts_at_epoch_end(sink: "StudySink") -> Iterator[None]:
+    """A first Ctrl-C (SIGINT) stops the run at the next epoch's end, where each group in
+    flight saves its checkpoint; a second one stops it at once. In the main thread only
+    (elsewhere, and for SIGTERM, an interrupt stops at once: the last checkpoint is used)."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def asked(signum, frame):  # noqa: ARG001
+        if sink.interrupt_asked:
+            raise KeyboardInterrupt
+        sink.interrupt_asked = True
+        print("tunebook: stopping at the next epoch's end, where each group keeps its state "
+              "(Ctrl-C again: stop now)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, asked)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class StudySink:
     """The driver's side of the executor contract (:class:`tunebook.executors.Sink`): a
     group's live folders, its results stored into every study that wants its trials, and
@@ -267,8 +309,10 @@ class StudySink:
 
     def __init__(self, specs: Mapping[str, StudySpec], stores: Mapping[str, RunStore],
                  wanted: Mapping[str, list[str]], reporter: Reporter, budget: "Budget | None" = None,
-                 max_failures: int | None = None):
+                 max_failures: int | None = None, checkpoints: Path | None = None):
         self.specs, self.stores, self.wanted = specs, stores, wanted
+        self.checkpoints = checkpoints  # where groups keep their checkpoints (None: they keep none)
+        self.interrupt_asked = False    # a first Ctrl-C: stop at the next epoch's end
         self.reporter, self.budget, self.max_failures = reporter, budget, max_failures
         self.trained = {name: 0 for name in specs}
         self.stopped = False        # no further group starts: the budget ran out, or too many failed
@@ -283,6 +327,8 @@ class StudySink:
         self.stores[name].save(c, r, started, label=spec.run_label(c), varying=spec.varying())
 
     def may_start(self) -> bool:
+        if self.interrupt_asked:
+            raise KeyboardInterrupt
         if self.budget is not None and self.budget.spent():
             self.stopped = True
         return not self.stopped
@@ -290,7 +336,10 @@ class StudySink:
     def epoch(self, event) -> None:
         """Spend the epoch's model-epochs (one per member of the stack); stop the run
         once the budget is spent — unless this was the group's last epoch: then the group
-        is stored, and no further group starts."""
+        is stored, and no further group starts. A Ctrl-C asked for since the last epoch's end
+        is raised here (:func:`interrupts_at_epoch_end`)."""
+        if self.interrupt_asked:
+            raise KeyboardInterrupt
         if self.budget is None:
             return
         self.budget.spend(event.members)
@@ -302,7 +351,14 @@ class StudySink:
 
     def slot(self, group: Sequence[TrialConfig]) -> "LiveSlot":
         leads = {c.stream_key: c for c in sorted(group, key=lambda c: c.epochs)}.values()
-        return LiveSlot(list(group), [(self.stores[self.wanted[c.trial_id][0]], c.trial_id) for c in leads])
+        resumes = None
+        if self.checkpoints is not None:
+            from .checkpoints import group_key
+
+            saved = self.checkpoints / f"{group_key(group, 'stacked')}.pt"
+            resumes = saved.is_file
+        return LiveSlot(list(group), [(self.stores[self.wanted[c.trial_id][0]], c.trial_id) for c in leads],
+                        resumes)
 
     def finish(self, slot: "LiveSlot", results: Sequence[TrialResult]) -> None:
         for c, r in zip(_by_id(slot.group, results), results):
@@ -310,6 +366,10 @@ class StudySink:
                 self.save(name, c, r, slot.started)
                 self.trained[name] += 1
             self.reporter.trial_saved(c, r)
+        if self.checkpoints is not None:  # stored: its checkpoint is of no further use
+            from .checkpoints import clear, group_key
+
+            clear(self.checkpoints, group_key(slot.group, "stacked"))
         self._count(group_label(slot.group), results)
 
     def _count(self, label: str, results: Sequence[TrialResult]) -> None:
@@ -334,13 +394,17 @@ class LiveSlot:
     longest trial (the one whose curves are written live); none, for a caller without a
     store (a benchmark)."""
 
-    def __init__(self, group: list[TrialConfig], leads: Sequence[tuple[RunStore, str]] = ()):
+    def __init__(self, group: list[TrialConfig], leads: Sequence[tuple[RunStore, str]] = (),
+                 resumes: "Callable[[], bool] | None" = None):
         self.group, self.leads = group, list(leads)
         self.started = time.time()
         self.opened: list[Path] = []
         self.live = LiveScalars()
+        self.resumes = resumes  # true when the group will go on from a checkpoint
 
     def open(self) -> None:
+        if self.resumes is not None and self.resumes():  # its curves so far are in the checkpoint, not in
+            return                                        # a live file: the run folders are written whole
         for store, trial_id in self.leads:
             self.opened.append(store.staging_dir(trial_id))  # before it exists: a signal may
             self.live.open(trial_id, store.open_live(trial_id))  # come at any line

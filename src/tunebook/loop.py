@@ -27,7 +27,7 @@ import tomli_w
 from .budget import Budget
 from .errors import SpecError
 from .execute import StudyOutcome, holding, kept_open, run_studies
-from .options import MAX_FAILURES, RunOptions, picked
+from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
 from .spec import StudySpec, TrialConfig
 from .store import RunStore, write_atomic
@@ -72,7 +72,8 @@ def run_until_decided(spec: StudySpec, out: str | Path = "modellogs", options: R
                       device: str = "auto", engine: str = "stacked", executor="local", workers: int | None = None,
                       ray_address: str | None = None, concurrent: int = 1, retries: int = 2,
                       max_group: int | None = None, pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
-                      data_dir: str | Path | None = None) -> DecideOutcome:
+                      data_dir: str | Path | None = None,
+                      checkpoint_every: float | None = CHECKPOINT_EVERY) -> DecideOutcome:
     """Run ``spec``, then add seeds where hypotheses are undecided until each is decided,
     reaches ``[study.decide] max_seeds``, or ``budget`` is spent. Resumable: call it again.
     How trials train: ``options`` or its fields as keywords (:func:`tunebook.execute.run_studies`)."""

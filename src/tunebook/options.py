@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Groups in a row that may fail entirely before a run starts no further group.
 MAX_FAILURES = 3
+#: Seconds between a training group's checkpoints (and at every budget stop or Ctrl-C).
+CHECKPOINT_EVERY = 60.0
 PAD = (True, False, "measured")
 
 
@@ -40,6 +42,8 @@ class RunOptions:
     pad: bool | str = True                      # True: the reference plan; "measured"; False: equal widths only
     max_failures: int | None = MAX_FAILURES     # groups failed in a row before no further one starts
     data_dir: str | Path | None = None          # the dataset files (default: tunebook's search path)
+    checkpoint_every: float | None = CHECKPOINT_EVERY  # seconds between a group's checkpoints (0: every
+                                                # epoch; None: none); see tunebook.checkpoints
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -80,6 +84,9 @@ class RunOptions:
             problems.append(f"--max-failures: must be a positive integer, got {self.max_failures!r}")
         if self.max_group is not None and (not _is_int(self.max_group) or self.max_group < 1):
             problems.append(f"--max-group: must be a positive integer, got {self.max_group!r}")
+        every = self.checkpoint_every
+        if every is not None and (isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0):
+            problems.append(f"--checkpoint-every: must be a number of seconds ≥ 0 (0: every epoch), got {every!r}")
         if self.pad not in PAD:
             problems.append(f"pad: must be True (the reference cost model), \"measured\" or False, got {self.pad!r}")
         return problems

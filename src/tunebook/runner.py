@@ -17,7 +17,7 @@ from .budget import Budget
 from .errors import SpecError
 from .execute import StudyOutcome, holding, kept_open, load_specs, run_studies
 from .live import default_reporter
-from .options import MAX_FAILURES, RunOptions, picked
+from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
 from .spec import StudySpec
 
@@ -52,7 +52,8 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOption
               device: str = "auto", engine: str = "stacked", executor="local", workers: int | None = None,
               ray_address: str | None = None, concurrent: int = 1, retries: int = 2, max_group: int | None = None,
               pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
-              data_dir: str | Path | None = None, quiet: bool = False) -> "StudyOutcome | SearchOutcome":
+              data_dir: str | Path | None = None,
+              checkpoint_every: float | None = CHECKPOINT_EVERY, quiet: bool = False) -> "StudyOutcome | SearchOutcome":
     """Train every trial of ``spec`` that has no final result under ``out``; return all.
     A searched study (a ``[search]`` table) runs its search — proposals, batches,
     confirmation — and returns :class:`tunebook.search.SearchOutcome` (its ``folder`` and

@@ -38,7 +38,7 @@ from .datasets import DATASETS
 from .errors import SpecError
 from .execute import StudyOutcome, holding, kept_open, run_studies
 from .ledger import LEDGER, Proposal, ledger_problems, read_ledger, write_ledger  # noqa: F401
-from .options import MAX_FAILURES, RunOptions, picked
+from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
 from .sampling import (Pruning, distribution, make_pruner, make_sampler, open_batch, optuna_module,  # noqa: F401
                        rebuild, suggest)
@@ -78,7 +78,8 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", options: RunOptio
                device: str = "auto", engine: str = "stacked", executor="local", workers: int | None = None,
                ray_address: str | None = None, concurrent: int = 1, retries: int = 2, max_group: int | None = None,
                pad: "bool | str" = True, max_failures: int | None = MAX_FAILURES,
-               data_dir: str | Path | None = None) -> SearchOutcome:
+               data_dir: str | Path | None = None,
+               checkpoint_every: float | None = CHECKPOINT_EVERY) -> SearchOutcome:
     """Run (or resume) a searched study until ``trials`` proposals are done or the time
     budget (``[study] time_budget`` or ``budget``) is spent. How trials train: ``options``
     or its fields as keywords (:func:`tunebook.execute.run_studies`); the executor's

@@ -46,7 +46,7 @@ def device_data(c: TrialConfig, dev, data_dir, dataset=None):
 
 def train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, reporter: "Reporter",
                 extra_hooks: Sequence = (), data=None, label: str = "", stop=None,
-                keep: bool = False) -> list[TrialResult]:
+                keep: bool = False, checkpoints: "tuple[str, float] | None" = None) -> list[TrialResult]:
     """Train one group, saying so to ``reporter``; an exception becomes a failed result for
     each of its trials."""
     from .planner import group_label
@@ -54,37 +54,43 @@ def train_group(group: Sequence[TrialConfig], engine: str, dev, data_dir, report
     data = data if data is not None else device_data(group[0], dev, data_dir)
     label = label or group_label(group)
     reporter.group_start(label, len(group), max(c.epochs for c in group))
-    return train_safely(group, engine, data, [reporter.epoch, *extra_hooks], label, stop, keep)
+    return train_safely(group, engine, data, [reporter.epoch, *extra_hooks], label, stop, keep, checkpoints)
 
 
 def train_safely(group: Sequence[TrialConfig], engine: str, data, hooks: Sequence, label: str,
-                 stop=None, keep: bool = False) -> list[TrialResult]:
+                 stop=None, keep: bool = False, checkpoints: "tuple[str, float] | None" = None) -> list[TrialResult]:
     """The engine on one group; an exception becomes a failed result (with its traceback)
     for each of its trials. ``data``: the device data, or a function that returns it (its
     errors are recorded the same way). Not caught: ``KeyboardInterrupt``, ``MemoryError``,
     ``SystemExit`` and any other ``BaseException`` (an executor's stop signal). ``keep``:
-    complete results carry their trained weights (``result.weights``)."""
+    complete results carry their trained weights (``result.weights``). ``checkpoints``:
+    (folder, seconds between saves) — the group goes on from its checkpoint and keeps one
+    (:mod:`tunebook.checkpoints`), where the engine can and no pruner stops members."""
     from .engine import ENGINES
 
     try:
         data = data() if callable(data) else data
         fn = ENGINES[engine]
-        kwargs = {"keep": True} if keep and _takes_keep(fn) else {}  # an engine that keeps no weights need not
-        return fn(group, data, hooks=list(hooks), label=label, stop=stop, **kwargs)  # know the word
+        kwargs = {"keep": True} if keep and _takes(fn, "keep") else {}  # an engine that keeps no weights need not
+        if checkpoints is not None and stop is None and _takes(fn, "checkpoint"):  # know the word
+            from .checkpoints import GroupCheckpoint
+
+            kwargs["checkpoint"] = GroupCheckpoint(checkpoints[0], group, engine, checkpoints[1])
+        return fn(group, data, hooks=list(hooks), label=label, stop=stop, **kwargs)
     except (KeyboardInterrupt, MemoryError, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)
         return failed_group(group, exc, engine)
 
 
-def _takes_keep(fn) -> bool:
+def _takes(fn, word: str) -> bool:
     import inspect
 
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return "keep" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return word in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def failed_group(group: Sequence[TrialConfig], exc: BaseException | str, engine: str) -> list[TrialResult]:

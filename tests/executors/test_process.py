@@ -58,6 +58,38 @@ def test_a_killed_worker_s_group_is_retried_and_each_trial_stored_once(tmp_path)
         curves_are_whole(run)
 
 
+def test_a_killed_worker_s_group_goes_on_from_its_checkpoint(tmp_path):
+    """The worker killed as its group's third epoch ends: the group is sent again and the
+    new worker goes on from the checkpoint the dead one left, to the same numbers."""
+    spec = study("resume", grid="units1 = [16, 24]", epochs=30, subset=2000)  # long enough to be caught mid-way
+    killed: list[int] = []
+
+    class KillAtEpoch3(Recorder):
+        seen: dict = {}
+
+        def epoch(self, event):
+            self.seen.setdefault(event.label, []).append(event.epoch)
+            if event.epoch == 3 and not killed:
+                pid = [p for label, _, p in self.placed if label == event.label][-1]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    rec = KillAtEpoch3()
+    (o,) = run_studies([spec], tmp_path, device="cpu", pad=False, executor="process", workers=1, reporter=rec,
+                       checkpoint_every=0)
+    assert killed and len(rec.retries) == 1
+    label = rec.retries[0][0]
+    epochs = rec.seen[label]
+    again = epochs[epochs.index(3) + 1:]  # what the second worker trained (and any epoch the first sent late)
+    assert again and again[-1] == 30 and 1 not in again and min(again) >= 3  # it went on, not from epoch 1
+    with worker_threads(1):
+        (local,) = run_studies([spec], tmp_path / "local", device="cpu", pad=False)
+    assert numbers(o) == numbers(local)
+    for run in o.runs:
+        curves_are_whole(run)
+    assert not list((tmp_path / ".checkpoints").iterdir())
+
+
 @pytest.mark.parametrize("retries", [0, 1])
 def test_a_group_lost_more_often_than_retries_allow_is_recorded_failed(tmp_path, retries):
     spec = study("lost", grid="units1 = [16, 24]", epochs=4)

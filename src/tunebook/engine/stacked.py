@@ -375,11 +375,16 @@ def seconds_per_step(configs: Sequence[TrialConfig], data: DeviceData, steps: in
 
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
-                stop: Stopper | None = None, keep: bool = False) -> list[TrialResult]:
+                stop: Stopper | None = None, keep: bool = False, checkpoint=None) -> list[TrialResult]:
     """Train configs that share depth, activation and batch size (and data) as one stack;
     widths and optimizers may differ (see :class:`StackedMLP`, :class:`StackedOptimizer`).
     ``keep``: each complete result carries its trained weights, taken from its row of the
-    stack at its last epoch at its own widths (``result.weights``)."""
+    stack at its last epoch at its own widths (``result.weights``).
+
+    ``checkpoint`` (a :class:`tunebook.checkpoints.GroupCheckpoint`): the group goes on from
+    the state it holds, if any, and its state is saved at an epoch's end when it is due,
+    and whenever a hook interrupts the run there (a budget, Ctrl-C: the exception is
+    raised again once the state is saved)."""
     members = plan_members(configs)
     lead = members[0].lead
     for m in members:
@@ -393,10 +398,23 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     rows = list(range(len(members)))  # member index of each stacked row
     kept: dict[str, dict] = {}  # trial id -> its trained weights (with keep)
     lead_ids = [m.lead.trial_id for m in members]  # hashed once, not every epoch
+    first, seconds_before = 1, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        rows, kept, seconds_before = list(saved["rows"]), dict(saved["kept"]), float(saved["seconds"])
+        first = int(saved["epoch"]) + 1
+        for m, h in zip(members, saved["histories"]):
+            m.history = history_from_state(h)
+        if len(rows) < len(members):
+            rows_t = torch.tensor(rows, device=device)
+            model.select(rows_t)
+            opt.select(rows_t, model.params, model.grads)
+        opt.restore(_to_device(saved["opt"], device))
+        kept = {tid: {k: t.numpy() for k, t in w.items()} for tid, w in kept.items()}  # as member_state gives them
     loop = make_loop(model, opt, data, lead.batch_size)
     n = data.x_train.shape[0]
     max_epochs = max(m.lead.epochs for m in members)
-    for epoch in range(1, max_epochs + 1):
+    for epoch in range(first, max_epochs + 1):
         t0 = time.perf_counter()
         loop, loss_sum, correct = _run_epoch(loop, epoch)
         _sync(device)
@@ -430,15 +448,23 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                            seconds=share * len(rows), train_seconds=t_train,
                            members_detail=tuple((lead_ids[i], train_loss[r], train_acc[r], val_loss[r],
                                                  val_acc[r]) for r, i in enumerate(rows)))
-        for hook in hooks:
-            hook(event)
-        stopped = stop(event) if stop is not None else set()
+        interrupt = None
+        try:
+            for hook in hooks:
+                hook(event)
+        except BaseException as exc:  # a budget or Ctrl-C at this epoch's end: save the state, then stop
+            if checkpoint is None:
+                raise
+            interrupt = exc
+        stopped = stop(event) if stop is not None and interrupt is None else set()
         for r, i in enumerate(rows):
             if lead_ids[i] in stopped and r not in diverged and epoch < members[i].lead.epochs:
                 members[i].history.pruned_epoch = epoch
         staying = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs
                    and not members[i].history.pruned_epoch]
         if not staying:
+            if interrupt is not None:
+                raise interrupt
             break
         if len(staying) < len(rows):  # members that are done or diverged leave the stack
             staying_t = torch.tensor(staying, device=device)
@@ -446,12 +472,49 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             opt.select(staying_t, model.params, model.grads)
             loop.reset()
             rows = [rows[r] for r in staying]
-    group_seconds = time.perf_counter() - t_start
+        if checkpoint is not None and (interrupt is not None or checkpoint.due()):
+            _sync(device)
+            checkpoint.save({"epoch": epoch, "rows": rows, "opt": _to_device(opt.snapshot(), "cpu"),
+                             "seconds": seconds_before + time.perf_counter() - t_start,
+                             "histories": [history_state(m.history) for m in members],
+                             "kept": {tid: {k: torch.from_numpy(a) for k, a in w.items()} for tid, w in kept.items()}})
+        if interrupt is not None:
+            raise interrupt
+    group_seconds = seconds_before + time.perf_counter() - t_start
     results = [r for m in members
                for r in results_for(m.configs, m.history, data, group_seconds, len(members), engine="stacked")]
     if keep:
         results = [replace(r, weights=kept.get(r.trial_id)) if r.status == "complete" else r for r in results]
     return results
+
+
+def _to_device(obj, device):
+    """Tensors in nested tuples, lists and dicts, moved (the optimizer's snapshot, kept weights)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
+def history_state(h: MemberHistory) -> dict:
+    """A member's curves so far, as plain lists and numbers (a checkpoint's)."""
+    return {"train_loss": list(h.train_loss), "train_acc": list(h.train_acc), "val_loss": list(h.val_loss),
+            "val_acc": list(h.val_acc), "epoch_seconds": list(h.epoch_seconds), "wall_time": list(h.wall_time),
+            "test": {int(e): list(v) for e, v in h.test.items()},
+            "val_class": {int(e): list(v) for e, v in h.val_class.items()},
+            "diverged_epoch": h.diverged_epoch, "pruned_epoch": h.pruned_epoch}
+
+
+def history_from_state(d: dict) -> MemberHistory:
+    return MemberHistory(train_loss=list(d["train_loss"]), train_acc=list(d["train_acc"]),
+                         val_loss=list(d["val_loss"]), val_acc=list(d["val_acc"]),
+                         epoch_seconds=list(d["epoch_seconds"]), wall_time=list(d["wall_time"]),
+                         test={int(e): tuple(v) for e, v in d["test"].items()},
+                         val_class={int(e): tuple(v) for e, v in d["val_class"].items()},
+                         diverged_epoch=int(d["diverged_epoch"]), pruned_epoch=int(d["pruned_epoch"]))
 
 
 def class_accuracy(hits: torch.Tensor, y: torch.Tensor, rows: list[int]) -> dict[int, tuple[float, ...]]:

@@ -52,6 +52,9 @@ class Work:
     data_dir: str | None = None
     stop: Callable | None = None        # a search's pruner (tunebook.engine.common.Stopper); local only
     keep: bool = False                  # results carry their trained weights (a study keeps them)
+    #: (folder, seconds between saves): groups go on from their checkpoints and keep them
+    #: (tunebook.checkpoints); None where the executor's workers do not share this disk
+    checkpoints: tuple[str, float] | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.groups):
@@ -103,6 +106,8 @@ class Executor(ABC):
     workers' device, which may not be this process's)."""
 
     name: str = ""
+    #: whether its workers write to this machine's disk (then groups keep checkpoints there)
+    shares_disk: bool = True
 
     def __init__(self, plan_device, describe: str):
         self.plan_device, self._describe = plan_device, describe

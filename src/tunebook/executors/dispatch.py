@@ -45,6 +45,7 @@ class RemoteExecutor(Executor):
     def __init__(self, name: str, backend, plan_device, retries: int, measure: Callable | None = None):
         super().__init__(plan_device, backend.describe())
         self.name, self.backend, self.retries, self._measure = name, backend, retries, measure
+        self.shares_disk = name != "ray"  # a Ray worker may run on another machine
 
     def measure_cost(self):
         return self._measure() if self._measure is not None else super().measure_cost()
@@ -54,7 +55,9 @@ class RemoteExecutor(Executor):
             raise SpecError([f"--executor {self.name}: a pruner needs --executor local"])
         order = sorted(range(len(work.groups)), key=lambda i: -_work(work.groups[i]))
         dispatch(self.backend, Work(tuple(work.groups[i] for i in order), tuple(work.labels[i] for i in order),
-                                    work.engine, work.data_dir, keep=work.keep), sink, retries=self.retries)
+                                    work.engine, work.data_dir, keep=work.keep,
+                                    checkpoints=work.checkpoints if self.shares_disk else None), sink,
+                 retries=self.retries)
 
     def close(self) -> None:
         self.backend.close()
@@ -80,7 +83,7 @@ def dispatch(backend, work: Work, sink: Sink, retries: int = 2) -> None:
     data_dir = None if work.data_dir is None else str(work.data_dir)
     from ..userdata import payload
 
-    queue = deque(Job(i, tuple(g), engine, label, data_dir, work.keep, payload(g[0].dataset))
+    queue = deque(Job(i, tuple(g), engine, label, data_dir, work.keep, payload(g[0].dataset), work.checkpoints)
                   for i, (g, label) in enumerate(zip(work.groups, work.labels), 1))
     running: dict[int, _InFlight] = {}
     tried: dict[int, int] = {}  # job id -> attempts lost so far

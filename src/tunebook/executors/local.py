@@ -40,7 +40,7 @@ def train_in_turn(work: Work, sink: Sink, dev) -> None:
                 slot.open()
                 results = train_group(group, work.engine, dev, work.data_dir, sink.reporter,
                                       extra_hooks=[slot.live, sink.epoch], label=label, stop=work.stop,
-                                      keep=work.keep)
+                                      keep=work.keep, checkpoints=work.checkpoints)
             finally:
                 slot.live.close_all()
             sink.finish(slot, results)
@@ -80,12 +80,12 @@ def train_concurrently(work: Work, sink: Sink, dev, workers: int) -> None:
     def train(group, slot: Slot, data, label):
         if dev.type != "cuda":
             return train_group(group, work.engine, dev, work.data_dir, locked, [slot.live, stopper], data, label,
-                               shared_stop, work.keep)
+                               shared_stop if stop is not None else None, work.keep, work.checkpoints)
         import torch
 
         with torch.cuda.stream(torch.cuda.Stream(dev)):
             return train_group(group, work.engine, dev, work.data_dir, locked, [slot.live, stopper], data, label,
-                               shared_stop, work.keep)
+                               shared_stop if stop is not None else None, work.keep, work.checkpoints)
 
     queue = deque(zip(work.groups, work.labels))
     running: dict = {}

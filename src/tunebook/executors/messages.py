@@ -27,6 +27,7 @@ class Job:
     keep: bool = False               # return the trained weights with the results
     data: object = None              # a user's dataset (tunebook.userdata.Dataset): its sizes and arrays
                                      # travel with the job; a built-in one is read from the worker's files
+    checkpoints: tuple[str, float] | None = None  # (folder, seconds between saves): see tunebook.checkpoints
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,11 @@ def _open(opts, device: str, data_dir):
         probe_share = per_gpu if kind == "cuda" else workers
         backend = raycluster.RayBackend(kind, workers, data_dir, opts.retries, owned)
         smallest = group_resources(None, kind, threads, per_gpu, 1).options()
-        plan, _ = backend.probe(smallest, probe_share, calibrate=False)
+        plan, _ = backend.probe(smallest, probe_share, calibrate=False, threads=threads)
         gpu_bytes = plan.memory * probe_share  # the memory budget of a whole GPU
         backend.resources = lambda group: group_resources(group, kind, threads, per_gpu, gpu_bytes).options()
         return RemoteExecutor("ray", backend, plan, opts.retries,
-                              measure=lambda: backend.probe(smallest, probe_share, calibrate=True)[1])
+                              measure=lambda: backend.probe(smallest, probe_share, calibrate=True, threads=threads)[1])
     except BaseException:
         if owned:
             import ray

@@ -72,10 +72,13 @@ def _train(job: Job, device: str, threads: int, dataset, mailbox, key: str):  # 
 
 
 @ray.remote
-def _probe(device: str, share: int, calibrate: bool):  # pragma: no cover - runs in a Ray worker
-    """A worker's device as the planner sees it (and its cost model, when asked)."""
+def _probe(device: str, share: int, calibrate: bool, threads: int):  # pragma: no cover - runs in a Ray worker
+    """A worker's device as the planner sees it (and its cost model, when asked), at the
+    CPU threads a group's task gets (Ray reuses worker processes: one that trained with
+    other settings must not lend them to the measurement)."""
     import torch
 
+    torch.set_num_threads(threads)
     from ..engine.calibrate import calibrate as measure
     from ..planner import target_of
 
@@ -173,9 +176,10 @@ class RayBackend:
         where = ray.get_runtime_context().gcs_address
         return f"Ray at {where} ({'started by tunebook' if self.owned else 'joined'}), up to {self.slots} groups at once"
 
-    def probe(self, resources: dict, share: int, calibrate: bool):
-        """(planning target, cost model or None) measured on a worker with ``resources``."""
-        return ray.get(_probe.options(**resources).remote(self.device, share, calibrate))
+    def probe(self, resources: dict, share: int, calibrate: bool, threads: int = 1):
+        """(planning target, cost model or None) measured on a worker with ``resources``,
+        at ``threads`` CPU threads (a group's task's)."""
+        return ray.get(_probe.options(**resources).remote(self.device, share, calibrate, threads))
 
     def free(self) -> int:
         return self.slots - len(self.running)
