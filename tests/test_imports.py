@@ -110,7 +110,11 @@ FORBIDDEN = [
     ("tunebook.records", ["tunebook.spec", "tunebook.store", "tunebook.engine", "tunebook.execute"]),
     ("tunebook.training", ["tunebook.execute", "tunebook.executors", "tunebook.loop", "tunebook.search"]),
     ("tunebook.engine", ["tunebook.execute", "tunebook.executors", "tunebook.store", "tunebook.analysis",
-                         "tunebook.spec"]),
+                         "tunebook.spec", "tunebook.checkpoints"]),  # a checkpoint is handed in, never opened here
+    ("tunebook.checkpoints", ["tunebook.engine", "tunebook.training", "tunebook.executors", "tunebook.execute",
+                              "tunebook.store"]),
+    ("tunebook.live", ["tunebook.execute", "tunebook.executors", "tunebook.runner", "tunebook.cli",
+                       "tunebook.progress"]),
     ("tunebook.executors", ["tunebook.execute", "tunebook.loop", "tunebook.search", "tunebook.runner",
                             "tunebook.cli", "tunebook.store", "tunebook.analysis", "tunebook.report"]),
     ("tunebook.execute", ["tunebook.loop", "tunebook.search", "tunebook.runner", "tunebook.cli",
