@@ -164,6 +164,23 @@ def test_a_stopped_search_resumes_to_the_same_proposals(tmp_path, sampler):
     assert len({tuple(sorted(r.params.items())) for r in resumed.results}) == 6  # none proposed twice
 
 
+def test_a_search_stopped_inside_a_group_goes_on_from_its_checkpoint_to_the_same_values(tmp_path):
+    """A budget that runs out at the first epoch's end of the first batch's group (4
+    epochs each): the group keeps its state, and the search resumed gives the proposals
+    and the values of a search never stopped, bit for bit."""
+    from tunebook.checkpoints import FOLDER
+
+    f = tmp_path / "srch.toml"
+    f.write_text(SEARCH.format(sampler="tpe", trials=4).replace("epochs = 1", "epochs = 4"))
+    whole = run_search(load_spec(f), tmp_path / "a", device="cpu")
+    first = run_search(load_spec(f), tmp_path / "b", device="cpu", budget=Budget(model_epochs=1), checkpoint_every=0)
+    assert first.stopped == "budget" and not [r for r in first.results if r.values]
+    assert [p.suffix for p in sorted((tmp_path / "b" / FOLDER).iterdir())] == [".pt", ".toml"]
+    resumed = run_search(load_spec(f), tmp_path / "b", device="cpu")
+    assert [(r.params, r.values) for r in resumed.results] == [(r.params, r.values) for r in whole.results]
+    assert list((tmp_path / "b" / FOLDER).iterdir()) == []
+
+
 def test_an_interrupted_batch_is_finished_not_proposed_again(tmp_path):
     spec = study(tmp_path, "random", trials=4)
     o = run_search(spec, tmp_path / "out", device="cpu")
