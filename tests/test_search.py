@@ -208,6 +208,56 @@ def test_export_optuna_journal_is_read_back_by_optuna(tmp_path):
         assert t.params == r.params and t.value == pytest.approx(r.values[0])
         assert t.user_attrs["seeds"] == sorted(t.user_attrs["seeds"]) and len(t.user_attrs["trial_ids"]) == 2
     assert loaded.best_value == pytest.approx(o.best().values[0])
+    again = optuna.load_study(study_name="srch-confirmation", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert len(again.trials) == len(o.confirmed) == 2  # the confirmation, on its 3 seeds
+    for t, c in zip(again.trials, o.confirmed):
+        assert t.params == c.result.params and t.value == pytest.approx(c.estimate.mean)
+        assert len(t.user_attrs["val_acc_per_seed"]) == 3 and t.user_attrs["p_best"] == pytest.approx(c.estimate.p_best)
+
+
+def test_optuna_dashboard_serves_the_exported_journal(tmp_path):
+    """optuna-dashboard itself, on 127.0.0.1, reads the exported journal: both studies and
+    every trial come back through its HTTP API."""
+    import json
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    import optuna_dashboard  # noqa: F401  (the dashboard extra; in the test extra too)
+    spec = study(tmp_path, "random", trials=4)
+    o = run_search(spec, tmp_path / "out", device="cpu")
+    journal = tmp_path / "search.log"
+    assert main(["export", str(o.folder), "--optuna", str(journal)]) == EXIT_OK
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    from pathlib import Path
+
+    dashboard = Path(sys.executable).with_name("optuna-dashboard")  # its console script, beside this python
+    proc = subprocess.Popen([str(dashboard), str(journal), "--host", "127.0.0.1",
+                             "--port", str(port), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base, deadline, studies = f"http://127.0.0.1:{port}", time.time() + 60, None
+        while studies is None and time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/api/studies", timeout=5) as r:
+                    studies = json.load(r)["study_summaries"]
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                time.sleep(0.2)
+        assert studies is not None, "optuna-dashboard did not answer"
+        by_name = {s["study_name"]: s["study_id"] for s in studies}
+        assert set(by_name) == {"srch", "srch-confirmation"}
+        with urllib.request.urlopen(f"{base}/api/studies/{by_name['srch']}", timeout=10) as r:
+            detail = json.load(r)
+        assert len(detail["trials"]) == 4
+        assert sorted(t["values"][0] for t in detail["trials"]) == pytest.approx(sorted(r.values[0] for r in o.results))
+        with urllib.request.urlopen(f"{base}/api/studies/{by_name['srch-confirmation']}", timeout=10) as r:
+            assert len(json.load(r)["trials"]) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_export_optuna_refuses_an_existing_file_and_a_grid_study(tmp_path, capsys):
@@ -235,6 +285,8 @@ def test_cli_runs_a_search_and_writes_its_report(tmp_path, capsys):
     report = (tmp_path / "out" / "srch" / "report" / "report.md").read_text()
     assert "## Search" in report and "Best mean so far: proposal" in report
     assert (tmp_path / "out" / "srch" / "report" / "figures" / "search-progress.png").is_file()
+    assert "Expected best val\\_acc of a search of n proposals, for n up to the 2 done (Dodge et al. 2019" in report
+    assert (tmp_path / "out" / "srch" / "report" / "figures" / "search-expected.png").is_file()
     assert main(["validate", str(f)]) == EXIT_OK
     assert "search of lr, width, optimizer, momentum by tpe, 2 proposals (2 at a time) × 2 seeds" in \
         capsys.readouterr().out

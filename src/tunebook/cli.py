@@ -609,9 +609,11 @@ def _export_optuna(args: argparse.Namespace) -> int:
     spec = load_spec(folder / "study.toml", check_selectors=False, recorded=True)
     if spec.search is None:
         raise SpecError([f"{args.study}: --optuna: a grid study has no sampler to export; it needs [search]"])
-    results, _ = load_search(spec, folder.parent)
-    export_journal(spec, results, args.optuna)
-    err.print(f"{len(results)} proposals → {args.optuna} (open with: optuna-dashboard {args.optuna})")
+    results, confirmed = load_search(spec, folder.parent)
+    export_journal(spec, results, args.optuna, confirmed)
+    err.print(f"{len(results)} proposals" + (f" and {len(confirmed)} confirmed ones (study {spec.name}-confirmation)"
+                                             if confirmed else "")
+              + f" → {args.optuna} (open with: optuna-dashboard {args.optuna})")
     return EXIT_OK
 
 

@@ -157,10 +157,15 @@ def load_search(spec: StudySpec, out: str | Path = "modellogs") -> tuple[list[Pr
     return results, confirmed(spec, results, runs)
 
 
-def export_journal(spec: StudySpec, results: Sequence[ProposalResult], path: str | Path) -> Path:
+def export_journal(spec: StudySpec, results: Sequence[ProposalResult], path: str | Path,
+                   confirmed: Sequence = ()) -> Path:
     """The search as an Optuna journal file (``optuna-dashboard PATH`` opens it): one
     Optuna trial per proposal, its value the mean over seeds, the seeds' trial ids and
-    values as user attributes. A proposal still training is written as RUNNING."""
+    values as user attributes. A proposal still training is written as RUNNING.
+    ``confirmed`` (:class:`tunebook.analysis.search.Confirmed`): the confirmation, as a
+    second study ``<name>-confirmation`` in the same journal — one trial per confirmed
+    proposal, its value the mean over the confirmation seeds, with its 95 % interval,
+    P(best) and each seed's value as user attributes."""
     optuna = optuna_module()
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -190,4 +195,18 @@ def export_journal(spec: StudySpec, results: Sequence[ProposalResult], path: str
             state=state, values=list(r.values) if state == State.COMPLETE else None, params=r.params,
             distributions={k: distribution(dims[k]) for k in r.params}, user_attrs=user,
             intermediate_values={e + 1: v for e, v in enumerate(r.curve)}))
+    if confirmed:
+        metric, direction = plan.objectives[0]
+        again = optuna.create_study(storage=storage, study_name=f"{spec.name}-confirmation",
+                                    direction="maximize" if direction == "max" else "minimize")
+        again.set_user_attr("tunebook_confirmation_of", spec.name)
+        for c in confirmed:
+            e = c.estimate
+            user = {"tunebook_number": c.result.proposal.number, "seeds": [run.config.seed for run in c.runs],
+                    f"{metric}_per_seed": [value_of(metric, run, DATASETS[spec.dataset].n_classes) for run in c.runs],
+                    "ci95": [e.low, e.high], "p_best": e.p_best,
+                    "decision": c.versus.decision if c.versus is not None else "likely best"}
+            again.add_trial(optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE, values=[e.mean], params=c.result.params,
+                distributions={k: distribution(dims[k]) for k in c.result.params}, user_attrs=user))
     return path

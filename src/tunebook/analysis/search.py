@@ -66,6 +66,30 @@ class SearchAnalysis:
     looks: tuple[int, ...] = ()            # seed counts at which the confirmation judges
     importances: Mapping[str, float] = field(default_factory=dict)
     pareto: frozenset[int] = frozenset()   # proposal numbers on the front (two objectives)
+    #: (n, expected best, its standard deviation) for n = 1 .. the proposals done: the
+    #: expected best objective of a search of n proposals (:func:`expected_best`)
+    expected: tuple[tuple[int, float, float], ...] = ()
+
+
+def expected_best(values: Sequence[float], maximize: bool = True) -> list[tuple[int, float, float]]:
+    """The expected best value of ``n`` proposals, and its standard deviation, for every
+    ``n`` from 1 to ``len(values)`` (Dodge et al. 2019, "Show Your Work", eq. 1): the best
+    of ``n`` draws with replacement from the empirical distribution of the values seen.
+    With ``v_(1) <= ... <= v_(N)`` and ``F_i = i / N``,
+    ``E[best of n] = sum_i v_(i) (F_i^n - F_(i-1)^n)`` and the variance from the same weights.
+
+    Assumption: the proposals are independent draws from one distribution — exact for
+    random search; for an adaptive sampler (TPE), whose later proposals depend on earlier
+    ones, a description of the values it found, not a prediction."""
+    v = sorted(values) if maximize else sorted(-x for x in values)
+    n_all = len(v)
+    out = []
+    for n in range(1, n_all + 1):
+        w = [(i / n_all) ** n - ((i - 1) / n_all) ** n for i in range(1, n_all + 1)]
+        mean = sum(wi * x for wi, x in zip(w, v))
+        var = max(0.0, sum(wi * x * x for wi, x in zip(w, v)) - mean * mean)
+        out.append((n, mean if maximize else -mean, math.sqrt(var)))
+    return out
 
 
 def search_analysis(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str, Run]) -> SearchAnalysis:
@@ -73,8 +97,14 @@ def search_analysis(spec: StudySpec, proposals: Sequence[Proposal], runs: Mappin
     (by trial id)."""
     results = results_of(spec, proposals, runs)
     two = len(spec.search.objectives) == 2
+    metric, direction = spec.search.objectives[0]
+    # a pruned proposal counts at its last epoch's value (below what it would have reached,
+    # and below the best, or the pruner would not have stopped it)
+    done = [r.values[0] if r.values is not None else r.curve[-1] for r in results
+            if (r.values is not None and not r.pruned) or (r.pruned and r.curve)]
     return SearchAnalysis(tuple(results), tuple(confirmed(spec, results, runs)), tuple(confirmation_looks(spec)),
-                          importances(spec, results), frozenset(pareto_numbers(spec, results)) if two else frozenset())
+                          importances(spec, results), frozenset(pareto_numbers(spec, results)) if two else frozenset(),
+                          tuple(expected_best(done, direction == "max")) if not two and len(done) >= 2 else ())
 
 
 # -- values --------------------------------------------------------------------------

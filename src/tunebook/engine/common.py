@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -73,6 +76,35 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu:{torch.get_num_threads()} threads"
+
+
+@contextmanager
+def flush_denormals(device: torch.device) -> Iterator[None]:
+    """On the CPU, float32 numbers below 1.2e-38 (denormals) read and written as zero while
+    a group trains, then the default again. Training makes them — Adam's second moments of
+    near-zero gradients, the weights of dead units — and an x86 core takes up to a hundred
+    times longer for an operation on one: a [272, 272, 272] group of one trained its second
+    epoch 1.6 times slower than its first before this (benchmarks/denormals.py). Flushing
+    them changes no accuracy that could be measured, and both engines train under it, so
+    they still agree to float rounding. ``TUNEBOOK_FLUSH_DENORMALS=0`` turns it off (to
+    measure what it buys)."""
+    if device.type != "cpu" or os.environ.get("TUNEBOOK_FLUSH_DENORMALS", "1") == "0" \
+            or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def under_flush(fn):
+    """``fn(configs, data, ...)`` trained with :func:`flush_denormals` on ``data``'s device."""
+    @functools.wraps(fn)
+    def wrapped(configs, data, *args, **kwargs):
+        with flush_denormals(data.device):
+            return fn(configs, data, *args, **kwargs)
+    return wrapped
 
 
 def diverged(train_loss: float, val_loss: float, n_classes: int) -> bool:

@@ -20,7 +20,7 @@ from ..model import init_params
 from ..records import TrialResult
 from ..records import TrialConfig
 from . import rng
-from .common import DeviceData, EpochEvent, MemberHistory, Stopper, diverged, results_for
+from .common import DeviceData, EpochEvent, MemberHistory, Stopper, diverged, results_for, under_flush
 from .optim import hparams_of, torch_optimizer
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -80,6 +80,7 @@ def class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes
     return tuple((hits / torch.bincount(y, minlength=n_classes).to(torch.float64)).cpu().tolist())
 
 
+@under_flush
 def train_one(cfg: TrialConfig, data: DeviceData,
               hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
               stop: Stopper | None = None, keep: bool = False) -> TrialResult:

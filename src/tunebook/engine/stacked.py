@@ -31,7 +31,7 @@ from ..model import init_params
 from ..records import TrialResult
 from ..records import TrialConfig
 from . import rng
-from .common import DeviceData, EpochEvent, MemberHistory, Stopper, results_for
+from .common import DeviceData, EpochEvent, MemberHistory, Stopper, results_for, under_flush
 from .common import diverged as is_diverged
 from .optim import StackedOptimizer, hparams_of
 
@@ -356,6 +356,7 @@ def _run_epoch(loop: EpochLoop, epoch: int) -> tuple[EpochLoop, torch.Tensor, to
     return (loop, *loop.run(epoch))
 
 
+@under_flush
 def seconds_per_step(configs: Sequence[TrialConfig], data: DeviceData, steps: int) -> float:
     """Wall seconds of one training step of ``configs`` stacked (one group), timed over
     ``steps`` steps after a warm-up epoch of as many (which also captures a CUDA graph):
@@ -373,6 +374,7 @@ def seconds_per_step(configs: Sequence[TrialConfig], data: DeviceData, steps: in
     return (time.perf_counter() - t0) / steps
 
 
+@under_flush
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
                 stop: Stopper | None = None, keep: bool = False, checkpoint=None) -> list[TrialResult]:

@@ -437,12 +437,36 @@ _CONFIRM_WORDS = {"a > b": "better (decided)", "a < b": "worse (decided)",
                   "negligible": "equivalent within the margin (decided)", "undecided": "not told apart yet"}
 
 
+def expected_blocks(a: StudyAnalysis, fig) -> list[Block]:
+    """The expected best against the number of proposals (Dodge et al. 2019): would more
+    search pay?"""
+    curve = a.search.expected
+    if len(curve) < 2:
+        return []
+    metric, direction = a.spec.search.objectives[0]
+    n = len(curve)
+    half = curve[max(0, n // 2 - 1)]
+    last = curve[-1]
+    gain = (last[1] - half[1]) * (1 if direction == "max" else -1)
+    return [("p", f"Expected best {metric} of a search of n proposals, for n up to the {n} done (Dodge et al. 2019, "
+                  f"\"Show Your Work\": the best of n draws from the values seen, ± one standard deviation): "
+                  f"{value_text(metric, half[1])} ± {value_text(metric, half[2])} at n = {half[0]}, "
+                  f"{value_text(metric, last[1])} ± {value_text(metric, last[2])} at n = {last[0]} — doubling the "
+                  f"search from {half[0]} to {last[0]} proposals bought {delta_text(metric, gain)}"
+                  f"{' points' if metric.endswith('acc') else ''} in expectation. Assumes the proposals are independent "
+                  "draws from one distribution: exact for random search; for an adaptive sampler (TPE), which "
+                  "learns from earlier proposals, a description of what it found. Pruned proposals count at their "
+                  "last epoch's value."),
+            fig("search-expected", lambda: figures.expected_best(curve, metric),
+                f"Expected best {metric} against the number of proposals (band: ± one standard deviation)")]
+
+
 def search_figures(a: StudyAnalysis, results, fig) -> list[Block]:
     """Importances, one slice per hyperparameter, and the Pareto front of two objectives."""
     plan = a.spec.search
     done = [r for r in results if r.values is not None]
     metric = plan.objectives[0][0]
-    out: list[Block] = []
+    out: list[Block] = expected_blocks(a, fig)
     imp = a.search.importances
     if imp:
         out.append(("table", ["hyperparameter", f"importance for {metric}"],

@@ -216,6 +216,23 @@ def compare(groups: Sequence[tuple[str, Sequence[float]]], metric: str,
     return fig
 
 
+def expected_best(curve: Sequence[tuple[int, float, float]], metric: str) -> Figure:
+    """Expected best value of a search of n proposals against n, with a ± one SD band."""
+    s = _scale(metric)
+    n = np.array([c[0] for c in curve])
+    mean = np.array([c[1] for c in curve]) * s
+    sd = np.array([c[2] for c in curve]) * s
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.fill_between(n, mean - sd, mean + sd, color="C0", alpha=0.2, linewidth=0)
+    ax.plot(n, mean, color="C0")
+    ax.set_xlabel("proposals")
+    ax.set_ylabel(f"expected best {_label(metric)}")
+    ax.set_xlim(1, max(2, n[-1]))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def per_class(classes: Sequence[str], runs: Sequence[Sequence[float]], title: str) -> Figure:
     """Validation accuracy within each true class: one row per class (its own name), the
     seeds as dots and their mean as a bar."""

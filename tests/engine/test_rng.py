@@ -1,0 +1,38 @@
+"""The counter-based dropout masks: the fast in-place form draws exactly the masks of the
+plain formula (hash the counter, compare in float64), padded members included; a rate
+keeps its share."""
+
+from __future__ import annotations
+
+import torch
+
+from tunebook.engine import rng
+
+
+def plain(seeds, step, layer, shape, rate, widths=None):
+    bases = torch.tensor([rng.key(rng._DROP, s, step, layer) for s in seeds], dtype=torch.int64).view(-1, 1, 1)
+    if widths is None:
+        i = torch.arange(shape[0] * shape[1], dtype=torch.int64).view(1, *shape)
+    else:
+        i = torch.arange(shape[0]).view(1, -1, 1) * widths.view(-1, 1, 1) + torch.arange(shape[1]).view(1, 1, -1)
+    u = rng.mix32((i + bases) & rng.M32)
+    return u.to(torch.float64) >= rate.to(torch.float64) * float(1 << 32)
+
+
+def test_the_masks_equal_the_plain_formula_bit_for_bit():
+    rate = torch.tensor([0.0, 0.1, 0.5, 0.35]).view(-1, 1, 1)
+    seeds = [0, 7, 123456789, 2**31 - 1]
+    for step in (0, 1, 999, 10**6):
+        for layer in (0, 2):
+            assert torch.equal(rng.keep_mask(seeds, step, layer, (64, 48), rate), plain(seeds, step, layer, (64, 48), rate))
+    widths = torch.tensor([48, 32, 17, 48])
+    assert torch.equal(rng.keep_mask(seeds, 5, 1, (16, 48), rate, widths=widths),
+                       plain(seeds, 5, 1, (16, 48), rate, widths))
+
+
+def test_a_rate_keeps_about_its_share_and_zero_keeps_all():
+    rate = torch.tensor([0.0, 0.25]).view(-1, 1, 1)
+    mask = rng.keep_mask([1, 2], 3, 0, (256, 256), rate)
+    assert bool(mask[0].all())
+    kept = mask[1].double().mean().item()
+    assert abs(kept - 0.75) < 4 * (0.75 * 0.25 / 65536) ** 0.5
