@@ -78,3 +78,34 @@ def test_run_study_takes_the_record_and_keywords_alike(tmp_path):
     b = tunebook.run_study(spec, tmp_path / "b", device="cpu", pad=False)
     assert a.trained == b.trained == 1
     assert a.runs[0].result.history.train_loss == b.runs[0].result.history.train_loss
+
+
+# --- executor = "auto" -------------------------------------------------------------------
+
+@pytest.mark.parametrize("search, pruning, cores, concurrent, device, want", [
+    (True, False, 2, 1, "cpu", ("process", 2)),
+    (True, False, 16, 1, "cpu", ("process", 16)),
+    (True, False, 1, 1, "cpu", ("local", None)),     # one core: nothing side by side
+    (True, True, 8, 1, "cpu", ("local", None)),      # a pruner stops members from this process
+    (False, False, 8, 1, "cpu", ("local", None)),    # a grid: large stacks in this process
+    (True, False, 8, 2, "cpu", ("local", None)),     # --concurrent asks for threads here
+])
+def test_auto_trains_a_search_s_small_groups_side_by_side_in_processes(monkeypatch, search, pruning, cores,
+                                                                       concurrent, device, want):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    o = RunOptions(executor="auto", device=device, concurrent=concurrent).for_part(search, pruning)
+    assert (o.executor, o.workers) == want
+
+
+def test_auto_keeps_the_workers_asked_for_and_refuses_a_ray_address(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert RunOptions(executor="auto", device="cpu", workers=3).for_part(True).workers == 3
+    with pytest.raises(SpecError, match=r"--ray-address: only with --executor ray, got --executor auto"):
+        RunOptions(executor="auto", ray_address="127.0.0.1:6379")
+    with pytest.raises(SpecError, match=r"--workers: must be a positive integer, got 0"):
+        RunOptions(executor="auto", workers=0)
+    assert RunOptions(executor="local").for_part(True).executor == "local"  # a definite choice stays

@@ -258,6 +258,7 @@ def test_optuna_dashboard_serves_the_exported_journal(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        proc.stderr.close()
 
 
 def test_export_optuna_refuses_an_existing_file_and_a_grid_study(tmp_path, capsys):

@@ -116,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--concurrent", type=_positive, default=1, metavar="N",
                         help="train N groups at once, each in its own thread (on CUDA its own stream), "
                              "while finished ones are saved (default 1)")
-        sp.add_argument("--executor", default="local", choices=tuple(EXECUTORS),
-                        help="where groups train: " + "; ".join(f"{k.name}: {k.summary}" for k in EXECUTORS.values())
+        sp.add_argument("--executor", default="auto", choices=("auto", *EXECUTORS),
+                        help="where groups train: auto (default): a search without a pruner on a CPU of 2+ cores "
+                             "in worker processes, one thread each, everything else in this process; "
+                             + "; ".join(f"{k.name}: {k.summary}" for k in EXECUTORS.values())
                              + " (ray: pip install 'tunebook[ray]'); results are stored by this process")
         sp.add_argument("--workers", type=_positive, metavar="N",
                         help="with --executor process or ray: groups training at once (default: one per GPU; "

@@ -64,6 +64,7 @@ def check_inputs(specs: Sequence[StudySpec], out: str | Path, options: RunOption
     from .data import check_available
     from .executors import check_options
 
+    options = options.for_part(search=pruning, pruning=pruning)  # "auto" with a pruner: this process
     problems = check_options(options.executor_options(), options.device, pruning=True) if pruning else []
     problems += check_out_dir(out)
     if problems:
@@ -93,12 +94,14 @@ def holding(specs: Sequence[StudySpec], out: str | Path, options: RunOptions, fr
 
 
 @contextmanager
-def kept_open(options: RunOptions, pruning: bool = False) -> Iterator[RunOptions]:
+def kept_open(options: RunOptions, pruning: bool = False, search: bool = False) -> Iterator[RunOptions]:
     """``options`` with its executor opened once, for a caller that runs many rounds
     (``--until-decided``, a search): workers and a Ray instance start once, not per round.
-    An executor already open is kept as it is (and not closed here)."""
+    An executor already open is kept as it is (and not closed here); ``"auto"`` is made
+    definite first (:meth:`RunOptions.for_part`; ``search``: for a searched study)."""
     from .executors import open_executor
 
+    options = options.for_part(search, pruning)
     if not isinstance(options.executor, str):
         yield options
         return

@@ -33,7 +33,7 @@ class RunOptions:
 
     device: str = "auto"                        # auto, cpu, cuda, cuda:N
     engine: str = "stacked"                     # stacked, or reference (one nn.Module at a time)
-    executor: Union[str, "Executor"] = "local"  # local, process, ray — or an executor already open
+    executor: Union[str, "Executor"] = "local"  # local, process, ray, auto (a search: process) — or one open
     workers: int | None = None                  # process/ray: groups at once (default: per GPU / 2 cores)
     ray_address: str | None = None              # ray: a cluster to join (default: a local instance)
     concurrent: int = 1                         # local: groups at once, in threads
@@ -78,7 +78,12 @@ class RunOptions:
                 resolve_device(self.device)
             except ValueError as exc:
                 problems.append(str(exc))
-        if isinstance(self.executor, str) or (pruning and self.executor.name != "local"):  # an open one: its own
+        if self.executor == "auto":  # resolved per part of a run (for_part): the options both choices share
+            if self.workers is not None and (not _is_int(self.workers) or self.workers < 1):
+                problems.append(f"--workers: must be a positive integer, got {self.workers!r}")
+            if self.ray_address is not None:
+                problems.append("--ray-address: only with --executor ray, got --executor auto")
+        elif isinstance(self.executor, str) or (pruning and self.executor.name != "local"):  # an open one: its own
             problems += check_options(self.executor_options(), self.device, pruning)
         if self.max_failures is not None and (not _is_int(self.max_failures) or self.max_failures < 1):
             problems.append(f"--max-failures: must be a positive integer, got {self.max_failures!r}")
@@ -90,6 +95,25 @@ class RunOptions:
         if self.pad not in PAD:
             problems.append(f"pad: must be True (the reference cost model), \"measured\" or False, got {self.pad!r}")
         return problems
+
+    def for_part(self, search: bool, pruning: bool = False) -> "RunOptions":
+        """``executor = "auto"`` made definite for one part of a run: a search without a
+        pruner on a CPU of two or more cores trains its groups in worker processes, one
+        CPU thread each, side by side (a search's proposals are each of their own shape, so
+        its groups are small, and two small groups on two cores train in about half the
+        time of one after the other at two threads: docs/performance.md); everything else
+        — grids, whose stacks are large, and searches with a pruner, which stops members
+        from this process — in this process. Other executors are returned as they are."""
+        if self.executor != "auto":
+            return self
+        import os
+
+        from .engine.common import resolve_device
+
+        cores = os.cpu_count() or 1
+        if search and not pruning and self.concurrent == 1 and cores >= 2 and resolve_device(self.device).type == "cpu":
+            return replace(self, executor="process", workers=self.workers or cores)
+        return replace(self, executor="local", workers=None)
 
     def opened(self, executor: "Executor") -> "RunOptions":
         """These options with ``executor`` open in place of its name (its workers and

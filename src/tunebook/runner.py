@@ -76,7 +76,7 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOption
     if spec.search is not None:
         from .search import run_search
 
-        with kept_open(opts, spec.search.pruner != "none") as o, \
+        with kept_open(opts, spec.search.pruner != "none", search=True) as o, \
                 holding([spec], out, o, fresh=fresh, pruning=spec.search.pruner != "none"):
             outcome = run_search(spec, out, o, reporter=reporter, budget=budget)
             _kept([outcome])
@@ -133,7 +133,8 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
         from .search import run_search
 
         pruning = spec.search.pruner != "none"
-        with kept_open(options, pruning) as opts, holding([spec], out, opts, fresh=fresh, pruning=pruning):
+        with kept_open(options, pruning, search=True) as opts, holding([spec], out, opts, fresh=fresh,
+                                                                        pruning=pruning):
             searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))
             _kept([searches[-1]])
             done([searches[-1]])

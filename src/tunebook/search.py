@@ -89,7 +89,8 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", options: RunOptio
         raise SpecError([f"{spec.path}: not a searched study (no [search] table)"])
     optuna_module()
     pruning = spec.search.pruner != "none"
-    with kept_open(opts, pruning=pruning) as opts, holding([spec], out, opts, fresh=fresh, pruning=pruning):
+    with kept_open(opts, pruning=pruning, search=True) as opts, holding([spec], out, opts, fresh=fresh,
+                                                                       pruning=pruning):
         return _search(spec, out, reporter, budget, opts)  # the lock held across every batch
 
 
