@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-ROW_NAMES = {"a": "tutorial", "b": "reference", "c": "stacked×5", "d": "stacked×T"}
+ROW_NAMES = {"a": "tutorial", "b": "reference", "c": "stacked×5", "d": "stacked×T", "e": "stacked×1"}
 
 
 def _sync(device: str) -> None:
@@ -141,7 +141,13 @@ def row_stacked_big(layers, device, big=None, cpu_big_steps=40, **_):
     return {"T": t, "seconds": elapsed / cpu_big_steps * loop.steps / t, "steps_timed": cpu_big_steps}
 
 
-ROWS = {"a": row_tutorial, "b": row_reference, "c": row_stacked5, "d": row_stacked_big}
+def row_stacked1(layers, device, **_):
+    """A group of one (a search's proposal of its own shape)."""
+    from tunebook.engine import stacked
+    return _engine_row(stacked.train_group, layers, device, 1)
+
+
+ROWS = {"a": row_tutorial, "b": row_reference, "c": row_stacked5, "d": row_stacked_big, "e": row_stacked1}
 
 
 def child(args) -> None:
@@ -182,7 +188,7 @@ def big_for(layers: str, big: str | None) -> int | None:
     return int(sizes[layers]) if layers in sizes else None
 
 
-def run_row(key: str, layers: str, args, tf32: bool = False, eager: bool = False) -> dict:
+def run_row(key: str, layers: str, args, tf32: bool = False, eager: bool = False, flush: bool = True) -> dict:
     cmd = [sys.executable, __file__, "--child", key, "--child-layers", layers, "--device", args.device,
            "--cpu-big-steps", str(args.cpu_big_steps)]
     big = big_for(layers, args.big)
@@ -193,6 +199,8 @@ def run_row(key: str, layers: str, args, tf32: bool = False, eager: bool = False
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if eager:
         env["TUNEBOOK_CUDA_GRAPHS"] = "0"
+    if not flush:
+        env["TUNEBOOK_FLUSH_DENORMALS"] = "0"
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -204,7 +212,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--layers", default="64-64,128-128,256-256,1024-1024")
-    ap.add_argument("--rows", default="a,b,c,d")
+    ap.add_argument("--rows", default="a,b,c,d", help="a tutorial, b reference, c stacked×5, d stacked×T, "
+                                                       "e stacked×1 (a group of one)")
+    ap.add_argument("--no-flush", action="store_true",
+                    help="CPU: also time rows b, c, e without flushing denormals (TUNEBOOK_FLUSH_DENORMALS=0): "
+                         "what the flush buys")
     ap.add_argument("--big", help="group size for row (d) instead of the runner's largest: N, or "
                     "per shape as 256-256=2048,1024-1024=256")
     ap.add_argument("--tf32", action="store_true", help="CUDA: also time row (d) with TF32 matmuls")
@@ -244,6 +256,11 @@ def main() -> None:
                 r = run_row(key, layers, args, eager=True)
                 speedup = f"{base / r['seconds']:.2f}×" if base else "—"
                 print(f"{layers:>10} {key + ' eager':>10} {r['T']:>5} {r['seconds']:>14.4f} {speedup:>8} "
+                      f"{r['seconds'] / limit:>8.2f}× {r['peak_mb']:>9.0f}", flush=True)
+            if key in ("b", "c", "e") and args.no_flush and args.device == "cpu":
+                r = run_row(key, layers, args, flush=False)
+                speedup = f"{base / r['seconds']:.2f}×" if base else "—"
+                print(f"{layers:>10} {key + ' no FTZ':>10} {r['T']:>5} {r['seconds']:>14.4f} {speedup:>8} "
                       f"{r['seconds'] / limit:>8.2f}× {r['peak_mb']:>9.0f}", flush=True)
             if key == "d" and args.tf32 and args.device == "cuda":
                 r = run_row(key, layers, args, tf32=True)
