@@ -69,6 +69,8 @@ def test_model_epochs_counts_epoch_sharing():
     ("[defaults]\nactivation = \"swish\"\n", r'defaults.activation: must be one of "relu", .*got "swish"'),
     ("[defaults]\noptimizer = \"lion\"\n", r'defaults.optimizer: must be one of .*got "lion"'),
     ("[defaults]\ndropout = 1.0\n", r"defaults.dropout: must be a number in \[0, 1\), got 1.0"),
+    ("[defaults]\nlabel_smoothing = 1.0\n", r"defaults.label_smoothing: must be a number in \[0, 1\), got 1.0"),
+    ('[defaults]\ninit = "xavier"\n', r'defaults.init: must be one of "default", "he", "glorot", got "xavier"'),
     ("[defaults]\nepochs = true\n", r"defaults.epochs: must be a positive integer, got true"),
     ("[defaults]\nbatch_size = 100000\n", r"defaults.batch_size: must be at most the training split size 54000, got 100000"),
     ("[grid]\nbatch_size = [64, 60000]\n", r"grid.batch_size\[1\]: must be at most the training split size 54000"),

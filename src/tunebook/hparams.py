@@ -10,6 +10,9 @@ from typing import Any, Callable, Mapping
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+#: Initial weights (tunebook.model.init_params): nn.Linear's default, He (Kaiming) normal
+#: for ReLU-like units, Glorot (Xavier) uniform.
+INITS = ("default", "he", "glorot")
 MAX_WIDTH = 1 << 16
 #: What a study or a hypothesis may judge by.
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
@@ -86,6 +89,8 @@ HPARAM_RULES: dict[str, Rule] = {
     "alpha": float_rule(lambda x: 0 <= x < 1, "a number in [0, 1)"),
     "eps": float_rule(lambda x: x > 0, "a positive number"),
     "weight_decay": float_rule(lambda x: x >= 0, "a non-negative number"),
+    "label_smoothing": float_rule(lambda x: 0 <= x < 1, "a number in [0, 1)"),
+    "init": choice_rule(INITS),
 }
 _OPTIMIZER_KEYS = {  # which optimizer hyperparameters each optimizer reads
     "sgd": {"momentum"}, "momentum": {"momentum"}, "nesterov": {"momentum"},
@@ -107,6 +112,8 @@ BASE_DEFAULTS: dict[str, Any] = {
     "beta2": 0.999,
     "alpha": 0.99,          # RMSprop's smoothing constant (torch.optim's default)
     "eps": 1e-8,
+    "label_smoothing": 0.0, # the loss's targets: (1 - s) on the label, s spread over all classes
+    "init": "default",      # initial weights: nn.Linear's U(±1/sqrt(fan_in)); "he"; "glorot"
 }
 _DEFAULT_MOMENTUM = {"momentum": 0.9, "nesterov": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}  # torch.optim.AdamW's default

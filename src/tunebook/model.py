@@ -47,12 +47,29 @@ def train_flops(layers: Sequence[int], samples_per_epoch: int, epochs: int,
     return flops_per_sample(layers, n_in, n_out) * samples_per_epoch * epochs
 
 
-def init_params(seed: int, layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> list[torch.Tensor]:
-    """[W1, b1, W2, b2, ...] on the CPU, W in nn.Linear's layout [out, in]."""
+def init_params(seed: int, layers: Sequence[int], n_in: int = 784, n_out: int = 10,
+                init: str = "default") -> list[torch.Tensor]:
+    """[W1, b1, W2, b2, ...] on the CPU, W in nn.Linear's layout [out, in], drawn layer by
+    layer from one generator seeded with ``seed``:
+
+    - ``default``: nn.Linear's, weight and bias ~ U(±1/sqrt(fan_in));
+    - ``he``: weight ~ N(0, 2/fan_in) (He et al. 2015, for ReLU-like units), bias 0;
+    - ``glorot``: weight ~ U(±sqrt(6/(fan_in + fan_out))) (Glorot & Bengio 2010), bias 0.
+    """
     g = torch.Generator().manual_seed(int(seed))
     out = []
     for fan_in, fan_out in layer_sizes(layers, n_in, n_out):
-        bound = 1.0 / math.sqrt(fan_in)
-        out.append(torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g))
-        out.append(torch.empty(fan_out).uniform_(-bound, bound, generator=g))
+        if init == "he":
+            out.append(torch.empty(fan_out, fan_in).normal_(0.0, math.sqrt(2.0 / fan_in), generator=g))
+            out.append(torch.zeros(fan_out))
+        elif init == "glorot":
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            out.append(torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g))
+            out.append(torch.zeros(fan_out))
+        elif init == "default":
+            bound = 1.0 / math.sqrt(fan_in)
+            out.append(torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g))
+            out.append(torch.empty(fan_out).uniform_(-bound, bound, generator=g))
+        else:
+            raise ValueError(f"init: must be default, he or glorot, got {init!r}")
     return out

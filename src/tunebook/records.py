@@ -23,7 +23,7 @@ ID_FIELDS_V1 = ("dataset", "validation", "split_seed", "train_subset", "layers",
 #: Fields added to TrialConfig after that, with the default each must have: hashed only when
 #: not at it, so adding a field leaves every stored trial id — and every run folder — as it
 #: was (a study resumed after an upgrade retrains nothing). Add new fields here.
-ID_DEFAULTS: dict[str, Any] = {}
+ID_DEFAULTS: dict[str, Any] = {"label_smoothing": 0.0, "init": "default"}
 
 
 def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
@@ -58,6 +58,8 @@ class TrialConfig:
     eps: float
     weight_decay: float
     seed: int
+    label_smoothing: float = 0.0   # the cross-entropy's target smoothing (torch's label_smoothing)
+    init: str = "default"          # initial weights: default (nn.Linear's) | he | glorot
 
     @property
     def trial_id(self) -> str:

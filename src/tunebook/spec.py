@@ -183,7 +183,7 @@ class StudySpec:
 SMOKE_SUFFIX = ".smoke"
 LAYER_KEYS = ("layers", "units1", "units2", "units3", "width", "depth")
 _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "dropout": "drop",
-          "weight_decay": "wd", "momentum": "mom"}
+          "weight_decay": "wd", "momentum": "mom", "label_smoothing": "ls", "init": ""}
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -509,7 +509,7 @@ def _build(spec: StudySpec, merged: Mapping[str, Any], seed: int) -> TrialConfig
         train_subset=spec.train_subset, seed=seed,
         **{k: merged[k] for k in ("layers", "activation", "dropout", "epochs", "batch_size",
                                   "optimizer", "lr", "momentum", "beta1", "beta2", "alpha",
-                                  "eps", "weight_decay")})
+                                  "eps", "weight_decay", "label_smoothing", "init")})
 
 
 def _source_key(key: str, defaults: Mapping, grid: Mapping, point: Mapping) -> str:

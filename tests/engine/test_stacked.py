@@ -62,6 +62,9 @@ def assert_same(a, b, n_val: int, n_test: int = 10_000, loss_tol: float = LOSS_T
     'layers = [32, 32, 16]\nactivation = "gelu"\noptimizer = "rmsprop"\nepochs = 2',
     'layers = [40, 24]\nactivation = "sigmoid"\noptimizer = "nesterov"\nlr = 0.05\nepochs = 2',
     'layers = [64, 32]\noptimizer = "adamw"\ndropout = 0.2\nepochs = 2',
+    'layers = [48, 24]\noptimizer = "adam"\nlabel_smoothing = 0.1\ninit = "he"\nepochs = 2',
+    'layers = [40]\nactivation = "tanh"\noptimizer = "momentum"\nlr = 0.05\ninit = "glorot"\n'
+    'label_smoothing = 0.2\ndropout = 0.1\nepochs = 2',
 ])
 def test_members_match_the_reference_trainer(small_data, defaults):
     cfgs = configs(defaults)
@@ -148,6 +151,9 @@ MIXED = [
     ('activation = "sigmoid"\ndropout = 0.3\noptimizer = "momentum"\nlr = 0.05', "layers = [[24], [60]]"),
     ("epochs = 2\nlayers = [32, 32]",
      'units1 = [16, 48]\noptimizer = ["adam", "sgd", "rmsprop", "adamw", "momentum", "nesterov"]'),
+    # label smoothing and initial weights that differ member by member, in one padded stack
+    ('optimizer = "adam"\ndropout = 0.1', 'layers = [[32, 16], [20, 40]]\nlabel_smoothing = [0.0, 0.15]\n'
+                                          'init = ["default", "he", "glorot"]'),
 ]
 
 

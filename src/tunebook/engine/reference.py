@@ -53,7 +53,7 @@ def build_mlp(cfg: TrialConfig, n_in: int, n_out: int, clock: list[int]) -> nn.S
     model = nn.Sequential(*mods)
     with torch.no_grad():
         linears = [m for m in model if isinstance(m, nn.Linear)]
-        init = init_params(cfg.seed, cfg.layers, n_in, n_out)
+        init = init_params(cfg.seed, cfg.layers, n_in, n_out, cfg.init)
         for lin, w, b in zip(linears, init[::2], init[1::2]):
             lin.weight.copy_(w)
             lin.bias.copy_(b)
@@ -104,7 +104,7 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             idx = perm[s * bsz:(s + 1) * bsz]
             xb, yb = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -109,7 +109,7 @@ class StackedMLP:
         hidden = [max(col) for col in zip(*shapes)]
         dims = [n_in, *hidden, n_out]
         t = len(members)
-        per_member = [init_params(m.lead.seed, m.lead.layers, n_in, n_out) for m in members]
+        per_member = [init_params(m.lead.seed, m.lead.layers, n_in, n_out, m.lead.init) for m in members]
         self.params: list[torch.Tensor] = []
         for l, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
             w = torch.zeros(t, fan_in, fan_out)
@@ -122,6 +122,8 @@ class StackedMLP:
         self.grads = [torch.zeros_like(p) for p in self.params]
         self.rates = torch.tensor([m.lead.dropout for m in members], device=device).view(-1, 1, 1)
         self.dropout = bool((self.rates > 0).any())
+        self.smoothing = torch.tensor([m.lead.label_smoothing for m in members], device=device).view(-1, 1)
+        self.smoothed = bool((self.smoothing > 0).any())
         self.seeds = [m.lead.seed for m in members]
         self.padded = any(s != tuple(hidden) for s in shapes)
         # per hidden layer: every member's own width ([T] int64), when the stack is padded
@@ -139,6 +141,8 @@ class StackedMLP:
         self.params = [p.index_select(0, keep) for p in self.params]
         self.grads = [g.index_select(0, keep) for g in self.grads]
         self.rates = self.rates.index_select(0, keep)
+        self.smoothing = self.smoothing.index_select(0, keep)
+        self.smoothed = bool((self.smoothing > 0).any())
         self.seeds = [self.seeds[i] for i in keep.tolist()]
         self.dropout = bool((self.rates > 0).any())
         if self.widths is not None:
@@ -211,13 +215,26 @@ class StackedMLP:
         return loss / x.shape[0], correct.to(torch.float64) / x.shape[0]
 
 
-def loss_and_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-member summed cross-entropy, correct count, and dL/dlogits of the batch means."""
+def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-member summed cross-entropy, correct count, and dL/dlogits of the batch means.
+    ``smoothing`` (``[T, 1]``, each member's label smoothing ``s``): the target is ``1 - s``
+    on the label plus ``s / C`` on every class, as torch's ``cross_entropy(label_smoothing=s)``
+    — loss ``(1 - s)·nll + s·mean_c(-log p_c)``, gradient ``p - (1 - s)·onehot - s / C``."""
     logp = torch.log_softmax(logits, dim=-1)
     nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
     correct = (logits.argmax(-1) == y).sum(1)
+    if smoothing is not None:
+        s = smoothing  # [T, 1], broadcast over the batch
+        loss = ((1 - s) * nll - s * logp.mean(-1)).sum(1)
     grad = logp.exp_()
-    grad.scatter_add_(-1, y.unsqueeze(-1), torch.full_like(nll, -1.0).unsqueeze(-1))
+    if smoothing is None:
+        grad.scatter_add_(-1, y.unsqueeze(-1), torch.full_like(nll, -1.0).unsqueeze(-1))
+    else:
+        grad.sub_((smoothing / logits.shape[-1]).unsqueeze(-1))
+        grad.scatter_add_(-1, y.unsqueeze(-1), (smoothing - 1).expand_as(nll).unsqueeze(-1).contiguous())
+        grad.div_(y.shape[1])
+        return loss, correct, grad
     grad.div_(y.shape[1])
     return nll.sum(1), correct, grad
 
@@ -249,7 +266,8 @@ class EpochLoop:
         xb = self.data.x_train.index_select(0, idx).view(t, -1, self.data.n_features)
         yb = self.data.y_train.index_select(0, idx).view(t, -1)
         logits, cache = self.model.forward_train(xb, global_step)
-        batch_loss, batch_correct, dlogits = loss_and_grad(logits, yb)
+        batch_loss, batch_correct, dlogits = loss_and_grad(logits, yb,
+                                                           self.model.smoothing if self.model.smoothed else None)
         self.model.backward(cache, dlogits)
         self.opt.step()
         loss_sum += batch_loss

@@ -593,4 +593,8 @@ def recommended_toml(c) -> str:
         lines.append(f"weight_decay = {c.weight_decay}")
     if c.optimizer in ("momentum", "nesterov", "rmsprop") and c.momentum:
         lines.append(f"momentum = {c.momentum}")
+    if c.label_smoothing:
+        lines.append(f"label_smoothing = {c.label_smoothing}")
+    if c.init != "default":
+        lines.append(f'init = "{c.init}"')
     return "\n".join(lines)
