@@ -124,6 +124,23 @@ def test_ctrl_c_stops_at_the_epoch_s_end_and_the_next_run_goes_on(tmp_path, whol
     assert [3, 4, 5] in seen.seen.values() and numbers(again) == numbers(whole)
 
 
+def test_ctrl_c_at_a_group_s_last_epoch_stores_that_group_and_starts_no_other(tmp_path, whole):
+    def press_ctrl_c(event):
+        if event.epoch == 5 and not pressed:
+            pressed.append(event.label)
+            os.kill(os.getpid(), signal.SIGINT)
+    pressed: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        tunebook.run_study(spec(), tmp_path, device="cpu", reporter=Epochs(press_ctrl_c), pad=False,
+                           checkpoint_every=3600)
+    assert len(tunebook.load_runs(tmp_path / "ck")) == 4  # the first group (4 trials), kept whole
+    assert saved(tmp_path) == []  # nothing in flight
+    seen = Epochs()
+    again = tunebook.run_study(spec(), tmp_path, device="cpu", reporter=seen, pad=False)
+    assert again.trained == 4 and list(seen.seen.values()) == [[1, 2, 3, 4, 5]]
+    assert numbers(again) == numbers(whole)
+
+
 def test_an_unreadable_checkpoint_is_not_used_and_says_so(tmp_path, whole):
     tunebook.run_study(spec(), tmp_path, device="cpu", quiet=True, pad=False, checkpoint_every=0,
                        budget=Budget(model_epochs=9))
