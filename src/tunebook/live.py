@@ -32,7 +32,8 @@ def default_reporter(quiet: bool = False) -> Reporter:
 
 
 class LineReporter(Reporter):
-    """A plain line when a study starts, per finished group and when it ends: readable in a
+    """A plain line when a study starts, as each group starts and when the study ends
+    (what it trained, the best validation accuracy of a trial trained now): readable in a
     log file, a terminal or a CI job."""
 
     def __init__(self, stream: IO[str]):
