@@ -340,8 +340,9 @@ class StudySink:
         """Spend the epoch's model-epochs (one per member of the stack); stop the run
         once the budget is spent — unless this was the group's last epoch: then the group
         is stored, and no further group starts. A Ctrl-C asked for since the last epoch's end
-        is raised here (:func:`interrupts_at_epoch_end`)."""
-        if self.interrupt_asked:
+        is raised here (:func:`interrupts_at_epoch_end`) — at a group's last epoch, not: the
+        group is done and is stored, and ``may_start`` raises it before another starts."""
+        if self.interrupt_asked and event.epoch < event.max_epochs:
             raise KeyboardInterrupt
         if self.budget is None:
             return

@@ -482,8 +482,10 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 members[i].history.pruned_epoch = epoch
         staying = [r for r, i in enumerate(rows) if r not in diverged and epoch < members[i].lead.epochs
                    and not members[i].history.pruned_epoch]
-        if not staying:  # the group is done: its results are returned and stored; an interrupt asked
-            break        # for here is asked again by the sink before anything else starts
+        if not staying:
+            if interrupt is not None:
+                raise interrupt
+            break
         if len(staying) < len(rows):  # members that are done or diverged leave the stack
             staying_t = torch.tensor(staying, device=device)
             model.select(staying_t)
