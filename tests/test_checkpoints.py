@@ -54,6 +54,13 @@ class Epochs(Reporter):
             self.then(event)
 
 
+def stopped_mid_group(out, checkpoint_every=0):
+    """The study run with 9 model-epochs of budget: its first group (4 members) stops at
+    the end of epoch 3."""
+    return tunebook.run_study(spec(), out, device="cpu", quiet=True, pad=False, checkpoint_every=checkpoint_every,
+                              budget=Budget(model_epochs=9))
+
+
 def saved(out):
     return [tomllib.loads(p.read_text()) for p in sorted((out / FOLDER).glob("*.toml"))]
 
@@ -65,8 +72,7 @@ def whole(tmp_path_factory):
 
 
 def test_a_budget_stop_keeps_the_group_s_state_and_the_next_run_goes_on_from_it(tmp_path, whole):
-    first = tunebook.run_study(spec(), tmp_path, device="cpu", quiet=True, pad=False, checkpoint_every=0,
-                               budget=Budget(model_epochs=9))
+    first = stopped_mid_group(tmp_path)
     assert first.stopped_by_budget and first.trained == 0
     (state,) = saved(tmp_path)  # the group in flight, at the epoch the budget ran out
     assert state["epoch"] == 3 and state["engine"] == "stacked" and len(state["trials"]) == 4  # 4 members
@@ -142,8 +148,7 @@ def test_ctrl_c_at_a_group_s_last_epoch_stores_that_group_and_starts_no_other(tm
 
 
 def test_an_unreadable_checkpoint_is_not_used_and_says_so(tmp_path, whole):
-    tunebook.run_study(spec(), tmp_path, device="cpu", quiet=True, pad=False, checkpoint_every=0,
-                       budget=Budget(model_epochs=9))
+    stopped_mid_group(tmp_path)
     (pt,) = (tmp_path / FOLDER).glob("*.pt")
     pt.write_bytes(pt.read_bytes()[:100])  # cut short
     seen = Epochs()
@@ -156,8 +161,7 @@ def test_an_unreadable_checkpoint_is_not_used_and_says_so(tmp_path, whole):
 
 
 def test_a_checkpoint_of_another_version_is_removed_with_a_note(tmp_path, whole):
-    tunebook.run_study(spec(), tmp_path, device="cpu", quiet=True, pad=False, checkpoint_every=0,
-                       budget=Budget(model_epochs=9))
+    stopped_mid_group(tmp_path)
     (toml,) = (tmp_path / FOLDER).glob("*.toml")
     toml.write_text(toml.read_text().replace('tunebook = "', 'tunebook = "0.0.1-'))
     again = tunebook.run_study(spec(), tmp_path, device="cpu", quiet=True, pad=False)
@@ -168,8 +172,7 @@ def test_a_checkpoint_of_another_version_is_removed_with_a_note(tmp_path, whole)
 
 
 def test_a_checkpoint_of_trials_this_call_does_not_train_is_left_alone(tmp_path):
-    tunebook.run_study(spec(), tmp_path, device="cpu", quiet=True, pad=False, checkpoint_every=0,
-                       budget=Budget(model_epochs=9))
+    stopped_mid_group(tmp_path)
     before = sorted(p.name for p in (tmp_path / FOLDER).iterdir())
     other = tunebook.parse_spec('[study]\nname = "other"\ntrain_subset = 1200\n[defaults]\nlayers = [4]\nepochs = 1\n',
                                 where="o.toml")
@@ -178,8 +181,7 @@ def test_a_checkpoint_of_trials_this_call_does_not_train_is_left_alone(tmp_path)
 
 
 def test_no_checkpoints_is_the_old_behaviour(tmp_path):
-    first = tunebook.run_study(spec(), tmp_path, device="cpu", quiet=True, pad=False, checkpoint_every=None,
-                               budget=Budget(model_epochs=9))
+    first = stopped_mid_group(tmp_path, checkpoint_every=None)
     assert first.stopped_by_budget and not (tmp_path / FOLDER).exists()
 
 

@@ -111,8 +111,7 @@ FORBIDDEN = [
     ("tunebook.training", ["tunebook.execute", "tunebook.executors", "tunebook.loop", "tunebook.search"]),
     ("tunebook.engine", ["tunebook.execute", "tunebook.executors", "tunebook.store", "tunebook.analysis",
                          "tunebook.spec", "tunebook.checkpoints"]),  # a checkpoint is handed in, never opened here
-    ("tunebook.checkpoints", ["tunebook.engine", "tunebook.training", "tunebook.executors", "tunebook.execute",
-                              "tunebook.store"]),
+    ("tunebook.checkpoints", ["tunebook.engine", "tunebook.training", "tunebook.executors", "tunebook.execute"]),
     ("tunebook.live", ["tunebook.execute", "tunebook.executors", "tunebook.runner", "tunebook.cli",
                        "tunebook.progress"]),
     ("tunebook.executors", ["tunebook.execute", "tunebook.loop", "tunebook.search", "tunebook.runner",

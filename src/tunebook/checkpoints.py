@@ -26,9 +26,8 @@ read, is not used: its trials train from their first epoch, with a warning.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import time
 import tomllib
 import warnings
@@ -38,6 +37,7 @@ from typing import Any, Sequence
 
 from ._version import __version__
 from .records import TrialConfig
+from .store import write_atomic, write_atomic_bytes
 
 FOLDER = ".checkpoints"
 FORMAT = 1
@@ -155,21 +155,6 @@ def disk_use(root: Path) -> tuple[int, int]:
     return len(files), sum(f.stat().st_size for f in files if f.exists())
 
 
-def _write_atomic(path: Path, write) -> int:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        size = os.path.getsize(tmp)
-        os.replace(tmp, path)
-        return size
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class GroupCheckpoint:
     """One group's checkpoint, as an engine uses it: ``load()`` at the start (None: train
     from the first epoch), ``due()`` at every epoch's end, ``save(state)``."""
@@ -208,12 +193,12 @@ class GroupCheckpoint:
         import torch
 
         self.root.mkdir(parents=True, exist_ok=True)
-        state = {"format": FORMAT, "trials": list(self.trials), "versions": _versions(), **state}
-        size = _write_atomic(self.pt, lambda fh: torch.save(state, fh))
         v = _versions()
-        text = (f"# tunebook checkpoint: the state of a stacked group at the end of an epoch\n"
-                f"engine = {json.dumps(self.engine)}\nepoch = {int(state['epoch'])}\nbytes = {size}\n"
-                f"tunebook = {json.dumps(v['tunebook'])}\ntorch = {json.dumps(v['torch'])}\n"
-                f"trials = {json.dumps(list(self.trials))}\n")
-        _write_atomic(self.toml, lambda fh: fh.write(text.encode()))
+        buf = io.BytesIO()
+        torch.save({"format": FORMAT, "trials": list(self.trials), "versions": v, **state}, buf)
+        write_atomic_bytes(self.pt, buf.getvalue())
+        write_atomic(self.toml, f"# tunebook checkpoint: the state of a stacked group at the end of an epoch\n"
+                                f"engine = {json.dumps(self.engine)}\nepoch = {int(state['epoch'])}\n"
+                                f"bytes = {buf.tell()}\ntunebook = {json.dumps(v['tunebook'])}\n"
+                                f"torch = {json.dumps(v['torch'])}\ntrials = {json.dumps(list(self.trials))}\n")
         self.last = time.monotonic()

@@ -21,7 +21,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -520,21 +520,13 @@ def _to_device(obj, device):
 
 
 def history_state(h: MemberHistory) -> dict:
-    """A member's curves so far, as plain lists and numbers (a checkpoint's)."""
-    return {"train_loss": list(h.train_loss), "train_acc": list(h.train_acc), "val_loss": list(h.val_loss),
-            "val_acc": list(h.val_acc), "epoch_seconds": list(h.epoch_seconds), "wall_time": list(h.wall_time),
-            "test": {int(e): list(v) for e, v in h.test.items()},
-            "val_class": {int(e): list(v) for e, v in h.val_class.items()},
-            "diverged_epoch": h.diverged_epoch, "pruned_epoch": h.pruned_epoch}
+    """A member's curves so far as plain lists, dicts and numbers (a checkpoint's; torch
+    reads them back with ``weights_only=True``)."""
+    return asdict(h)
 
 
 def history_from_state(d: dict) -> MemberHistory:
-    return MemberHistory(train_loss=list(d["train_loss"]), train_acc=list(d["train_acc"]),
-                         val_loss=list(d["val_loss"]), val_acc=list(d["val_acc"]),
-                         epoch_seconds=list(d["epoch_seconds"]), wall_time=list(d["wall_time"]),
-                         test={int(e): tuple(v) for e, v in d["test"].items()},
-                         val_class={int(e): tuple(v) for e, v in d["val_class"].items()},
-                         diverged_epoch=int(d["diverged_epoch"]), pruned_epoch=int(d["pruned_epoch"]))
+    return MemberHistory(**d)
 
 
 def class_accuracy(hits: torch.Tensor, y: torch.Tensor, rows: list[int]) -> dict[int, tuple[float, ...]]:
