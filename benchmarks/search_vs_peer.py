@@ -4,6 +4,7 @@ space, proposals and seeds.
     python benchmarks/search_vs_peer.py                       # 30 proposals, sampler seed 0
     python benchmarks/search_vs_peer.py --seeds 0 1 2         # several TPE paths (one is luck)
     python benchmarks/search_vs_peer.py --prune --trials 30   # both with a median pruner
+    python benchmarks/search_vs_peer.py --prune --plain-peer  # and the peer without one, too
     python benchmarks/search_vs_peer.py --only tunebook       # tunebook alone (for profiling)
 
 The space (both): depth 1–3, one width 32–512 (log), lr 1e-4–1e-1 (log), dropout 0–0.5,
@@ -82,11 +83,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="tunebook: proposals asked at a time")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="TPE sampler seeds")
     ap.add_argument("--prune", action="store_true", help="a median pruner in both")
+    ap.add_argument("--plain-peer", action="store_true",
+                    help="with --prune: also run the peer without a pruner (tunebook pruned against the plain loop)")
     ap.add_argument("--only", choices=("peer", "tunebook"))
     ap.add_argument("--tunebook-args", default="", help="more `tunebook run` flags, e.g. '--executor process'")
     args = ap.parse_args()
     rows = []
     for seed in args.seeds:
+        plain = peer(args.trials, seed, False) if args.prune and args.plain_peer and args.only != "tunebook" else None
         a = peer(args.trials, seed, args.prune) if args.only != "tunebook" else None
         b = (tunebook(args.trials, seed, args.prune, args.batch, args.tunebook_args.split())
              if args.only != "peer" else None)
@@ -98,6 +102,10 @@ def main() -> None:
             line += f" tunebook {b['seconds']:.1f} s best {b['best']:.4f} ({b['pruned']} pruned);"
         if a and b:
             line += f" ratio {b['seconds'] / a['seconds']:.2f}"
+        if plain:
+            line += f"; peer without pruner {plain['seconds']:.1f} s best {plain['best']:.4f}"
+            if b:
+                line += f", tunebook pruned / plain peer {b['seconds'] / plain['seconds']:.2f}"
         print(line, flush=True)
     both = [(a, b) for _, a, b in rows if a and b]
     if len(both) > 1:

@@ -482,3 +482,68 @@ def test_run_study_on_a_searched_study_runs_the_search(tmp_path):
     o = tunebook.run_study(spec, tmp_path / "out", device="cpu")
     assert len([r for r in o.results if r.values is not None]) == 2 and o.last is not None
     assert o.folder == tmp_path / "out" / "srch"
+
+
+MEDIAN = """
+[study]
+name = "med"
+seeds = 2
+train_subset = 300
+sampler = "random"
+trials = 10
+batch = 5
+confirm = 0
+pruner = "median"
+[defaults]
+epochs = 4
+layers = [16]
+[search]
+lr = { choices = [0.00001, 0.0001, 0.01, 0.03] }
+width = { low = 8, high = 32 }
+"""
+
+
+def test_a_median_pruner_decides_in_worker_processes_as_in_this_process(tmp_path):
+    # median compares with finished proposals only: a copy of them travels with each group,
+    # so the worker processes prune exactly the proposals the local executor prunes
+    f = tmp_path / "med.toml"
+    f.write_text(MEDIAN)
+    spec = load_spec(f)
+    assert not spec.search.prunes_in_driver
+    here = run_search(spec, tmp_path / "here", device="cpu", executor="local")
+    there = run_search(spec, tmp_path / "there", device="cpu", executor="process", workers=2)
+    pruned = [r.proposal.number for r in here.results if r.pruned]
+    assert pruned and all(n >= 5 for n in pruned)  # from the second batch, after 5 completed
+    assert [r.proposal.number for r in there.results if r.pruned] == pruned
+    assert [(r.params, r.curve, r.values) for r in there.results] == [(r.params, r.curve, r.values) for r in here.results]
+
+
+def test_auto_trains_a_median_pruned_search_in_processes():
+    from tunebook.options import RunOptions
+
+    spec = parse_spec(MEDIAN)
+    o = RunOptions(executor="auto", device="cpu").for_part(True, spec.search.prunes_in_driver)
+    assert o.executor == ("process" if (__import__("os").cpu_count() or 1) >= 2 else "local")
+    asha = parse_spec(MEDIAN.replace('"median"', '"asha"'))
+    assert asha.search.prunes_in_driver
+    assert RunOptions(executor="auto", device="cpu").for_part(True, asha.search.prunes_in_driver).executor == "local"
+
+
+def test_the_median_stopper_pickles_without_its_optuna_study_and_decides_alike():
+    import pickle
+
+    from tunebook.analysis.search import ProposalResult
+    from tunebook.engine.common import EpochEvent
+    from tunebook.ledger import Proposal
+    from tunebook.sampling import FinishedPruning
+
+    spec = parse_spec(MEDIAN)
+    done = [ProposalResult(Proposal(i, 0, (), "{}"), (), (), (0.5 + i / 100,), False, False,
+                           (0.4, 0.45 + i / 100, 0.5 + i / 100), ()) for i in range(5)]
+    stop = FinishedPruning(spec, done, {"a": 7, "b": 8})
+    rows = {1: (("a", 0, 0, 0, 0.45), ("b", 0, 0, 0, 0.2)), 2: (("a", 0, 0, 0, 0.48),), 3: (("a", 0, 0, 0, 0.3),)}
+    events = [EpochEvent("g [1/1]", e, 3, len(r), [], 0.0, members_detail=r) for e, r in rows.items()]
+    copy = pickle.loads(pickle.dumps(stop))
+    assert copy._study is None and copy.trials == {}
+    assert [stop(e) for e in events] == [copy(e) for e in events] == [{"b"}, set(), {"a"}]
+    # the finished medians are 0.4, 0.47, 0.52 at steps 1-3; a's best so far is 0.45, 0.48, 0.48

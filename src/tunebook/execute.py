@@ -175,8 +175,9 @@ def run_studies(specs: Sequence[StudySpec], out: str | Path = "modellogs", optio
     group starts and the outcomes say why (``aborted``).
     """
     opts = picked(options, locals())
-    check_inputs(specs, out, opts, pruning=stop is not None)
-    with kept_open(opts, pruning=stop is not None) as opts:
+    here = stop is not None and not getattr(stop, "anywhere", False)  # a pruner that decides in this process
+    check_inputs(specs, out, opts, pruning=here)
+    with kept_open(opts, pruning=here) as opts:
         return _run_studies(specs, out, opts, fresh=fresh, reporter=reporter or Reporter(), extra=extra or {},
                             budget=budget, stop=stop)
 

@@ -63,7 +63,8 @@ class RunOptions:
         return Options(self.executor, self.workers, self.ray_address, self.concurrent, self.retries)
 
     def problems(self, pruning: bool = False) -> list[str]:
-        """Every problem of these options (``pruning``: for a search with a pruner)."""
+        """Every problem of these options (``pruning``: for a search whose pruner decides
+        in this process, ``asha`` or ``hyperband``)."""
         from .engine import ENGINES
         from .engine.common import device_form_problem, resolve_device
         from .executors import check_options
@@ -97,13 +98,13 @@ class RunOptions:
         return problems
 
     def for_part(self, search: bool, pruning: bool = False) -> "RunOptions":
-        """``executor = "auto"`` made definite for one part of a run: a search without a
-        pruner on a CPU of two or more cores trains its groups in worker processes, one
+        """``executor = "auto"`` made definite for one part of a run: a search (without a
+        pruner, or with ``median``, which decides in any worker) on a CPU of two or more cores trains its groups in worker processes, one
         CPU thread each, side by side (a search's proposals are each of their own shape, so
         its groups are small, and two small groups on two cores train in about half the
         time of one after the other at two threads: docs/performance.md); everything else
-        — grids, whose stacks are large, and searches with a pruner, which stops members
-        from this process — in this process. Other executors are returned as they are."""
+        — grids, whose stacks are large, and searches whose pruner compares running
+        proposals from this process (``pruning``: asha, hyperband) — in this process. Other executors are returned as they are."""
         if self.executor != "auto":
             return self
         import os

@@ -76,8 +76,8 @@ def run_study(spec: StudySpec, out: str | Path = "modellogs", options: RunOption
     if spec.search is not None:
         from .search import run_search
 
-        with kept_open(opts, spec.search.pruner != "none", search=True) as o, \
-                holding([spec], out, o, fresh=fresh, pruning=spec.search.pruner != "none"):
+        with kept_open(opts, spec.search.prunes_in_driver, search=True) as o, \
+                holding([spec], out, o, fresh=fresh, pruning=spec.search.prunes_in_driver):
             outcome = run_search(spec, out, o, reporter=reporter, budget=budget)
             _kept([outcome])
             return outcome
@@ -132,7 +132,7 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
     for spec in searched:
         from .search import run_search
 
-        pruning = spec.search.pruner != "none"
+        pruning = spec.search.prunes_in_driver
         with kept_open(options, pruning, search=True) as opts, holding([spec], out, opts, fresh=fresh,
                                                                         pruning=pruning):
             searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))

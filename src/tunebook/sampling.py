@@ -146,27 +146,87 @@ class Pruning:
     """The engine's stopper for one batch: after each epoch, every proposal in the group
     reports the mean of its seeds' objective (val_acc or val_loss); then each is asked
     ``should_prune`` — so the pruner sees the whole lock-step batch at that epoch. A
-    proposal pruned once is stopped in every group that holds its seeds."""
+    proposal pruned once is stopped in every group that holds its seeds.
+
+    It holds the batch's live Optuna trials, so it decides in this process
+    (``anywhere = False``: the search trains with ``--executor local``)."""
+
+    #: whether a copy of this stopper decides the same in a worker process or a Ray task
+    anywhere = False
 
     def __init__(self, spec: StudySpec, trials: Mapping[int, Any], proposal_of: Mapping[str, int]):
         self.metric = spec.search.objectives[0][0]
         self.trials, self.proposal_of = trials, proposal_of
-        self.pruned: set[int] = set()
+        self.pruned: set = set()
+
+    def _key(self, event, number: int):
+        """What a decision is kept under: the proposal (here), or the proposal in one group."""
+        return number
+
+    def _trial(self, event, number: int):
+        return self.trials.get(number)
 
     def __call__(self, event) -> set[str]:
         by_proposal: dict[int, list[tuple[str, float]]] = {}
         for trial_id, _, _, val_loss, val_acc in event.members_detail:
             number = self.proposal_of.get(trial_id)
-            if number is not None and number in self.trials:
+            if number is not None and self._trial(event, number) is not None:
                 by_proposal.setdefault(number, []).append((trial_id, val_acc if self.metric == "val_acc" else val_loss))
         stop: set[str] = set()
         for number, rows in by_proposal.items():
             values = [v for _, v in rows if math.isfinite(v)]
-            if number not in self.pruned and values:
-                self.trials[number].report(sum(values) / len(values), event.epoch)
+            if self._key(event, number) not in self.pruned and values:
+                self._trial(event, number).report(sum(values) / len(values), event.epoch)
         for number, rows in by_proposal.items():
-            if number not in self.pruned and self.trials[number].should_prune():
-                self.pruned.add(number)
-            if number in self.pruned:
+            key = self._key(event, number)
+            if key not in self.pruned and self._trial(event, number).should_prune():
+                self.pruned.add(key)
+            if key in self.pruned:
                 stop.update(t for t, _ in rows)
         return stop
+
+
+class FinishedPruning(Pruning):
+    """A stopper for pruners that compare a proposal with *finished* proposals only
+    (``median``: Optuna's MedianPruner reads completed trials alone). It carries plain
+    copies of those — each one's value and epoch-by-epoch curve — and builds its Optuna
+    study where it first decides, so it pickles to worker processes and Ray tasks and
+    decides there exactly as here (``anywhere = True``): the search trains its groups side
+    by side on every executor.
+
+    Each group decides from the seeds it holds (a proposal's seeds train in one group
+    unless ``--max-group`` splits them; then each part is judged on its own seeds, on every
+    executor alike)."""
+
+    anywhere = True
+
+    def __init__(self, spec: StudySpec, done: Sequence, proposal_of: Mapping[str, int]):
+        plan = spec.search
+        self.metric = plan.objectives[0][0]
+        self.direction = "maximize" if plan.objectives[0][1] == "max" else "minimize"
+        self.pruner = make_pruner(spec)
+        self.finished = tuple((r.values[0], tuple(r.curve)) for r in done
+                              if r.values is not None and not r.pruned and not r.failed)
+        self.proposal_of = dict(proposal_of)
+        self.pruned = set()
+        self._study, self.trials = None, {}
+
+    def __getstate__(self) -> dict:  # the Optuna study is built again where it decides
+        return {**self.__dict__, "_study": None, "trials": {}, "pruned": set()}
+
+    def _key(self, event, number: int):
+        return (event.label, number)
+
+    def _trial(self, event, number: int):
+        key = self._key(event, number)
+        if key not in self.trials:
+            optuna = optuna_module()
+            if self._study is None:
+                self._study = optuna.create_study(direction=self.direction, pruner=self.pruner,
+                                                  sampler=optuna.samplers.RandomSampler(seed=0))
+                for value, curve in self.finished:
+                    self._study.add_trial(optuna.trial.create_trial(
+                        state=optuna.trial.TrialState.COMPLETE, value=value,
+                        intermediate_values={e + 1: v for e, v in enumerate(curve)}))
+            self.trials[key] = self._study.ask()
+        return self.trials[key]

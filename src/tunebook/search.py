@@ -40,7 +40,7 @@ from .execute import StudyOutcome, holding, kept_open, run_studies
 from .ledger import LEDGER, Proposal, ledger_problems, read_ledger, write_ledger  # noqa: F401
 from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
-from .sampling import (Pruning, distribution, make_pruner, make_sampler, open_batch, optuna_module,  # noqa: F401
+from .sampling import (FinishedPruning, Pruning, distribution, make_pruner, make_sampler, open_batch, optuna_module,  # noqa: F401
                        rebuild, suggest)
 from .spec import StudySpec
 from .store import RunStore
@@ -88,7 +88,7 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", options: RunOptio
     if spec.search is None:
         raise SpecError([f"{spec.path}: not a searched study (no [search] table)"])
     optuna_module()
-    pruning = spec.search.pruner != "none"
+    pruning = spec.search.prunes_in_driver  # a median pruner decides in any worker
     with kept_open(opts, pruning=pruning, search=True) as opts, holding([spec], out, opts, fresh=fresh,
                                                                        pruning=pruning):
         return _search(spec, out, reporter, budget, opts)  # the lock held across every batch
@@ -124,7 +124,9 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
         todo = [c for r in batch for c in r.configs]
         stop = None
         if plan.pruner != "none" and todo:
-            stop = Pruning(spec, trials, {c.trial_id: r.proposal.number for r in batch for c in r.configs})
+            proposal_of = {c.trial_id: r.proposal.number for r in batch for c in r.configs}
+            stop = (Pruning(spec, trials, proposal_of) if plan.prunes_in_driver
+                    else FinishedPruning(spec, [r for r in results if r.finished], proposal_of))
         if not todo and len(proposals) >= plan.trials:  # every proposal done: confirm the best
             todo = confirmation(spec, results, runs)[0]
         if not todo:

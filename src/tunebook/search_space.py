@@ -27,6 +27,10 @@ from .problems import Problems
 
 SAMPLERS = ("random", "tpe", "gp", "cmaes", "nsga2")
 PRUNERS = ("none", "asha", "hyperband", "median")
+#: Pruners that compare a proposal with the others still training (a rung's cohort): they
+#: decide in the driver, which sees every group of a batch. ``median`` compares with
+#: finished proposals only, so any worker can decide it from a copy of them.
+DRIVER_PRUNERS = ("asha", "hyperband")
 #: What a search may optimise, and in which direction it is better.
 OBJECTIVE_METRICS = {"val_acc": "max", "val_loss": "min", "params": "min", "flops": "min"}
 INTEGER_KEYS = ("units1", "units2", "units3", "width", "depth", "epochs", "batch_size")
@@ -74,6 +78,12 @@ class SearchPlan:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.dimensions)
+
+    @property
+    def prunes_in_driver(self) -> bool:
+        """Whether the pruner must decide in this process (``asha``, ``hyperband``: they
+        compare running proposals), which trains the search with ``--executor local``."""
+        return self.pruner in DRIVER_PRUNERS
 
 
 def parse_search(t: Mapping[str, Any], p: Problems) -> tuple[Dimension, ...]:

@@ -35,17 +35,18 @@ def test_wrong_executor_options_are_refused_before_anything_is_written(tmp_path,
     assert not out.exists()
 
 
-def test_a_pruned_search_refuses_remote_executors_before_writing(tmp_path):
+def test_a_search_whose_pruner_decides_here_refuses_remote_executors_before_writing(tmp_path):
     from tunebook.search import run_search
 
     spec = parse_spec('[study]\nname = "pr"\nseeds = 1\ntrain_subset = 800\nsampler = "random"\ntrials = 4\n'
-                      'pruner = "median"\n[defaults]\nlayers = [16]\nepochs = 2\n'
+                      'pruner = "asha"\n[defaults]\nlayers = [16]\nepochs = 2\n'
                       '[search]\nlr = { low = 0.0001, high = 0.1, log = true }\n', where="pr.toml")
     with pytest.raises(SpecError) as exc:
         run_search(spec, tmp_path / "never", device="cpu", executor="process", workers=1)
-    assert exc.value.problems == ["--executor process: a search with a pruner trains with --executor local only "
-                                  "(the pruner decides after every epoch, in this process); remove [study] pruner "
-                                  "or use --executor local"]
+    assert exc.value.problems == ["--executor process: a search with [study] pruner = \"asha\" or \"hyperband\" "
+                                  "trains with --executor local only (the pruner compares the proposals still "
+                                  "training, in this process); use pruner = \"median\" (decided in any worker), "
+                                  "remove [study] pruner, or use --executor local"]
     assert not (tmp_path / "never").exists()
 
 

@@ -57,14 +57,15 @@ def check_options(opts: Options, device: str, pruning: bool = False) -> list[str
     if not isinstance(opts.retries, int) or opts.retries < 0:
         problems.append(f"retries: must be a whole number ≥ 0, got {opts.retries!r}")
     if pruning and name != "local":
-        problems.append(f"--executor {name}: a search with a pruner trains with --executor local only (the "
-                        "pruner decides after every epoch, in this process); remove [study] pruner or use "
+        problems.append(f"--executor {name}: a search with [study] pruner = \"asha\" or \"hyperband\" trains with "
+                        "--executor local only (the pruner compares the proposals still training, in this "
+                        "process); use pruner = \"median\" (decided in any worker), remove [study] pruner, or use "
                         "--executor local")
     return problems + EXECUTORS[name].check(opts, device, pruning)
 
 
 def open_executor(opts: Options, device: str = "auto", data_dir=None, pruning: bool = False) -> Executor:
-    """Check ``opts`` (``pruning``: for a search with a pruner) and start the executor's
+    """Check ``opts`` (``pruning``: for a search whose pruner decides in this process) and start the executor's
     workers (join or start Ray). Use it as a context manager, or ``close()`` it."""
     problems = check_options(opts, device, pruning)
     if problems:

@@ -50,7 +50,9 @@ class Work:
     labels: tuple[str, ...]             # one per group: progress and errors name it
     engine: str = "stacked"
     data_dir: str | None = None
-    stop: Callable | None = None        # a search's pruner (tunebook.engine.common.Stopper); local only
+    #: a search's pruner (tunebook.engine.common.Stopper): one whose ``anywhere`` is true is
+    #: sent with each group to the workers (a copy per group); others need the local executor
+    stop: Callable | None = None
     keep: bool = False                  # results carry their trained weights (a study keeps them)
     #: (folder, seconds between saves): groups go on from their checkpoints and keep them
     #: (tunebook.checkpoints); None where the executor's workers do not share this disk

@@ -51,11 +51,11 @@ class RemoteExecutor(Executor):
         return self._measure() if self._measure is not None else super().measure_cost()
 
     def run(self, work: Work, sink: Sink) -> None:
-        if work.stop is not None:  # refused by the options' checks; a caller that skipped them
-            raise SpecError([f"--executor {self.name}: a pruner needs --executor local"])
+        if work.stop is not None and not getattr(work.stop, "anywhere", False):  # refused by the options'
+            raise SpecError([f"--executor {self.name}: this pruner needs --executor local"])  # checks already
         order = sorted(range(len(work.groups)), key=lambda i: -_work(work.groups[i]))
         dispatch(self.backend, Work(tuple(work.groups[i] for i in order), tuple(work.labels[i] for i in order),
-                                    work.engine, work.data_dir, keep=work.keep,
+                                    work.engine, work.data_dir, stop=work.stop, keep=work.keep,
                                     checkpoints=work.checkpoints if self.shares_disk else None), sink,
                  retries=self.retries)
 
@@ -83,7 +83,8 @@ def dispatch(backend, work: Work, sink: Sink, retries: int = 2) -> None:
     data_dir = None if work.data_dir is None else str(work.data_dir)
     from ..userdata import payload
 
-    queue = deque(Job(i, tuple(g), engine, label, data_dir, work.keep, payload(g[0].dataset), work.checkpoints)
+    queue = deque(Job(i, tuple(g), engine, label, data_dir, work.keep, payload(g[0].dataset), work.checkpoints,
+                      work.stop)
                   for i, (g, label) in enumerate(zip(work.groups, work.labels), 1))
     running: dict[int, _InFlight] = {}
     tried: dict[int, int] = {}  # job id -> attempts lost so far

@@ -28,6 +28,7 @@ class Job:
     data: object = None              # a user's dataset (tunebook.userdata.Dataset): its sizes and arrays
                                      # travel with the job; a built-in one is read from the worker's files
     checkpoints: tuple[str, float] | None = None  # (folder, seconds between saves): see tunebook.checkpoints
+    stop: object = None              # a pruner that decides anywhere (tunebook.sampling.FinishedPruning)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,6 @@ def run_job(job: Job, device: str, send: Callable[[object], None], dataset=None,
         send(Epoch(job.id, token, event))
 
     data = partial(device_data, job.group[0], dev, job.data_dir, dataset)
-    results = train_safely(job.group, job.engine, data, [forward, *hooks], job.label, keep=job.keep,
+    results = train_safely(job.group, job.engine, data, [forward, *hooks], job.label, job.stop, keep=job.keep,
                            checkpoints=job.checkpoints)
     return Done(job.id, token, tuple(results))
