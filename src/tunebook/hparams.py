@@ -13,6 +13,12 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 #: Initial weights (tunebook.model.init_params): nn.Linear's default, He (Kaiming) normal
 #: for ReLU-like units, Glorot (Xavier) uniform.
 INITS = ("default", "he", "glorot")
+#: Normalisation after each hidden linear layer (before its activation): none, batch norm
+#: (nn.BatchNorm1d: batch statistics in training, running ones at evaluation), layer norm.
+NORMS = ("none", "batch", "layer")
+#: Learning-rate schedules, stepped once per epoch (onecycle: per optimizer step), after
+#: ``warmup`` epochs of linear warm-up (tunebook.engine.schedule).
+SCHEDULES = ("constant", "cosine", "step", "onecycle")
 MAX_WIDTH = 1 << 16
 #: What a study or a hypothesis may judge by.
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
@@ -59,6 +65,12 @@ def choice_rule(options: tuple[str, ...]) -> Rule:
     return check
 
 
+def bool_rule(v: Any) -> tuple[Any, str | None]:
+    if not isinstance(v, bool):
+        return None, "must be true or false"
+    return v, None
+
+
 def _layers(v: Any) -> tuple[Any, str | None]:
     ok = (isinstance(v, list) and 0 < len(v) <= 16
           and all(isinstance(u, int) and not isinstance(u, bool) and 0 < u <= MAX_WIDTH for u in v))
@@ -91,6 +103,10 @@ HPARAM_RULES: dict[str, Rule] = {
     "weight_decay": float_rule(lambda x: x >= 0, "a non-negative number"),
     "label_smoothing": float_rule(lambda x: 0 <= x < 1, "a number in [0, 1)"),
     "init": choice_rule(INITS),
+    "norm": choice_rule(NORMS),
+    "residual": bool_rule,
+    "schedule": choice_rule(SCHEDULES),
+    "warmup": int_rule(0, 10_000, "a whole number of epochs ≥ 0"),
 }
 _OPTIMIZER_KEYS = {  # which optimizer hyperparameters each optimizer reads
     "sgd": {"momentum"}, "momentum": {"momentum"}, "nesterov": {"momentum"},
@@ -114,6 +130,10 @@ BASE_DEFAULTS: dict[str, Any] = {
     "eps": 1e-8,
     "label_smoothing": 0.0, # the loss's targets: (1 - s) on the label, s spread over all classes
     "init": "default",      # initial weights: nn.Linear's U(±1/sqrt(fan_in)); "he"; "glorot"
+    "norm": "none",         # after each hidden linear layer: "batch" (BatchNorm1d) | "layer" (LayerNorm)
+    "residual": False,      # identity skips between hidden layers (a projection where widths differ)
+    "schedule": "constant", # learning rate: "cosine" | "step" (×0.1 at 1/2 and 3/4) | "onecycle"
+    "warmup": 0,            # epochs of linear learning-rate warm-up before the schedule
 }
 _DEFAULT_MOMENTUM = {"momentum": 0.9, "nesterov": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}  # torch.optim.AdamW's default
@@ -156,4 +176,8 @@ def resolve(defaults: Mapping[str, Any], point: Mapping[str, Any]) -> tuple[dict
     if opt in ("momentum", "nesterov") and merged["momentum"] == 0:
         problems.append(("momentum", f"must be positive with optimizer {fmt_value(opt)}"))
     merged.setdefault("weight_decay", _DEFAULT_WEIGHT_DECAY.get(opt, 0.0))
+    if merged["residual"] and len(merged["layers"]) < 2 and ("residual" in point or "residual" in defaults):
+        problems.append(("residual", "has no effect with one hidden layer (skips join hidden layers)"))
+    if isinstance(merged["warmup"], int) and isinstance(merged["epochs"], int) and merged["warmup"] >= merged["epochs"] > 0:
+        problems.append(("warmup", f"must be fewer epochs than epochs ({merged['epochs']})"))
     return merged, problems

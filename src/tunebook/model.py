@@ -73,3 +73,35 @@ def init_params(seed: int, layers: Sequence[int], n_in: int = 784, n_out: int = 
         else:
             raise ValueError(f"init: must be default, he or glorot, got {init!r}")
     return out
+
+
+def init_projections(seed: int, layers: Sequence[int], init: str = "default") -> list["torch.Tensor | None"]:
+    """A residual network's skips into hidden layers 2, 3, …: None where the widths agree
+    (an identity), else a bias-free projection ``[out, in]`` drawn as the layers' weights
+    are (``init``), from a generator of its own (so the layers' draws are unchanged)."""
+    from .engine.rng import key
+
+    g = torch.Generator().manual_seed(key(int(seed), 0x534B4950) & 0x7FFFFFFFFFFF)  # "SKIP"
+    out: list[torch.Tensor | None] = []
+    for fan_in, fan_out in zip(layers[:-1], layers[1:]):
+        if fan_in == fan_out:
+            out.append(None)
+        elif init == "he":
+            out.append(torch.empty(fan_out, fan_in).normal_(0.0, math.sqrt(2.0 / fan_in), generator=g))
+        elif init == "glorot":
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            out.append(torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g))
+        else:
+            bound = 1.0 / math.sqrt(fan_in)
+            out.append(torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g))
+    return out
+
+
+def extra_param_count(layers: Sequence[int], norm: str = "none", residual: bool = False) -> int:
+    """Parameters beyond the linear layers: a norm's scale and shift per hidden unit, and
+    a residual network's projections (where consecutive widths differ). Batch norm's
+    Linear layers have no bias (the norm's shift takes its place)."""
+    n = {"none": 0, "layer": 2 * sum(layers), "batch": sum(layers)}[norm]
+    if residual:
+        n += sum(a * b for a, b in zip(layers[:-1], layers[1:]) if a != b)
+    return n

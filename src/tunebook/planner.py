@@ -75,13 +75,23 @@ PAD_MARGIN = 0.15
 # -- what stacks ------------------------------------------------------------------
 
 def graphable(c: TrialConfig) -> bool:
-    """Whether a member can be part of a CUDA-graph-replayed group."""
-    return c.optimizer in ("adam", "adamw") and c.dropout == 0
+    """Whether a member can be part of a CUDA-graph-replayed group (a captured step holds
+    its learning rate fixed, and batch norm's running statistics are not the optimizer's
+    state the capture's warm-up undoes)."""
+    return (c.optimizer in ("adam", "adamw") and c.dropout == 0 and c.norm != "batch"
+            and c.schedule == "constant" and c.warmup == 0)
+
+
+def skips_of(layers: Sequence[int]) -> tuple[bool, ...]:
+    """A residual network's skip into each hidden layer after the first: identity (True,
+    where the widths agree) or a projection (False). Members of one stack agree on it."""
+    return tuple(a == b for a, b in zip(layers, layers[1:]))
 
 
 def stack_key(c: TrialConfig, device=None) -> tuple:
     """Trials equal here can train as one stacked model (widths and optimizers aside)."""
-    key = (len(c.layers), c.activation, c.batch_size, c.dataset, c.validation, c.split_seed, c.train_subset)
+    key = (len(c.layers), c.activation, c.batch_size, c.dataset, c.validation, c.split_seed, c.train_subset,
+           c.norm, c.residual and skips_of(c.layers))
     if device is not None and device.type == "cuda":
         key += (graphable(c),)
     return key

@@ -23,7 +23,8 @@ ID_FIELDS_V1 = ("dataset", "validation", "split_seed", "train_subset", "layers",
 #: Fields added to TrialConfig after that, with the default each must have: hashed only when
 #: not at it, so adding a field leaves every stored trial id — and every run folder — as it
 #: was (a study resumed after an upgrade retrains nothing). Add new fields here.
-ID_DEFAULTS: dict[str, Any] = {"label_smoothing": 0.0, "init": "default"}
+ID_DEFAULTS: dict[str, Any] = {"label_smoothing": 0.0, "init": "default", "norm": "none", "residual": False,
+                               "schedule": "constant", "warmup": 0}
 
 
 def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
@@ -34,6 +35,16 @@ def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = 
     kept = {k: v for k, v in fields.items() if k in ID_FIELDS_V1 or k not in defaults or v != defaults[k]}
     blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def steps_of(n_train: int, batch_size: int, norm: str = "none") -> int:
+    """Optimizer steps of one epoch over ``n_train`` rows: the last batch may be short;
+    with batch norm a last batch of one row is left out (its variance is undefined, so
+    torch's BatchNorm1d refuses it — DataLoader's drop_last for that one row)."""
+    steps = -(-n_train // batch_size)
+    if norm == "batch" and n_train % batch_size == 1 and n_train > 1:
+        steps -= 1
+    return steps
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,10 @@ class TrialConfig:
     seed: int
     label_smoothing: float = 0.0   # the cross-entropy's target smoothing (torch's label_smoothing)
     init: str = "default"          # initial weights: default (nn.Linear's) | he | glorot
+    norm: str = "none"             # after each hidden linear layer: none | batch | layer
+    residual: bool = False         # skips between hidden layers (identity; a projection where widths differ)
+    schedule: str = "constant"     # learning-rate schedule: constant | cosine | step | onecycle
+    warmup: int = 0                # epochs of linear learning-rate warm-up
 
     @property
     def trial_id(self) -> str:
@@ -74,13 +89,17 @@ class TrialConfig:
     @property
     def steps_per_epoch(self) -> int:
         """Optimizer steps of one epoch (the last batch may be short)."""
-        return -(-train_count(DATASETS[self.dataset], self.validation, self.train_subset) // self.batch_size)
+        return steps_of(train_count(DATASETS[self.dataset], self.validation, self.train_subset), self.batch_size,
+                        self.norm)
 
     @property
     def stream_key(self) -> tuple:
-        """Everything but ``epochs``: trials equal here share one training run."""
+        """Everything but ``epochs``: trials equal here share one training run (read at each
+        one's epoch count). A schedule that spans the run (cosine, step, onecycle) depends on
+        ``epochs``, so there it is part of the key."""
         d = self.to_dict()
-        d.pop("epochs")
+        if self.schedule == "constant":
+            d.pop("epochs")
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
     @property
@@ -114,6 +133,9 @@ class History:
     val_acc: tuple[float, ...] = ()
     epoch_seconds: tuple[float, ...] = ()
     wall_time: tuple[float, ...] = ()   # Unix time at which each epoch ended (optional)
+    #: per epoch, the root-mean-square over the epoch's sampled steps (every 16th) of each
+    #: linear layer's weight-gradient norm, first layer first (optional: absent before 0.3)
+    grad_norm: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         lengths = {len(getattr(self, k)) for k in HISTORY_KEYS}
@@ -123,12 +145,17 @@ class History:
             raise ValueError(f"history.wall_time has {len(self.wall_time)} entries for {len(self.val_acc)} epochs")
         for k in HISTORY_KEYS + ("wall_time",):
             object.__setattr__(self, k, tuple(float(v) for v in getattr(self, k)))
+        if self.grad_norm:
+            if len(self.grad_norm) != len(self.val_acc) or len({len(g) for g in self.grad_norm}) != 1:
+                raise ValueError(f"history.grad_norm must hold one list of layer norms per epoch "
+                                 f"({len(self.val_acc)}), got {len(self.grad_norm)}")
+            object.__setattr__(self, "grad_norm", tuple(tuple(float(v) for v in g) for g in self.grad_norm))
 
     def __len__(self) -> int:
         return len(self.val_acc)
 
     def head(self, n: int) -> "History":
-        return History(**{k: getattr(self, k)[:n] for k in HISTORY_KEYS + ("wall_time",)})
+        return History(**{k: getattr(self, k)[:n] for k in HISTORY_KEYS + ("wall_time", "grad_norm")})
 
 
 @dataclass(frozen=True)
@@ -199,6 +226,8 @@ class TrialResult:
         d["history"] = {k: list(getattr(self.history, k)) for k in HISTORY_KEYS}
         if self.history.wall_time:
             d["history"]["wall_time"] = list(self.history.wall_time)
+        if self.history.grad_norm:
+            d["history"]["grad_norm"] = [list(g) for g in self.history.grad_norm]
         return d
 
     @classmethod
@@ -215,7 +244,11 @@ class TrialResult:
                 raise ValueError("val_class_acc must be a list of accuracies")
             d["val_class_acc"] = tuple(float(a) if isinstance(a, (int, float)) and not isinstance(a, bool) else a
                                        for a in d["val_class_acc"])
-        return cls(history=History(**{k: tuple(hist.get(k, ())) for k in HISTORY_KEYS + ("wall_time",)}), **d)
+        grads = hist.get("grad_norm", ())
+        if not isinstance(grads, (list, tuple)) or not all(isinstance(g, (list, tuple)) for g in grads):
+            raise ValueError("history.grad_norm must be a list of lists of numbers")
+        return cls(history=History(**{k: tuple(hist.get(k, ())) for k in HISTORY_KEYS + ("wall_time",)},
+                                   grad_norm=tuple(tuple(g) for g in grads)), **d)
 
 
 def unknown_keys(d: Mapping[str, Any]) -> list[str]:
@@ -224,7 +257,7 @@ def unknown_keys(d: Mapping[str, Any]) -> list[str]:
     out = sorted(k for k in d if k not in names)
     hist = d.get("history")
     if isinstance(hist, Mapping):
-        out += sorted(f"history.{k}" for k in hist if k not in HISTORY_KEYS + ("wall_time",))
+        out += sorted(f"history.{k}" for k in hist if k not in HISTORY_KEYS + ("wall_time", "grad_norm"))
     return out
 
 

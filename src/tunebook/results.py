@@ -25,7 +25,8 @@ from .records import HISTORY_KEYS, is_collapsed
 from .store import RUN_NAME, Run, RunStore, find_studies
 
 HPARAM_COLUMNS = ("layers", "depth", "activation", "dropout", "epochs", "batch_size", "optimizer", "lr",
-                  "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "label_smoothing", "init", "seed")
+                  "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "label_smoothing", "init", "norm",
+                  "residual", "schedule", "warmup", "seed")
 DATA_COLUMNS = ("dataset", "validation", "split_seed", "train_subset")
 METRIC_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "best_epoch")
 RUN_COLUMNS = (("study", "trial", "config") + HPARAM_COLUMNS + ("status", "collapsed") + METRIC_COLUMNS

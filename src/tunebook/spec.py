@@ -106,7 +106,10 @@ class StudySpec:
         for k in keys:
             if k not in LAYER_KEYS:
                 v = getattr(c, k)
-                parts.append(f"{_SHORT.get(k, k)}{v:g}" if isinstance(v, float) else f"{_SHORT.get(k, k)}{v}")
+                if (k, v) in _WORDS:
+                    parts.append(_WORDS[k, v])
+                else:
+                    parts.append(f"{_SHORT.get(k, k)}{v:g}" if isinstance(v, float) else f"{_SHORT.get(k, k)}{v}")
         return "_".join(parts + [f"s{c.seed}"])
 
     def points(self) -> list[dict[str, Any]]:
@@ -183,7 +186,11 @@ class StudySpec:
 SMOKE_SUFFIX = ".smoke"
 LAYER_KEYS = ("layers", "units1", "units2", "units3", "width", "depth")
 _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "dropout": "drop",
-          "weight_decay": "wd", "momentum": "mom", "label_smoothing": "ls", "init": ""}
+          "weight_decay": "wd", "momentum": "mom", "label_smoothing": "ls", "init": "",
+          "norm": "", "schedule": "", "warmup": "warm"}
+#: Values named by a word of their own in run labels.
+_WORDS = {("norm", "none"): "nonorm", ("norm", "batch"): "bn", ("norm", "layer"): "ln",
+          ("residual", True): "res", ("residual", False): "plain"}
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -509,7 +516,8 @@ def _build(spec: StudySpec, merged: Mapping[str, Any], seed: int) -> TrialConfig
         train_subset=spec.train_subset, seed=seed,
         **{k: merged[k] for k in ("layers", "activation", "dropout", "epochs", "batch_size",
                                   "optimizer", "lr", "momentum", "beta1", "beta2", "alpha",
-                                  "eps", "weight_decay", "label_smoothing", "init")})
+                                  "eps", "weight_decay", "label_smoothing", "init", "norm", "residual",
+                                  "schedule", "warmup")})
 
 
 def _source_key(key: str, defaults: Mapping, grid: Mapping, point: Mapping) -> str:

@@ -103,6 +103,10 @@ def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying
             for epoch, value in enumerate(getattr(h, key), start=1):
                 if scalars and math.isfinite(value):
                     writer.add_scalar(tag, value, epoch, walltime=ends[epoch - 1])
+        for epoch, norms in enumerate(h.grad_norm, start=1):  # not among the live curves: always here
+            for k, value in enumerate(norms, start=1):
+                if math.isfinite(value):
+                    writer.add_scalar(f"grad_norm/layer{k}", value, epoch, walltime=ends[epoch - 1])
         last = ends[-1] if ends else None
         for tag, value in (("hparam/val_acc", result.val_acc), ("hparam/test_acc", result.test_acc)):
             if math.isfinite(value):

@@ -23,6 +23,9 @@ import numpy as np
 from .errors import StoreError
 
 WEIGHTS = "weights.safetensors"
+#: A network with norms or residual skips: the tensors of format 1, plus ``norm{k}.*`` and
+#: ``skip{j}.weight``; metadata ``norm`` and ``residual`` say how they join (README).
+FORMAT_DEEP = "tunebook-mlp-2"
 KEEP = ("best", "all", "none")
 
 
@@ -40,22 +43,40 @@ def member_state(params: Sequence, row: int, layers: Sequence[int], n_in: int, n
 
 
 def module_state(model) -> dict[str, np.ndarray]:
-    """An ``nn.Sequential`` MLP's linear layers as :func:`member_state` names them."""
+    """A reference-trained MLP's tensors as :func:`member_state` names them: an
+    ``nn.Sequential``'s linear layers, or a ``DeepMLP``'s linear layers, norms
+    (``norm{k}.weight``, ``.bias``, batch norm's ``.running_mean``, ``.running_var``) and
+    residual projections (``skip{j}.weight``, into hidden layer j)."""
     import torch
 
-    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    def arr(t) -> np.ndarray:
+        return t.detach().cpu().numpy().copy()
+
+    linears = list(model.linears) if hasattr(model, "linears") else [m for m in model if isinstance(m, torch.nn.Linear)]
     out = {}
     for k, lin in enumerate(linears):
-        out[f"linear{k}.weight"] = lin.weight.detach().cpu().numpy().copy()
-        out[f"linear{k}.bias"] = lin.bias.detach().cpu().numpy().copy()
+        out[f"linear{k}.weight"] = arr(lin.weight)
+        if lin.bias is not None:
+            out[f"linear{k}.bias"] = arr(lin.bias)
+    for k, norm in enumerate(getattr(model, "norms", ())):
+        if isinstance(norm, (torch.nn.BatchNorm1d, torch.nn.LayerNorm)):
+            out[f"norm{k}.weight"], out[f"norm{k}.bias"] = arr(norm.weight), arr(norm.bias)
+        if isinstance(norm, torch.nn.BatchNorm1d):
+            out[f"norm{k}.running_mean"], out[f"norm{k}.running_var"] = arr(norm.running_mean), arr(norm.running_var)
+    for j, skip in enumerate(getattr(model, "skips", ()), start=1):
+        if isinstance(skip, torch.nn.Linear):
+            out[f"skip{j}.weight"] = arr(skip.weight)
     return out
 
 
 def metadata(config, classes: Sequence[str], preprocessing: Mapping[str, Any]) -> dict[str, str]:
     """What a kept run's weights file says about itself (safetensors metadata: strings)."""
-    return {"format": "tunebook-mlp-1", "trial": config.trial_id, "activation": config.activation,
+    meta = {"format": "tunebook-mlp-1", "trial": config.trial_id, "activation": config.activation,
             "layers": json.dumps(list(config.layers)), "classes": json.dumps(list(classes)),
             "dataset": config.dataset, "preprocessing": json.dumps(dict(preprocessing), sort_keys=True)}
+    if config.norm != "none" or config.residual:  # not a plain stack of Linear layers
+        meta.update({"format": FORMAT_DEEP, "norm": config.norm, "residual": json.dumps(config.residual)})
+    return meta
 
 
 def write(path: Path, state: Mapping[str, np.ndarray], meta: Mapping[str, str]) -> None:
@@ -150,6 +171,9 @@ def load_model(run) -> Model:
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
         state = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("format") == FORMAT_DEEP:
+        return Model(_deep_module(meta, state, path), tuple(json.loads(meta["classes"])),
+                     json.loads(meta["preprocessing"]), meta.get("trial", ""))
     if meta.get("format") != "tunebook-mlp-1":
         raise StoreError(f"{path}: not a tunebook weights file (format {meta.get('format')!r})")
     acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "gelu": torch.nn.GELU}
@@ -166,3 +190,28 @@ def load_model(run) -> Model:
             mods.append(acts[meta["activation"]]())
     module = torch.nn.Sequential(*mods).eval()
     return Model(module, tuple(json.loads(meta["classes"])), json.loads(meta["preprocessing"]), meta.get("trial", ""))
+
+
+def _deep_module(meta: Mapping[str, str], state: Mapping[str, Any], path: Path):
+    """A format-2 file's network: tunebook's reference ``DeepMLP`` (plain torch.nn layers)."""
+    import torch
+
+    from .engine.reference import DeepMLP
+
+    layers = json.loads(meta["layers"])
+    n_in, n_out = state["linear0.weight"].shape[1], state[f"linear{len(layers)}.weight"].shape[0]
+    module = DeepMLP(layers, n_in, n_out, meta["activation"], meta["norm"], json.loads(meta["residual"]),
+                     [torch.nn.Identity() for _ in layers])
+    names = {f"linear{k}.{p}": f"linears.{k}.{p}" for k in range(len(layers) + 1) for p in ("weight", "bias")}
+    names.update({f"norm{k}.{p}": f"norms.{k}.{p}" for k in range(len(layers))
+                  for p in ("weight", "bias", "running_mean", "running_var")})
+    names.update({f"skip{j}.weight": f"skips.{j - 1}.weight" for j in range(1, len(layers))})
+    unknown = sorted(k for k in state if k not in names)
+    if unknown:
+        raise StoreError(f"{path}: tensors this version does not know: {', '.join(unknown)}")
+    missing = module.load_state_dict({names[k]: v for k, v in state.items()}, strict=False).missing_keys
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing:
+        raise StoreError(f"{path}: missing tensors for a {meta['norm']} / residual={meta['residual']} network: "
+                         f"{', '.join(missing)}")
+    return module.eval()

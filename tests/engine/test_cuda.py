@@ -18,6 +18,7 @@ import torch
 
 from tunebook.engine import reference, rng, stacked
 
+from .test_deep import CASES as DEEP_CASES
 from .test_stacked import MIXED, assert_same, configs
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -82,6 +83,20 @@ def test_diverging_member_on_cuda(gpu_data):
 def test_mixed_shapes_and_optimizers_on_cuda_match_the_reference(gpu_data, defaults, grid):
     """The CPU suite's cases (every activation, dropout, every optimizer) on CUDA."""
     cfgs = configs(defaults if "epochs" in defaults else "epochs = 2\n" + defaults, seeds=1, grid=grid)
+    got = stacked.train_group(cfgs, gpu_data)
+    want = {r.trial_id: r for r in reference.train_group(cfgs, gpu_data)}
+    for r in got:
+        assert_same(r, want[r.trial_id], n_val=gpu_data.y_val.shape[0], loss_tol=5e-3, samples=30)
+
+
+@cuda
+@pytest.mark.parametrize("defaults, grid", DEEP_CASES, ids=lambda x: x.replace("\n", " ")[:40])
+def test_norms_skips_and_schedules_on_cuda_match_the_reference(gpu_data, defaults, grid):
+    """tests/engine/test_deep.py's cases (norms × residual × schedules × optimizers ×
+    dropout, mixed widths) on CUDA, at this file's tolerance."""
+    text = defaults if "epochs" in defaults else "epochs = 2\n" + defaults
+    text = text if "layers" in text or "layers" in grid else "layers = [32, 24]\n" + text
+    cfgs = configs(text, seeds=1, grid=grid)
     got = stacked.train_group(cfgs, gpu_data)
     want = {r.trial_id: r for r in reference.train_group(cfgs, gpu_data)}
     for r in got:

@@ -120,7 +120,8 @@ def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None)
 def varying_params(configs: Sequence[ConfigStats]) -> list[str]:
     """Hyperparameters (incl. units1..3, depth) that take more than one value."""
     keys = ["units1", "units2", "units3", "depth", "epochs", "batch_size", "lr", "optimizer",
-            "activation", "dropout", "weight_decay", "momentum", "label_smoothing", "init"]
+            "activation", "dropout", "weight_decay", "momentum", "label_smoothing", "init", "norm",
+            "residual", "schedule", "warmup"]
     out = []
     for k in keys:
         vals = {_h(c.value(k)) for c in configs}
@@ -147,7 +148,10 @@ def describe(c: ConfigStats, params: Sequence[str]) -> str:
         if p.startswith("units") or p == "depth":
             continue
         v = c.value(p)
-        parts.append(f"{p}={v:g}" if isinstance(v, float) else f"{p}={v}")
+        if isinstance(v, bool):  # as a study file writes it
+            parts.append(f"{p}={'true' if v else 'false'}")
+        else:
+            parts.append(f"{p}={v:g}" if isinstance(v, float) else f"{p}={v}")
     return " ".join(parts) if parts else c.label
 
 

@@ -36,6 +36,25 @@ class OptimHParams:
     alpha: float = 0.99
     eps: float = 1e-8
     weight_decay: float = 0.0
+    schedule: str = "constant"       # the learning rate's schedule (tunebook.engine.schedule)
+    warmup: int = 0
+    epochs: int = 0                  # the run's length, where the schedule reads it (else 0)
+
+    @property
+    def scheduled(self) -> bool:
+        return self.schedule != "constant" or self.warmup > 0
+
+    def rate(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based) of the run."""
+        if not self.scheduled:
+            return self.lr
+        from .schedule import learning_rates
+
+        # a warm-up into a constant rate does not depend on the run's length: its last
+        # epoch's rate (lr) holds from then on
+        epochs = self.epochs if self.schedule != "constant" else self.warmup + 1
+        rates = learning_rates(self.lr, self.schedule, self.warmup, epochs, steps_per_epoch)
+        return rates[min(step, len(rates) - 1)]
 
 
 def runs_of(hparams: Sequence[OptimHParams]) -> list[tuple[int, int, OptimHParams]]:
@@ -86,7 +105,8 @@ class StackedOptimizer:
     """
 
     def __init__(self, params: list[torch.Tensor], grads: list[torch.Tensor],
-                 hparams: Sequence[OptimHParams]):
+                 hparams: Sequence[OptimHParams], steps_per_epoch: int = 1):
+        self.steps_per_epoch = steps_per_epoch  # a schedule's steps are counted in epochs
         self.params = params
         self.grads = grads
         self.hparams = list(hparams)
@@ -137,24 +157,25 @@ class StackedOptimizer:
         self.step_count += 1
         for run in self._runs:
             h, p, g, st, steps = run.h, run.p, run.g, run.state, run.steps
+            lr = h.rate(self.step_count - 1, self.steps_per_epoch)
             if h.kind == "adam":
                 adam.adam(p, g, st["m"], st["v"], [], steps, fused=self._fused, amsgrad=False,
-                          beta1=h.beta1, beta2=h.beta2, lr=h.lr, weight_decay=h.weight_decay,
+                          beta1=h.beta1, beta2=h.beta2, lr=lr, weight_decay=h.weight_decay,
                           eps=h.eps, maximize=False)
             elif h.kind == "adamw":
                 adamw.adamw(p, g, st["m"], st["v"], [], steps, fused=self._fused, amsgrad=False,
-                            beta1=h.beta1, beta2=h.beta2, lr=h.lr, weight_decay=h.weight_decay,
+                            beta1=h.beta1, beta2=h.beta2, lr=lr, weight_decay=h.weight_decay,
                             eps=h.eps, maximize=False)
             elif h.kind == "rmsprop":
                 rmsprop.rmsprop(p, g, st["sq"], [], st["buf"] if h.momentum > 0 else [], steps,
-                                foreach=True, lr=h.lr, alpha=h.alpha, eps=h.eps,
+                                foreach=True, lr=lr, alpha=h.alpha, eps=h.eps,
                                 weight_decay=h.weight_decay, momentum=h.momentum, centered=False)
             else:
                 # Zero-initialised buffers: buf = momentum·0 + grad on the first step,
                 # exactly torch.optim.SGD's first step (dampening = 0).
                 sgd.sgd(p, g, st["buf"] if h.momentum > 0 else [None] * len(g),
                         fused=self._fused and h.momentum > 0, foreach=None if h.momentum > 0 else True,
-                        weight_decay=h.weight_decay, momentum=h.momentum, lr=h.lr, dampening=0.0,
+                        weight_decay=h.weight_decay, momentum=h.momentum, lr=lr, dampening=0.0,
                         nesterov=h.kind == "nesterov", maximize=False)
 
 
@@ -172,5 +193,7 @@ def torch_optimizer(params, h: OptimHParams) -> torch.optim.Optimizer:
 
 
 def hparams_of(cfg) -> OptimHParams:
+    schedule, warmup = getattr(cfg, "schedule", "constant"), getattr(cfg, "warmup", 0)
     return OptimHParams(kind=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, beta1=cfg.beta1,
-                        beta2=cfg.beta2, alpha=cfg.alpha, eps=cfg.eps, weight_decay=cfg.weight_decay)
+                        beta2=cfg.beta2, alpha=cfg.alpha, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                        schedule=schedule, warmup=warmup, epochs=cfg.epochs if schedule != "constant" else 0)

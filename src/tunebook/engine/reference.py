@@ -7,7 +7,6 @@ weights (:func:`tunebook.model.init_params`), the data order and dropout masks
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from typing import Callable, Sequence
@@ -20,7 +19,10 @@ from ..model import init_params
 from ..records import TrialResult
 from ..records import TrialConfig
 from . import rng
-from .common import DeviceData, EpochEvent, MemberHistory, Stopper, diverged, results_for, under_flush
+from ..records import steps_of
+from .common import (GRAD_EVERY, DeviceData, EpochEvent, MemberHistory, Stopper, diverged, grad_samples, n_seen,
+                     results_for, under_flush)
+from .schedule import scheduler, step_scheduler
 from .optim import hparams_of, torch_optimizer
 
 _ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -41,7 +43,55 @@ class HashDropout(nn.Module):
         return x * keep.to(x.dtype) / (1 - self.rate)
 
 
-def build_mlp(cfg: TrialConfig, n_in: int, n_out: int, clock: list[int]) -> nn.Sequential:
+class DeepMLP(nn.Module):
+    """An MLP with normalisation and/or residual connections, from plain ``torch.nn`` layers.
+
+    Hidden layer ``l``: ``Linear → norm (BatchNorm1d | LayerNorm | none) → activation →
+    dropout``; before a batch norm the Linear has no bias (the norm subtracts it again, so
+    its gradient is rounding noise, which Adam would turn into full-size steps); with ``residual``, from the second hidden layer on its output is that plus
+    the layer's input — the identity where the widths agree, else a bias-free ``Linear``
+    projection. The output layer is a plain ``Linear``."""
+
+    def __init__(self, layers, n_in: int, n_out: int, activation: str, norm: str, residual: bool,
+                 drops: Sequence[nn.Module]):
+        super().__init__()
+        dims = [n_in, *layers, n_out]
+        self.linears = nn.ModuleList(nn.Linear(i, o, bias=norm != "batch" or l == len(layers))
+                                     for l, (i, o) in enumerate(zip(dims[:-1], dims[1:])))
+        norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+        self.norms = nn.ModuleList(norms[norm](w) if norm != "none" else nn.Identity() for w in layers)
+        self.acts = nn.ModuleList(_ACT[activation]() for _ in layers)
+        self.drops = nn.ModuleList(drops)
+        self.residual = residual
+        self.skips = nn.ModuleList(nn.Identity() if a == b else nn.Linear(a, b, bias=False)
+                                   for a, b in zip(layers[:-1], layers[1:])) if residual else nn.ModuleList()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for l in range(len(self.norms)):
+            a = self.drops[l](self.acts[l](self.norms[l](self.linears[l](h))))
+            h = a + self.skips[l - 1](h) if self.residual and l >= 1 else a
+        return self.linears[-1](h)
+
+
+def build_mlp(cfg: TrialConfig, n_in: int, n_out: int, clock: list[int]) -> nn.Module:
+    if cfg.norm != "none" or cfg.residual:
+        from ..model import init_projections
+
+        drops = [HashDropout(cfg.dropout, cfg.seed, l, clock) if cfg.dropout > 0 else nn.Identity()
+                 for l in range(len(cfg.layers))]
+        model = DeepMLP(cfg.layers, n_in, n_out, cfg.activation, cfg.norm, cfg.residual, drops)
+        with torch.no_grad():
+            init = init_params(cfg.seed, cfg.layers, n_in, n_out, cfg.init)
+            for lin, w, b in zip(model.linears, init[::2], init[1::2]):
+                lin.weight.copy_(w)
+                if lin.bias is not None:
+                    lin.bias.copy_(b)
+            if cfg.residual:
+                for skip, q in zip(model.skips, init_projections(cfg.seed, cfg.layers, cfg.init)):
+                    if q is not None:
+                        skip.weight.copy_(q)
+        return model
     dims = [n_in, *cfg.layers, n_out]
     mods: list[nn.Module] = []
     for l, (i, o) in enumerate(zip(dims[:-1], dims[1:])):
@@ -92,13 +142,16 @@ def train_one(cfg: TrialConfig, data: DeviceData,
     opt = torch_optimizer(model.parameters(), hparams_of(cfg))
     hist = MemberHistory()
     n, bsz = data.x_train.shape[0], cfg.batch_size
-    steps = math.ceil(n / bsz)
+    steps = steps_of(n, bsz, cfg.norm)
+    sched = scheduler(opt, cfg.schedule, cfg.warmup, cfg.epochs, steps)
+    weights = [m.weight for m in (model.linears if isinstance(model, DeepMLP) else model) if isinstance(m, nn.Linear)]
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         perm = rng.permutations([cfg.seed], epoch, n, data.device)[0]
         loss_sum = torch.zeros((), device=data.device, dtype=torch.float64)
         correct = torch.zeros((), device=data.device, dtype=torch.int64)
+        grad_sq = torch.zeros(len(weights), device=data.device, dtype=torch.float64)
         for s in range(steps):
             clock[0] = (epoch - 1) * steps + s
             idx = perm[s * bsz:(s + 1) * bsz]
@@ -107,10 +160,15 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if s % GRAD_EVERY == 0:
+                grad_sq += torch.stack([w.grad.detach().square().sum() for w in weights]).to(torch.float64)
             opt.step()
+            step_scheduler(sched, cfg.schedule, end_of_epoch=False)
             loss_sum += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == yb).sum()
-        train_loss = loss_sum.item() / n  # syncs the device: the training steps are done
+        step_scheduler(sched, cfg.schedule, end_of_epoch=True)
+        train_loss = loss_sum.item() / n_seen(n, bsz, steps)  # syncs the device: the steps are done
+        hist.grad_norm.append(tuple((grad_sq / grad_samples(steps)).sqrt().cpu().tolist()))
         t_train = time.perf_counter() - t0
         val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
         if diverged(train_loss, val_loss, data.n_classes):
@@ -118,7 +176,7 @@ def train_one(cfg: TrialConfig, data: DeviceData,
         elif epoch == cfg.epochs:
             hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
             hist.val_class[epoch] = class_accuracy(model, data.x_val, data.y_val, data.n_classes)
-        hist.add(train_loss, correct.item() / n, val_loss, val_acc, time.perf_counter() - t0)
+        hist.add(train_loss, correct.item() / n_seen(n, bsz, steps), val_loss, val_acc, time.perf_counter() - t0)
         event = EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train,
                            ((cfg.trial_id, train_loss, hist.train_acc[-1], val_loss, val_acc),))
         for hook in hooks:

@@ -31,11 +31,14 @@ from ..model import init_params
 from ..records import TrialResult
 from ..records import TrialConfig
 from . import rng
-from .common import DeviceData, EpochEvent, MemberHistory, Stopper, results_for, under_flush
+from ..records import steps_of
+from .common import GRAD_EVERY, DeviceData, EpochEvent, MemberHistory, Stopper, grad_samples, n_seen, results_for, under_flush
 from .common import diverged as is_diverged
 from .optim import StackedOptimizer, hparams_of
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
+NORM_EPS = 1e-5      # nn.BatchNorm1d's and nn.LayerNorm's eps
+BN_MOMENTUM = 0.1    # nn.BatchNorm1d's running-statistics momentum
 
 
 @dataclass
@@ -119,7 +122,42 @@ class StackedMLP:
                 w[i, :in_i, :out_i] = p[2 * l].t()
                 b[i, 0, :out_i] = p[2 * l + 1]
             self.params += [w.to(device), b.to(device)]
+        self.linear_count = len(dims) - 1
+        self.norm, self.residual = lead.norm, lead.residual
+        # after the linear layers: a norm's scale and shift per hidden layer ([T, 1, width],
+        # 1 and 0 on a member's own units, 0 on padded ones), then a residual network's
+        # projections ([T, in, out], zero-padded like the weights); indices into params
+        self.norm_at: list[int] = []
+        self.proj_at: dict[int, int] = {}   # hidden layer j (≥ 1) -> its projection's index
+        self.running: list[list[torch.Tensor]] = []  # batch norm: [mean, var] per hidden layer
+        if self.norm != "none":
+            for l, width in enumerate(hidden):
+                g = torch.zeros(t, 1, width)
+                for i, s in enumerate(shapes):
+                    g[i, 0, :s[l]] = 1.0
+                self.norm_at.append(len(self.params))
+                self.params += [g.to(device), torch.zeros(t, 1, width, device=device)]
+                if self.norm == "batch":
+                    self.running.append([torch.zeros(t, 1, width, device=device), g.to(device).clone()])
+        self.skips = ()
+        if self.residual:
+            from ..model import init_projections
+
+            self.skips = tuple(a == b for a, b in zip(shapes[0][:-1], shapes[0][1:]))  # one pattern per stack
+            projections = [init_projections(m.lead.seed, m.lead.layers, m.lead.init) for m in members]
+            for j, same in enumerate(self.skips, start=1):
+                if same:
+                    continue
+                q = torch.zeros(t, hidden[j - 1], hidden[j])
+                for i, qs in enumerate(projections):
+                    out_i, in_i = qs[j - 1].shape
+                    q[i, :in_i, :out_i] = qs[j - 1].t()
+                self.proj_at[j] = len(self.params)
+                self.params.append(q.to(device))
         self.grads = [torch.zeros_like(p) for p in self.params]
+        if self.norm == "batch":  # a batch norm's Linear has no bias (DeepMLP): kept at 0, no gradient
+            for l in range(len(hidden)):
+                self.params[2 * l + 1].zero_()
         self.rates = torch.tensor([m.lead.dropout for m in members], device=device).view(-1, 1, 1)
         self.dropout = bool((self.rates > 0).any())
         self.smoothing = torch.tensor([m.lead.label_smoothing for m in members], device=device).view(-1, 1)
@@ -129,13 +167,19 @@ class StackedMLP:
         # per hidden layer: every member's own width ([T] int64), when the stack is padded
         self.widths = ([torch.tensor([s[l] for s in shapes], dtype=torch.int64, device=device)
                         for l in range(len(hidden))] if self.padded else None)
+        self.mask_act = self.padded and activation_at_zero(self.act_name) != 0
         self.unit_masks = ([(torch.arange(hidden[l], device=device)[None, :] < w[:, None]).to(torch.float32)
                             .view(t, 1, -1) for l, w in enumerate(self.widths)]
-                           if self.padded and activation_at_zero(self.act_name) != 0 else None)
+                           if self.padded and (self.mask_act or self.norm == "layer") else None)
 
     @property
     def n_layers(self) -> int:
-        return len(self.params) // 2
+        """Linear layers (the hidden ones and the output layer)."""
+        return self.linear_count
+
+    def _own_width(self, l: int) -> torch.Tensor:
+        """Every member's own width of hidden layer ``l``, ``[T, 1, 1]`` (layer norm's count)."""
+        return self.widths[l].to(torch.float32).view(-1, 1, 1)
 
     def select(self, keep: torch.Tensor) -> None:
         self.params = [p.index_select(0, keep) for p in self.params]
@@ -149,60 +193,159 @@ class StackedMLP:
             self.widths = [w.index_select(0, keep) for w in self.widths]
         if self.unit_masks is not None:
             self.unit_masks = [m.index_select(0, keep) for m in self.unit_masks]
+        self.running = [[b.index_select(0, keep) for b in pair] for pair in self.running]
+
+    # -- normalisation (after a hidden linear layer, before its activation) ------------
+
+    def _norm_train(self, l: int, z: torch.Tensor):
+        """``y = γ·ẑ + β`` of hidden layer ``l`` and what its backward pass needs. Batch norm:
+        over the batch, per unit (nn.BatchNorm1d in training, running statistics updated);
+        layer norm: over each member's own units, per row (nn.LayerNorm)."""
+        g, b = self.params[self.norm_at[l]], self.params[self.norm_at[l] + 1]
+        if self.norm == "batch":
+            rows = z.shape[1]
+            mean = z.mean(1, keepdim=True)
+            zc = z - mean
+            var = zc.square().mean(1, keepdim=True)
+            running_mean, running_var = self.running[l]
+            running_mean.mul_(1 - BN_MOMENTUM).add_(mean, alpha=BN_MOMENTUM)
+            running_var.mul_(1 - BN_MOMENTUM).add_(var * (rows / max(rows - 1, 1)), alpha=BN_MOMENTUM)
+        elif self.unit_masks is not None:  # layer norm over each member's own (unpadded) units
+            width, m = self._own_width(l), self.unit_masks[l]
+            mean = z.sum(-1, keepdim=True) / width
+            zc = (z - mean).mul_(m)
+            var = zc.square().sum(-1, keepdim=True) / width
+        else:
+            mean = z.mean(-1, keepdim=True)
+            zc = z - mean
+            var = zc.square().mean(-1, keepdim=True)
+        rstd = (var + NORM_EPS).rsqrt_()
+        zhat = zc.mul_(rstd)
+        return torch.addcmul(b, zhat, g), (zhat, rstd)
+
+    def _norm_backward(self, l: int, dy: torch.Tensor, saved) -> torch.Tensor:
+        """dL/dz from dL/dy; the scale's and shift's gradients written in place."""
+        zhat, rstd = saved
+        gi = self.norm_at[l]
+        torch.sum(dy * zhat, dim=1, keepdim=True, out=self.grads[gi])
+        torch.sum(dy, dim=1, keepdim=True, out=self.grads[gi + 1])
+        dxhat = dy.mul_(self.params[gi])
+        if self.norm == "batch":
+            mean_d = dxhat.mean(1, keepdim=True)
+            mean_dz = (dxhat * zhat).mean(1, keepdim=True)
+            return (dxhat - mean_d).sub_(zhat * mean_dz).mul_(rstd)
+        if self.unit_masks is not None:
+            width = self._own_width(l)
+            mean_d = dxhat.sum(-1, keepdim=True) / width
+            mean_dz = (dxhat * zhat).sum(-1, keepdim=True) / width
+            return (dxhat - mean_d).sub_(zhat * mean_dz).mul_(rstd).mul_(self.unit_masks[l])
+        mean_d = dxhat.mean(-1, keepdim=True)
+        mean_dz = (dxhat * zhat).mean(-1, keepdim=True)
+        return (dxhat - mean_d).sub_(zhat * mean_dz).mul_(rstd)
+
+    def _norm_eval(self, l: int, z: torch.Tensor, params, running, masks, widths) -> torch.Tensor:
+        """Hidden layer ``l``'s norm at evaluation (batch norm: the running statistics);
+        ``params``, ``running``, ``masks``, ``widths``: those of the rows evaluated."""
+        g, b = params[self.norm_at[l]], params[self.norm_at[l] + 1]
+        if self.norm == "batch":
+            mean, var = running[l]
+            return torch.addcmul(b, (z - mean).mul_((var + NORM_EPS).rsqrt()), g)
+        if masks is not None:
+            width, m = widths[l].to(torch.float32).view(-1, 1, 1), masks[l]
+            mean = z.sum(-1, keepdim=True) / width
+            zc = (z - mean).mul_(m)
+            var = zc.square().sum(-1, keepdim=True) / width
+        else:
+            mean = z.mean(-1, keepdim=True)
+            zc = z - mean
+            var = zc.square().mean(-1, keepdim=True)
+        return torch.addcmul(b, zc.mul_((var + NORM_EPS).rsqrt_()), g)
 
     def forward_train(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, list]:
-        """Logits ``[T, B, classes]`` and, per layer, (input, activation, pre-activation, mask)."""
+        """Logits ``[T, B, classes]`` and, per layer, (input, activation, pre-activation,
+        mask, norm's saved tensors)."""
         cache = []
         h = x
         for l in range(self.n_layers):
             z = torch.baddbmm(self.params[2 * l + 1], h, self.params[2 * l])
             if l == self.n_layers - 1:
-                cache.append((h, None, None, None))
+                cache.append((h, None, None, None, None))
                 return z, cache
+            saved = None
+            if self.norm_at:
+                z, saved = self._norm_train(l, z)
             a = self.act(z)
             mask = None
             if self.dropout:
                 keep = rng.keep_mask(self.seeds, step, l, tuple(a.shape[1:]), self.rates, self.device,
                                      None if self.widths is None else self.widths[l])
                 mask = keep.to(a.dtype).div_(1 - self.rates)
-            if self.unit_masks is not None:  # padded units of an activation not zero at zero
+            if self.mask_act:  # padded units of an activation not zero at zero
                 mask = self.unit_masks[l] if mask is None else mask.mul_(self.unit_masks[l])
-            cache.append((h, a, z if self.act_name == "gelu" else None, mask))
-            h = a * mask if mask is not None else a
+            cache.append((h, a, z if self.act_name == "gelu" else None, mask, saved))
+            out = a * mask if mask is not None else a
+            if self.residual and l >= 1:  # the skip: h itself, or its projection
+                out = torch.baddbmm(out, h, self.params[self.proj_at[l]]) if l in self.proj_at else out + h
+            h = out
         raise AssertionError("an MLP has at least one layer")
 
     def backward(self, cache: list, dlogits: torch.Tensor) -> None:
         """Fill ``self.grads`` from dL/dlogits (no autograd; dW and db written in place)."""
         dz = dlogits
+        carry = None  # a residual skip's share of dL/dh of the layer below
         for l in range(self.n_layers - 1, -1, -1):
             torch.bmm(cache[l][0].transpose(1, 2), dz, out=self.grads[2 * l])
-            torch.sum(dz, dim=1, keepdim=True, out=self.grads[2 * l + 1])
+            if l == self.n_layers - 1 or self.norm != "batch":  # before a batch norm: no bias
+                torch.sum(dz, dim=1, keepdim=True, out=self.grads[2 * l + 1])
             if l == 0:
                 return
             dh = torch.bmm(dz, self.params[2 * l].transpose(1, 2))
-            _, a, z, mask = cache[l - 1]
+            if carry is not None:
+                dh.add_(carry)
+                carry = None
+            h, a, z, mask, saved = cache[l - 1]
+            j = l - 1  # the hidden layer whose output is h_l
+            if self.residual and j >= 1:
+                if j in self.proj_at:
+                    q = self.proj_at[j]
+                    torch.bmm(h.transpose(1, 2), dh, out=self.grads[q])
+                    carry = torch.bmm(dh, self.params[q].transpose(1, 2))
+                else:
+                    carry = dh
+                    dh = dh.clone() if mask is None else dh
             if mask is not None:
-                dh.mul_(mask)
+                dh = dh * mask if carry is dh else dh.mul_(mask)
             dz = activation_grad(self.act_name, dh, a, z)
+            if saved is not None:
+                dz = self._norm_backward(j, dz, saved)
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
                  budget_bytes: int = 1 << 28, by_class: bool = False):
         """Mean loss and accuracy of every member (or of ``rows``) on (x, y): ``[T]`` each;
         ``by_class``: and the correct predictions per true class, ``[T, C]`` counts."""
-        params = self.params if rows is None else [p.index_select(0, rows) for p in self.params]
+        pick = (lambda ts: ts) if rows is None else (lambda ts: [v.index_select(0, rows) for v in ts])
+        params = pick(self.params)
+        running = [pick(pair) for pair in self.running]
+        masks = pick(self.unit_masks) if self.unit_masks is not None and self.norm == "layer" else None
+        widths = pick(self.widths) if masks is not None else None
+        n_linear = self.n_layers
         t, n_in, w1 = params[0].shape
-        widest = max(p.shape[-1] for p in params[::2])
+        widest = max(p.shape[-1] for p in params[:2 * n_linear:2])
         chunk = max(256, budget_bytes // (4 * t * widest * 2))
         w_first = params[0].permute(1, 0, 2).reshape(n_in, t * w1)  # one wide GEMM for layer 1
         loss = torch.zeros(t, device=x.device, dtype=torch.float64)
         correct = torch.zeros(t, device=x.device, dtype=torch.int64)
-        hits = torch.zeros(t, params[-2].shape[-1], device=x.device, dtype=torch.int64) if by_class else None
+        hits = torch.zeros(t, params[2 * n_linear - 2].shape[-1], device=x.device, dtype=torch.int64) if by_class else None
+        plain = not self.norm_at and not self.residual
         for s in range(0, x.shape[0], chunk):
             xc, yc = x[s:s + chunk], y[s:s + chunk]
             h = (xc @ w_first).view(xc.shape[0], t, w1).transpose(0, 1) + params[1]
-            for l in range(1, len(params) // 2):
-                h = torch.baddbmm(params[2 * l + 1], self.act(h), params[2 * l])
+            if plain:
+                for l in range(1, n_linear):
+                    h = torch.baddbmm(params[2 * l + 1], self.act(h), params[2 * l])
+            else:
+                h = self._eval_hidden(h, params, running, masks, widths)
             logp = torch.log_softmax(h, dim=-1)
             yy = yc.expand(t, -1)
             loss += -logp.gather(-1, yy.unsqueeze(-1)).squeeze(-1).sum(1, dtype=torch.float64)
@@ -213,6 +356,40 @@ class StackedMLP:
         if hits is not None:
             return loss / x.shape[0], correct.to(torch.float64) / x.shape[0], hits
         return loss / x.shape[0], correct.to(torch.float64) / x.shape[0]
+
+    def _eval_hidden(self, z: torch.Tensor, params, running, masks, widths) -> torch.Tensor:
+        """The logits from the first layer's pre-activation ``z``, through every hidden
+        layer's norm, activation and skip (evaluation: no dropout; running statistics)."""
+        h_in = None
+        for l in range(self.n_layers - 1):
+            if self.norm_at:
+                z = self._norm_eval(l, z, params, running, masks, widths)
+            out = self.act(z)
+            if self.residual and l >= 1:
+                out = torch.baddbmm(out, h_in, params[self.proj_at[l]]) if l in self.proj_at else out + h_in
+            h_in = out
+            z = torch.baddbmm(params[2 * l + 3], out, params[2 * l + 2])
+        return z
+
+    def member_state(self, row: int, layers: Sequence[int], n_in: int, n_out: int) -> dict:
+        """Row ``row`` as one network's tensors at its own widths (:mod:`tunebook.weights`)."""
+        from ..weights import member_state
+
+        out = member_state(self.params, row, layers, n_in, n_out)
+        if self.norm == "batch":
+            for l in range(len(layers)):
+                del out[f"linear{l}.bias"]
+        for l, width in enumerate(layers if self.norm_at else ()):
+            g, b = self.params[self.norm_at[l]], self.params[self.norm_at[l] + 1]
+            out[f"norm{l}.weight"] = g[row, 0, :width].detach().cpu().numpy().copy()
+            out[f"norm{l}.bias"] = b[row, 0, :width].detach().cpu().numpy().copy()
+            if self.running:
+                out[f"norm{l}.running_mean"] = self.running[l][0][row, 0, :width].cpu().numpy().copy()
+                out[f"norm{l}.running_var"] = self.running[l][1][row, 0, :width].cpu().numpy().copy()
+        for j, q in self.proj_at.items():
+            out[f"skip{j}.weight"] = (self.params[q][row, :layers[j - 1], :layers[j]].t().contiguous()
+                                      .cpu().numpy().copy())
+        return out
 
 
 def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | None = None
@@ -257,7 +434,8 @@ class EpochLoop:
     def __init__(self, model: StackedMLP, opt: StackedOptimizer, data: DeviceData, batch_size: int):
         self.model, self.opt, self.data, self.bsz = model, opt, data, batch_size
         self.n = data.x_train.shape[0]
-        self.steps = math.ceil(self.n / batch_size)
+        self.steps = steps_of(self.n, batch_size, model.norm)
+        self.grad_sq: torch.Tensor | None = None  # [layers, T]: sampled squared weight-gradient norms
 
     def step(self, perm: torch.Tensor, s: int, global_step: int,
              loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
@@ -269,6 +447,9 @@ class EpochLoop:
         batch_loss, batch_correct, dlogits = loss_and_grad(logits, yb,
                                                            self.model.smoothing if self.model.smoothed else None)
         self.model.backward(cache, dlogits)
+        if s % GRAD_EVERY == 0:
+            g = self.model.grads
+            self.grad_sq += torch.stack([g[2 * l].square().sum((1, 2)) for l in range(self.model.n_layers)])
         self.opt.step()
         loss_sum += batch_loss
         correct += batch_correct
@@ -279,6 +460,7 @@ class EpochLoop:
         perm = rng.permutations(self.model.seeds, epoch, self.n, self.data.device)
         loss_sum = torch.zeros(t, device=self.data.device, dtype=torch.float64)
         correct = torch.zeros(t, device=self.data.device, dtype=torch.int64)
+        self.grad_sq = torch.zeros(self.model.n_layers, t, device=self.data.device, dtype=torch.float64)
         for s in range(self.steps):
             self.step(perm, s, (epoch - 1) * self.steps + s, loss_sum, correct)
         return loss_sum, correct
@@ -311,6 +493,7 @@ class GraphedEpochLoop(EpochLoop):
     def applies(model: StackedMLP, opt: StackedOptimizer) -> bool:
         n_params = sum(p.numel() for p in model.params)
         return (model.device.type == "cuda" and not model.dropout and opt.kinds <= {"adam", "adamw"}
+                and not model.running and not any(h.scheduled for h in opt.hparams)
                 and n_params <= GraphedEpochLoop.MAX_PARAMS
                 and os.environ.get("TUNEBOOK_CUDA_GRAPHS", "1") != "0")
 
@@ -324,6 +507,7 @@ class GraphedEpochLoop(EpochLoop):
         self.perm.copy_(rng.permutations(self.model.seeds, 1, self.n, dev))
         self.loss_sum = torch.zeros(t, device=dev, dtype=torch.float64)
         self.correct = torch.zeros(t, device=dev, dtype=torch.int64)
+        self.grad_sq = torch.zeros(self.model.n_layers, t, device=dev, dtype=torch.float64)
         # Warm up (cuBLAS handles, allocator) on a side stream, then undo its updates;
         # the same snapshot undoes a capture that fails, so the caller can go eager.
         snap = self.opt.snapshot()
@@ -352,6 +536,7 @@ class GraphedEpochLoop(EpochLoop):
         self.perm.copy_(rng.permutations(self.model.seeds, epoch, self.n, self.data.device))
         self.loss_sum.zero_()
         self.correct.zero_()
+        self.grad_sq.zero_()
         self.graph.replay()
         return self.loss_sum.clone(), self.correct.clone()
 
@@ -381,7 +566,8 @@ def seconds_per_step(configs: Sequence[TrialConfig], data: DeviceData, steps: in
     the planner's calibration (:mod:`tunebook.engine.calibrate`) times stacks with it."""
     ms = plan_members(configs)
     model = StackedMLP(ms, data.n_features, data.n_classes, data.device)
-    opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in ms])
+    opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in ms],
+                           steps_of(data.x_train.shape[0], configs[0].batch_size, model.norm))
     loop = make_loop(model, opt, data, configs[0].batch_size)
     loop.steps = steps
     loop, *_ = _run_epoch(loop, 1)
@@ -414,7 +600,8 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     device = data.device
     t_start = time.perf_counter()
     model = StackedMLP(members, data.n_features, data.n_classes, device)
-    opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members])
+    steps = steps_of(data.x_train.shape[0], lead.batch_size, model.norm)
+    opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members], steps)
     rows = list(range(len(members)))  # member index of each stacked row
     kept: dict[str, dict] = {}  # trial id -> its trained weights (with keep)
     lead_ids = [m.lead.trial_id for m in members]  # hashed once, not every epoch
@@ -430,6 +617,9 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             model.select(rows_t)
             opt.select(rows_t, model.params, model.grads)
         opt.restore(_to_device(saved["opt"], device))
+        for pair, kept_pair in zip(model.running, saved.get("running", [])):
+            for dst, src in zip(pair, kept_pair):
+                dst.copy_(src.to(device))
         kept = {tid: {k: t.numpy() for k, t in w.items()} for tid, w in kept.items()}  # as member_state gives them
     loop = make_loop(model, opt, data, lead.batch_size)
     n = data.x_train.shape[0]
@@ -441,23 +631,24 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         t_train = time.perf_counter() - t0
         val_loss, val_acc, val_hits = model.evaluate(data.x_val, data.y_val, by_class=True)
         val_loss, val_acc = val_loss.cpu().tolist(), val_acc.cpu().tolist()
-        train_loss = (loss_sum / n).cpu().tolist()  # the epoch's one host sync
-        train_acc = (correct.to(torch.float64) / n).cpu().tolist()
+        seen = n_seen(n, lead.batch_size, loop.steps)
+        train_loss = (loss_sum / seen).cpu().tolist()  # the epoch's one host sync
+        train_acc = (correct.to(torch.float64) / seen).cpu().tolist()
+        grad_norm = (loop.grad_sq / grad_samples(loop.steps)).sqrt_().t().cpu().tolist()  # [T][layers]
         diverged = {r for r in range(len(rows)) if is_diverged(train_loss[r], val_loss[r], data.n_classes)}
         test = _test_at_checkpoints(model, data, [r for r, i in enumerate(rows)
                                                   if epoch in members[i].checkpoints and r not in diverged])
         by_class = class_accuracy(val_hits, data.y_val, list(test)) if test else {}
         if keep:
-            from ..weights import member_state
-
             for r in test:
                 for c in members[rows[r]].configs:
                     if c.epochs == epoch:
-                        kept[c.trial_id] = member_state(model.params, r, c.layers, data.n_features, data.n_classes)
+                        kept[c.trial_id] = model.member_state(r, c.layers, data.n_features, data.n_classes)
         _sync(device)
         share = (time.perf_counter() - t0) / len(rows)
         for r, i in enumerate(rows):
             members[i].history.add(train_loss[r], train_acc[r], val_loss[r], val_acc[r], share)
+            members[i].history.grad_norm.append(tuple(grad_norm[r]))
             if r in test:
                 members[i].history.test[epoch] = test[r]
                 members[i].history.val_class[epoch] = by_class[r]
@@ -495,6 +686,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         if checkpoint is not None and (interrupt is not None or checkpoint.due()):
             _sync(device)
             checkpoint.save({"epoch": epoch, "rows": rows, "opt": _to_device(opt.snapshot(), "cpu"),
+                             "running": _to_device(model.running, "cpu"),
                              "seconds": seconds_before + time.perf_counter() - t_start,
                              "histories": [history_state(m.history) for m in members],
                              "kept": {tid: {k: torch.from_numpy(a) for k, a in w.items()} for tid, w in kept.items()}})

@@ -524,7 +524,29 @@ def overfit_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
     if picks:
         blocks.append(fig("curves-loss", lambda: figures.learning_curves(picks + flagged, "loss", a.params),
                           "Learning curves (loss) of the best, the runner-up and the worst configuration"))
+    blocks += gradient_blocks(a, ranked, fig)
     return blocks
+
+
+def gradient_blocks(a: StudyAnalysis, ranked, fig) -> list[Block]:
+    """Gradient flow, where the study varies what decides it (depth, norm, residual,
+    activation, init) and its runs recorded gradient norms (tunebook 0.3 on)."""
+    if not {"depth", "norm", "residual", "activation", "init"} & set(a.params):
+        return []
+    shown = [c for c in ranked if any(h.grad_norm for h in c.histories)]
+    if not shown:
+        return []
+    deep = sorted(shown, key=lambda c: -len(c.config.layers))[:4]
+    ratios = []
+    for c in deep:
+        first = [h.grad_norm[0] for h in c.histories if h.grad_norm]
+        ratios.append(f"{describe(c, a.params)}: first ÷ output layer "
+                      f"{math.exp(sum(math.log(max(g[0], 1e-30) / max(g[-1], 1e-30)) for g in first) / len(first)):.2g}"
+                      " in epoch 1")
+    return [("p", "Gradient flow — each linear layer's weight-gradient norm (RMS over every 16th step of an epoch, "
+                  "geometric mean over seeds) for the deepest configurations. Gradients that vanish with depth are "
+                  "much smaller at layer 1 than at the output: " + "; ".join(ratios) + "."),
+            fig("gradient-flow", lambda: figures.gradient_flow(deep, a.params), "Gradient flow by layer")]
 
 
 def summary_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
@@ -597,4 +619,12 @@ def recommended_toml(c) -> str:
         lines.append(f"label_smoothing = {c.label_smoothing}")
     if c.init != "default":
         lines.append(f'init = "{c.init}"')
+    if c.norm != "none":
+        lines.append(f'norm = "{c.norm}"')
+    if c.residual:
+        lines.append("residual = true")
+    if c.schedule != "constant":
+        lines.append(f'schedule = "{c.schedule}"')
+    if c.warmup:
+        lines.append(f"warmup = {c.warmup}")
     return "\n".join(lines)

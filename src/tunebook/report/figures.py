@@ -156,6 +156,33 @@ def learning_curves(configs: Sequence[ConfigStats], kind: str = "loss", params: 
     return fig
 
 
+def gradient_flow(configs: Sequence[ConfigStats], params: Sequence[str] = ()) -> Figure:
+    """Each linear layer's weight-gradient norm (RMS over the run's sampled steps, its
+    first epoch solid and its last dashed; geometric mean over seeds), by layer from the
+    input: gradients that vanish fall towards the first layer."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, c in enumerate(configs):
+        runs = [np.asarray(h.grad_norm) for h in c.histories if h.grad_norm]
+        if not runs:
+            continue
+        col = colors[i % len(colors)]
+        for which, style, tag in ((0, "-", "epoch 1"), (-1, "--", "last epoch")):
+            rows = np.stack([r[which] for r in runs])
+            mean = np.exp(np.log(np.maximum(rows, 1e-30)).mean(0))
+            ax.plot(np.arange(1, len(mean) + 1), mean, style, marker="o", ms=3, color=col,
+                    label=f"{describe(c, params)} {tag}")
+    ax.set_yscale("log")
+    ax.set_xlabel("linear layer (1 = first hidden; the last is the output layer)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("weight-gradient norm (RMS over steps)")
+    ax.set_title("gradient flow: vanishing gradients fall towards layer 1")
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
 def pareto(configs: Sequence[ConfigStats], w: Winners, params: Sequence[str] = ()) -> Figure:
     """Accuracy vs cost (modelled seconds to train alone, or FLOPs); the front of this plane
     joined; winners named by the varying ``params``."""
