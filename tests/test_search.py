@@ -547,3 +547,20 @@ def test_the_median_stopper_pickles_without_its_optuna_study_and_decides_alike()
     assert copy._study is None and copy.trials == {}
     assert [stop(e) for e in events] == [copy(e) for e in events] == [{"b"}, set(), {"a"}]
     # the finished medians are 0.4, 0.47, 0.52 at steps 1-3; a's best so far is 0.45, 0.48, 0.48
+
+
+def test_a_search_over_norms_skips_and_schedules_trains_them(tmp_path):
+    f = tmp_path / "deep.toml"
+    f.write_text('[study]\nname = "ds"\nseeds = 1\ntrain_subset = 300\nsampler = "random"\ntrials = 6\nbatch = 6\n'
+                 'confirm = 0\n[defaults]\nepochs = 2\n[search]\ndepth = { low = 2, high = 3 }\n'
+                 'width = { low = 8, high = 16 }\nnorm = { choices = ["none", "batch", "layer"] }\n'
+                 'residual = { choices = [true, false] }\nschedule = { choices = ["constant", "cosine", "onecycle"] }\n'
+                 'warmup = { low = 0, high = 1 }\n')
+    o = run_search(load_spec(f), tmp_path / "out", device="cpu")
+    assert len(o.results) == 6 and all(r.values is not None for r in o.results)
+    for r in o.results:
+        params = dict(r.params)
+        (run,) = r.runs
+        assert isinstance(params["residual"], bool) and isinstance(params["warmup"], int)
+        assert (run.config.norm, run.config.residual, run.config.schedule, run.config.warmup) == (
+            params["norm"], params["residual"], params["schedule"], params["warmup"])

@@ -732,12 +732,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise SpecError([f"{path}: cannot read the arrays ({exc})"]) from None
     else:
         raise SpecError([f"{path}: predict reads .csv, .npz or .npy files"])
-    proba = model.predict_proba(inputs)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["row", "class", *(f"p_{c}" for c in model.classes)])
-    for i, p in enumerate(proba):
-        w.writerow([i + 1, model.classes[int(p.argmax())], *(f"{v:.6f}" for v in p)])
+    if model.regression:  # a number per row, in the target's units
+        proba = model.predict_values(inputs)
+        target = model.preprocessing.get("target") or "prediction"
+        w.writerow(["row", target])
+        for i, v in enumerate(proba):
+            w.writerow([i + 1, f"{v:.6g}"])
+    else:
+        proba = model.predict_proba(inputs)
+        w.writerow(["row", "class", *(f"p_{c}" for c in model.classes)])
+        for i, p in enumerate(proba):
+            w.writerow([i + 1, model.classes[int(p.argmax())], *(f"{v:.6f}" for v in p)])
     if args.out is None:
         sys.stdout.write(buf.getvalue())
     else:

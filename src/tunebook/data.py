@@ -37,14 +37,16 @@ import numpy as np
 
 from .datasets import DATASETS, DatasetInfo, SourceFile, validation_count
 from .errors import DataError
-from .splits import split_indices  # noqa: F401  (named here since the first release)
+from .splits import split_indices, strata  # noqa: F401  (split_indices: named here since the first release)
 
 _MAGIC = {1: 0x0801, 3: 0x0803}  # unsigned-byte IDX files with 1 or 3 dimensions
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Arrays for one study: float32 images in [0, 1] (flattened), int64 labels."""
+    """Arrays for one study: float32 features (images in [0, 1], flattened), int64 labels
+    — or, for a regression target, float32 values standardised by the training split's
+    mean and standard deviation (``DatasetInfo.target_mean``, ``target_sd``)."""
 
     name: str
     validation: float | str
@@ -389,7 +391,8 @@ def load_dataset(name: str = "fashion-mnist", validation: float | str = 0.1, spl
         train_idx = np.arange(len(y))
         x_val, y_val = a["test_images"], a["test_labels"]
     else:
-        train_idx, val_idx = split_indices(y, float(validation), split_seed, info.n_classes)
+        labels, n_strata = strata(y, info.n_classes)
+        train_idx, val_idx = split_indices(labels, float(validation), split_seed, n_strata)
         assert len(val_idx) == validation_count(info, float(validation))
         x_val, y_val = x[val_idx], y[val_idx]
     if train_subset and train_subset < len(train_idx):

@@ -57,10 +57,26 @@ class DatasetInfo:
     preprocessing: str = ""             # JSON: how inputs became features (scale, categories, classes)
     format: str = "idx"                 # a built-in one's files: "idx" (four IDX files) or "cifar-binary"
     homepage: str = ""                  # where a built-in dataset is described (and its terms of use)
+    #: a regression target (``n_classes = 0``: no classes; one output): the training split's
+    #: mean and standard deviation, which its arrays are standardised by — errors are
+    #: reported in the target's own units (rmse × target_sd)
+    target_mean: float = 0.0
+    target_sd: float = 1.0
+    target: str = ""                    # the target's name (a table's column), for the report's words
 
     @property
     def builtin(self) -> bool:
         return not self.fingerprint
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"regression"`` (a numeric target: ``n_classes == 0``)."""
+        return "regression" if self.n_classes == 0 else "classification"
+
+    @property
+    def n_outputs(self) -> int:
+        """The network's output units: one per class, or one number."""
+        return max(self.n_classes, 1)
 
 
 FASHION_MNIST = DatasetInfo(
@@ -158,13 +174,15 @@ def io_sizes(dataset: str) -> tuple[int, int]:
     """(inputs, classes) of a dataset: what every count of parameters, FLOPs, memory and
     cost needs besides the hidden widths (the model functions' defaults are Fashion-MNIST's)."""
     info = DATASETS[dataset]
-    return info.n_features, info.n_classes
+    return info.n_features, info.n_outputs
 
 
 def validation_count(info: DatasetInfo, fraction: float) -> int:
     """Size of the stratified hold-out: ``round(fraction * n_c)`` per class, summed (as
     :func:`tunebook.data.split_indices` draws it). A dataset that is not balanced
-    (MNIST, a user's) lists its rows per class; the others have ``n_train / n_classes`` each."""
+    (MNIST, a user's) lists its rows per class; the others have ``n_train / n_classes`` each.
+    A regression target is stratified by its deciles (:func:`tunebook.splits.strata`),
+    whose sizes it lists the same way."""
     if info.class_counts:
         return sum(round(fraction * n) for n in info.class_counts)
     per_class = info.n_train // info.n_classes

@@ -22,7 +22,21 @@ SCHEDULES = ("constant", "cosine", "step", "onecycle")
 MAX_WIDTH = 1 << 16
 #: What a study or a hypothesis may judge by.
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
-           "train_seconds", "params", "flops")
+           "train_seconds", "params", "flops",
+           "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")
+#: Measured for a classifier only, and for a regression only (its losses are the MSE).
+CLASSIFICATION_METRICS = ("val_acc", "test_acc", "train_acc")
+REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")
+
+
+def metric_problem(metric: str, task: str) -> str | None:
+    """Why ``metric`` is not measured for a ``task`` dataset, or None."""
+    if task == "regression" and metric in CLASSIFICATION_METRICS:
+        return ("is an accuracy: a regression target measures val_rmse, val_mae, val_r2 (and test_*), "
+                "and val_loss (the mean squared error of the standardised target)")
+    if task == "classification" and metric in REGRESSION_METRICS:
+        return "measures a regression's errors: this dataset's target is class labels (val_acc, val_loss, ...)"
+    return None
 
 
 def fmt_value(value: Any) -> str:

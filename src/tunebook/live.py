@@ -50,8 +50,9 @@ class LineReporter(Reporter):
                   f"{groups} group{'' if groups == 1 else 's'}, {done} already done")
 
     def epoch(self, event):
-        if event.epoch == event.max_epochs and event.val_acc:
-            self.best[event.label] = max(event.val_acc)
+        finite = [v for v in event.val_acc if v == v]  # a regression has no accuracy (NaN)
+        if event.epoch == event.max_epochs and finite:
+            self.best[event.label] = max(finite)
 
     def trial_saved(self, config, result):
         self.saved += 1
@@ -96,7 +97,8 @@ class NotebookReporter(Reporter):
         self._redraw()
 
     def epoch(self, event):
-        best = max(event.val_acc) if event.val_acc else float("nan")
+        finite = [v for v in event.val_acc if v == v]  # a regression has no accuracy (NaN)
+        best = max(finite) if finite else float("nan")
         self.groups[event.label] = (event.epoch, event.max_epochs, best)
         self._redraw()
 

@@ -61,10 +61,12 @@ class RichReporter(Reporter):
     def epoch(self, event):
         if self.progress is None or event.label not in self.groups:
             return
-        best = max(event.val_acc) if event.val_acc else float("nan")
+        finite = [v for v in event.val_acc if v == v]  # a regression has no accuracy (NaN)
+        lowest = min(row[3] for row in event.members_detail) if event.members_detail else float("nan")
+        score = f"best val {100 * max(finite):.2f}%" if finite else f"lowest val loss {lowest:.4g}"
         self.progress.update(self.groups[event.label], completed=event.epoch,
                              description=f"  {event.label}{self.where.get(event.label, '')}: epoch {event.epoch}, "
-                                         f"best val {100 * best:.2f}%")
+                                         f"{score}")
 
     def trial_saved(self, config, result):
         if self.progress is not None:

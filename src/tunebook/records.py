@@ -120,6 +120,8 @@ class TrialConfig:
 
 
 STATUSES = ("complete", "diverged", "failed", "pruned")
+#: What a regression's result measures besides its loss (errors in the target's units).
+REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
 
 
@@ -185,6 +187,15 @@ class TrialResult:
     #: a complete run's final validation accuracy within each true class, in the dataset's
     #: class order (empty in runs stored before tunebook kept it; NaN: no such row)
     val_class_acc: tuple[float, ...] = ()
+    #: a regression's errors in the target's own units, and R² (NaN for a classifier; then
+    #: not written to result.toml). Its val_loss / test_loss are the mean squared error of
+    #: the standardised target; its accuracies are NaN.
+    val_rmse: float = math.nan
+    val_mae: float = math.nan
+    val_r2: float = math.nan
+    test_rmse: float = math.nan
+    test_mae: float = math.nan
+    test_r2: float = math.nan
     #: the trained weights (tunebook.weights.member_state's tensors) on their way from the
     #: engine to the store when the study keeps them; never written to result.toml
     weights: Any = field(default=None, compare=False, repr=False)
@@ -196,7 +207,14 @@ class TrialResult:
             raise ValueError(f"history has {len(self.history)} epochs but epochs_run = {self.epochs_run}")
         if self.params < 0 or self.flops < 0 or self.group_size < 1:
             raise ValueError("params, flops must be >= 0 and group_size >= 1")
-        if self.status == "complete":
+        if self.status == "complete" and self.regression:
+            for k in ("val_loss", "test_loss", "train_seconds") + REGRESSION_METRICS:
+                v = getattr(self, k)
+                if not math.isfinite(v):
+                    raise ValueError(f"a complete regression result needs a finite {k}, got {v}")
+            if not 1 <= self.best_epoch <= self.epochs_run:
+                raise ValueError(f"best_epoch must be in 1..{self.epochs_run}, got {self.best_epoch}")
+        elif self.status == "complete":
             for k in ("val_acc", "val_loss", "test_acc", "test_loss", "train_seconds"):
                 v = getattr(self, k)
                 if not math.isfinite(v):
@@ -220,9 +238,17 @@ class TrialResult:
         """Finished for good: rerunning the same config would give the same record."""
         return self.status in ("complete", "diverged")
 
+    @property
+    def regression(self) -> bool:
+        """A regression's result (its errors measured), not a classifier's."""
+        return math.isfinite(self.val_rmse)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(replace(self, weights=None))
         d.pop("weights")
+        for k in REGRESSION_METRICS:  # a classifier's result.toml stays as it always was
+            if not math.isfinite(d[k]):
+                d.pop(k)
         d["history"] = {k: list(getattr(self.history, k)) for k in HISTORY_KEYS}
         if self.history.wall_time:
             d["history"]["wall_time"] = list(self.history.wall_time)
@@ -268,6 +294,9 @@ def unknown_keys(d: Mapping[str, Any]) -> list[str]:
 #: network scores anywhere from 5 to 20 % on 10 classes.
 COLLAPSE_LOSS = 0.95
 COLLAPSE_ACC = 2.0
+#: A regression run learned nothing when it explains under 1 % of the validation target's
+#: variance (R² < 0.01): what predicting the training mean scores (R² ≈ 0).
+COLLAPSE_R2 = 0.01
 
 
 def is_collapsed(result: "TrialResult", n_classes: int) -> bool:
@@ -276,8 +305,18 @@ def is_collapsed(result: "TrialResult", n_classes: int) -> bool:
         return False
     if result.collapsed:
         return True
+    if result.regression:
+        return result.val_r2 < COLLAPSE_R2
     train_loss = result.history.train_loss[-1] if result.history.train_loss else math.nan
     return train_loss >= COLLAPSE_LOSS * math.log(n_classes) and result.val_acc < COLLAPSE_ACC / n_classes
+
+
+def best_epoch_of(history: "History") -> int:
+    """The best epoch of a run: highest validation accuracy, or — for a regression, whose
+    accuracies are NaN — lowest validation loss (the first one on ties)."""
+    if any(math.isfinite(v) for v in history.val_acc):
+        return best_epoch(history.val_acc)
+    return best_epoch(tuple(-v for v in history.val_loss))
 
 
 def best_epoch(val_acc: tuple[float, ...]) -> int:

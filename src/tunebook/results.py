@@ -28,7 +28,8 @@ HPARAM_COLUMNS = ("layers", "depth", "activation", "dropout", "epochs", "batch_s
                   "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "label_smoothing", "init", "norm",
                   "residual", "schedule", "warmup", "seed")
 DATA_COLUMNS = ("dataset", "validation", "split_seed", "train_subset")
-METRIC_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "best_epoch")
+METRIC_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "best_epoch",
+                  "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")  # the last six: a regression's
 RUN_COLUMNS = (("study", "trial", "config") + HPARAM_COLUMNS + ("status", "collapsed") + METRIC_COLUMNS
                + ("epochs_run", "diverged_epoch", "params", "flops", "train_seconds", "group_seconds", "group_size",
                   "derived_from", "device", "engine") + DATA_COLUMNS + ("started", "path"))
@@ -63,6 +64,7 @@ def run_row(run: Run) -> dict[str, Any]:
             "val_acc": r.val_acc, "val_loss": r.val_loss, "test_acc": r.test_acc, "test_loss": r.test_loss,
             "train_acc": h.train_acc[-1] if len(h) else math.nan,
             "train_loss": h.train_loss[-1] if len(h) else math.nan, "best_epoch": r.best_epoch,
+            **{k: getattr(r, k) for k in ("val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")},
             "epochs_run": r.epochs_run, "diverged_epoch": r.diverged_epoch, "params": r.params, "flops": r.flops,
             "train_seconds": r.train_seconds, "group_seconds": r.group_seconds, "group_size": r.group_size,
             "derived_from": r.derived_from, "device": r.device, "engine": r.engine}

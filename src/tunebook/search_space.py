@@ -32,8 +32,9 @@ PRUNERS = ("none", "asha", "hyperband", "median")
 #: finished proposals only, so any worker can decide it from a copy of them.
 DRIVER_PRUNERS = ("asha", "hyperband")
 #: What a search may optimise, and in which direction it is better.
-OBJECTIVE_METRICS = {"val_acc": "max", "val_loss": "min", "params": "min", "flops": "min"}
-INTEGER_KEYS = ("units1", "units2", "units3", "width", "depth", "epochs", "batch_size")
+OBJECTIVE_METRICS = {"val_acc": "max", "val_loss": "min", "params": "min", "flops": "min",
+                     "val_rmse": "min", "val_mae": "min", "val_r2": "max"}
+INTEGER_KEYS = ("units1", "units2", "units3", "width", "depth", "epochs", "batch_size", "warmup")
 _DIMENSION_KEYS = {"low", "high", "log", "step", "choices", "when"}
 _WALL = re.compile(r"(\d+(?:\.\d+)?)(s|m|h)")
 SEARCH_STUDY_KEYS = {"sampler", "trials", "batch", "objectives", "time_budget", "sampler_seed", "confirm",
@@ -244,8 +245,9 @@ def parse_plan(t: Mapping[str, Any], dims: tuple[Dimension, ...], metric: str, p
     if pruner not in PRUNERS:
         p.add("study.pruner", "must be one of " + ", ".join(fmt_value(x) for x in PRUNERS), pruner)
         pruner = "none"
-    elif pruner != "none" and (len(objectives) > 1 or objectives[0][0] not in ("val_acc", "val_loss")):
-        p.add("study.pruner", "prunes on one objective measured every epoch (val_acc or val_loss); "
+    elif pruner != "none" and (len(objectives) > 1 or objectives[0][0] not in ("val_acc", "val_loss", "val_rmse")):
+        p.add("study.pruner", "prunes on one objective measured every epoch (val_acc, val_loss, or val_rmse — "
+              "followed by its validation loss); "
               "not with several objectives or params/flops", pruner)
         pruner = "none"
     return SearchPlan(dims, sampler, trials, batch, objectives, budget, seed, confirm, confirm_seeds, max_seeds,

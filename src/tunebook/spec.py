@@ -22,7 +22,7 @@ from . import tomlio
 from .datasets import DATASETS, train_count
 from .errors import SpecError
 from .hparams import (ACTIVATIONS, BASE_DEFAULTS, HPARAM_RULES, METRICS, OPTIMIZERS, float_rule,  # noqa: F401
-                      int_rule, resolve)
+                      int_rule, metric_problem, resolve)
 from .hypotheses import Hypothesis, parse_hypotheses
 from .problems import Problems
 from .hparams import fmt_value as _fmt
@@ -248,12 +248,24 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True,
 
     s = _parse_study(study, p)
     s["dataset"] = _resolve_dataset(s["dataset"], raw.get("data"), s["split_seed"], where, p, recorded)
+    task = DATASETS[s["dataset"]].task if s["dataset"] in DATASETS else "classification"
+    if task == "regression" and "metric" not in study:
+        s["metric"] = "val_rmse"  # a regression is judged by its error, in the target's units
+    if s["metric"] in METRICS and metric_problem(s["metric"], task):
+        p.add("study.metric", metric_problem(s["metric"], task), s["metric"])
+    if task == "regression":
+        for table, t in (("defaults", defaults_raw), ("grid", grid_raw), ("search", raw.get("search") or {})):
+            if isinstance(t, dict) and "label_smoothing" in t:
+                p.add(f"{table}.label_smoothing", "smooths class labels: not for a regression target", t["label_smoothing"])
     defaults = _parse_defaults(defaults_raw, p)
     grid = _parse_grid(grid_raw, p)
     plan = None
     if searched:
         dims = parse_search(_table(raw, "search", p), p)
         plan = parse_plan(_table(raw, "study", Problems(where)), dims, s["metric"], p, len(s["seeds"]))
+        for i, (m, _) in enumerate(plan.objectives):
+            if metric_problem(m, task):
+                p.add(f"study.objectives[{i}]", metric_problem(m, task), m)
         if grid_raw:
             p.add("grid", "a study has [grid] or [search], not both")
         if raw.get("hypothesis"):
@@ -286,6 +298,9 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True,
 
     hyps = parse_hypotheses(raw.get("hypothesis", []), spec.configs(), spec.metric, p,
                             TrialConfig.__dataclass_fields__, check_selectors, spec.margin)
+    for i, h in enumerate(hyps):
+        if metric_problem(h.metric, task):
+            p.add(f"hypothesis[{i}] ({h.id}).metric", metric_problem(h.metric, task), h.metric)
     p.raise_if_any()
     return replace(spec, hypotheses=tuple(hyps))
 

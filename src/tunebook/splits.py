@@ -19,3 +19,19 @@ def split_indices(labels: np.ndarray, fraction: float, seed: int, n_classes: int
     train_mask = np.ones(len(labels), bool)
     train_mask[val_idx] = False
     return np.flatnonzero(train_mask), val_idx
+
+
+#: A numeric (regression) target is stratified by this many quantile bins.
+TARGET_BINS = 10
+
+
+def strata(y: np.ndarray, n_classes: int) -> tuple[np.ndarray, int]:
+    """What a hold-out stratifies: the class labels, or for a regression target
+    (``n_classes == 0``) its rank deciles (ties broken by row order), so that both sides
+    of a split cover the target's range alike. Returns (labels, number of strata)."""
+    if n_classes:
+        return y, n_classes
+    bins = min(TARGET_BINS, len(y))
+    ranks = np.empty(len(y), np.int64)
+    ranks[np.argsort(y, kind="stable")] = np.arange(len(y))
+    return ranks * bins // max(len(y), 1), bins

@@ -33,6 +33,7 @@ from .records import TrialConfig
 SCALARS = {"loss/train": "train_loss", "loss/val": "val_loss", "accuracy/train": "train_acc",
            "accuracy/val": "val_acc", "time/epoch_seconds": "epoch_seconds"}
 METRIC_TAGS = ("hparam/val_acc", "hparam/test_acc")
+REGRESSION_TAGS = ("hparam/val_rmse", "hparam/test_rmse", "hparam/val_r2")  # a regression's runs
 _STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_SUCCESS,
            "diverged": api_pb2.STATUS_FAILURE, "failed": api_pb2.STATUS_FAILURE}
 
@@ -72,7 +73,8 @@ def hparams_summaries(config: TrialConfig, result: TrialResult, varying: Sequenc
                       start_time: float = 0.0) -> list[Summary]:
     """Experiment, session-start and session-end summaries of one run."""
     pairs = ordered_hparams(config, varying)
-    exp = api_pb2.Experiment(metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in METRIC_TAGS])
+    tags = REGRESSION_TAGS if result.regression else METRIC_TAGS
+    exp = api_pb2.Experiment(metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in tags])
     start = plugin_data_pb2.SessionStartInfo(group_name=group_name(config, varying), start_time_secs=start_time)
     listed = [k for k in varying if k != "seed"] + ["seed"]
     for k, v in pairs:
@@ -108,7 +110,9 @@ def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying
                 if math.isfinite(value):
                     writer.add_scalar(f"grad_norm/layer{k}", value, epoch, walltime=ends[epoch - 1])
         last = ends[-1] if ends else None
-        for tag, value in (("hparam/val_acc", result.val_acc), ("hparam/test_acc", result.test_acc)):
+        for tag, value in (("hparam/val_acc", result.val_acc), ("hparam/test_acc", result.test_acc),
+                           ("hparam/val_rmse", result.val_rmse), ("hparam/test_rmse", result.test_rmse),
+                           ("hparam/val_r2", result.val_r2)):  # NaN (not measured) is left out
             if math.isfinite(value):
                 writer.add_scalar(tag, value, max(result.epochs_run, 1), walltime=last)
         start = (ends[0] - h.epoch_seconds[0]) if ends and ends[0] is not None else 0.0

@@ -39,7 +39,11 @@ from .errors import SpecError
 
 SUFFIXES = (".csv", ".parquet", ".npz", ".npy")
 SCALES = ("standard", "unit", "none")
-DATA_KEYS = ("target", "features", "categorical", "scale", "test", "test_fraction")
+DATA_KEYS = ("target", "features", "categorical", "scale", "test", "test_fraction", "task")
+TASKS = ("classification", "regression")
+#: A target of whole numbers with more distinct values than this is not taken for class
+#: labels without being told (``[data] task``): a count or a price in whole units is a number.
+MAX_INFERRED_CLASSES = 20
 #: Where a name alone (a dataset registered in this process) resolves.
 _BY_NAME: dict[str, str] = {}
 #: The arrays of each registered dataset, by key: train and test, features and labels.
@@ -49,7 +53,9 @@ _FILES: dict[str, tuple[tuple[str, int, int], ...]] = {}
 
 
 #: scikit-learn's datasets that ship inside its package (no download): ``dataset = "sklearn:wine"``.
-SKLEARN = ("iris", "wine", "breast_cancer", "digits")
+SKLEARN = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+#: Those whose target is a number (a regression).
+SKLEARN_REGRESSION = ("diabetes",)
 
 
 def is_data_path(value: str) -> bool:
@@ -77,10 +83,12 @@ def read_sklearn(value: str, opts: DataOptions, split_seed: int, where: str) -> 
     except ImportError:
         raise SpecError([f"{where}: study.dataset: {value} needs scikit-learn: pip install 'tunebook[sklearn]'"]) from None
     bunch = getattr(skd, f"load_{name}")()
-    classes = [str(c) for c in bunch.target_names]
+    regression = name in SKLEARN_REGRESSION
+    classes = None if regression else [str(c) for c in bunch.target_names]
     features = [str(f) for f in getattr(bunch, "feature_names", [])] or None
     return _prepare_arrays(np.asarray(bunch.data), np.asarray(bunch.target), None,
-                           DataOptions(scale=opts.scale or "standard", test_fraction=opts.test_fraction),
+                           DataOptions(scale=opts.scale or "standard", test_fraction=opts.test_fraction,
+                                       task="regression" if regression else "classification"),
                            split_seed, f"{where}: {value}", f"sklearn-{name.replace('_', '-')}",
                            f"scikit-learn {sklearn.__version__} load_{name}", classes, features)
 
@@ -95,6 +103,7 @@ class DataOptions:
     scale: str | None = None                  # default: standard for tables, unit for uint8 arrays
     test: str | None = None                   # a second file (relative to the study file)
     test_fraction: float | None = None        # a stratified hold-out of the file (default 0.2)
+    task: str | None = None                   # classification | regression (default: inferred, see _task_of)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if v not in (None, ())}
@@ -137,8 +146,12 @@ def parse_options(t: Any, where: str) -> tuple[DataOptions, list[str]]:
         fraction = None
     if test is not None and fraction is not None:
         problems.append(f"{where}: data: give test (a second file) or test_fraction (a hold-out), not both")
+    task = t.get("task")
+    if task is not None and task not in TASKS:
+        problems.append(f"{where}: data.task: must be \"classification\" or \"regression\", got {task!r}")
+        task = None
     return DataOptions(target, names("features"), names("categorical") or (), scale, test,
-                       float(fraction) if fraction is not None else None), problems
+                       float(fraction) if fraction is not None else None, task), problems
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,29 +179,37 @@ class Dataset:
     @classmethod
     def from_arrays(cls, x, y, x_test=None, y_test=None, *, name: str = "arrays", scale: str | None = None,
                     test_fraction: float = 0.2, split_seed: int = 0, classes: Sequence[str] | None = None,
-                    features: Sequence[str] | None = None) -> "Dataset":
+                    features: Sequence[str] | None = None, task: str | None = None) -> "Dataset":
         """From NumPy arrays (or anything ``np.asarray`` takes: a DataFrame's ``.to_numpy()``):
-        ``x`` rows of features (images of any shape are flattened), ``y`` labels; the test
-        split given, or held out (``test_fraction``, stratified by ``split_seed``). Checked
-        as a file is, registered in this process under ``name``."""
+        ``x`` rows of features (images of any shape are flattened), ``y`` labels or numbers
+        to predict (``task = "regression"``; inferred for floats that are not all whole);
+        the test split given, or held out (``test_fraction``, stratified by ``split_seed``).
+        Checked as a file is, registered in this process under ``name``."""
         where = f"arrays {name!r}"
         x, y = np.asarray(x), np.asarray(y)
         test = None if x_test is None else (np.asarray(x_test), np.asarray(y_test))
         if (x_test is None) != (y_test is None):
             raise SpecError([f"{where}: give x_test and y_test together"])
-        ds = _prepare_arrays(x, y, test, DataOptions(scale=scale, test_fraction=None if test else test_fraction),
+        if task is not None and task not in TASKS:
+            raise SpecError([f"{where}: task: must be \"classification\" or \"regression\", got {task!r}"])
+        ds = _prepare_arrays(x, y, test, DataOptions(scale=scale, test_fraction=None if test else test_fraction,
+                                                     task=task),
                              split_seed, where, name, "arrays", classes, features)
         return register(ds, name)
 
     @classmethod
     def from_dataframe(cls, df, target: str, *, name: str = "dataframe", test=None, categorical: Sequence[str] = (),
-                       scale: str | None = None, test_fraction: float = 0.2, split_seed: int = 0) -> "Dataset":
-        """From a pandas DataFrame (``target``: the label column; ``test``: a second one)."""
+                       scale: str | None = None, test_fraction: float = 0.2, split_seed: int = 0,
+                       task: str | None = None) -> "Dataset":
+        """From a pandas DataFrame (``target``: the label column — or a number to predict,
+        ``task = "regression"``; ``test``: a second one)."""
         where = f"dataframe {name!r}"
         table = {str(c): list(df[c]) for c in df.columns}
         test_table = None if test is None else {str(c): list(test[c]) for c in test.columns}
+        if task is not None and task not in TASKS:
+            raise SpecError([f"{where}: task: must be \"classification\" or \"regression\", got {task!r}"])
         opts = DataOptions(target=target, categorical=tuple(categorical), scale=scale,
-                           test_fraction=None if test is not None else test_fraction)
+                           test_fraction=None if test is not None else test_fraction, task=task)
         ds = _prepare_table(table, test_table, opts, split_seed, where, name, "dataframe")
         return register(ds, name)
 
@@ -354,6 +375,41 @@ def _label_map(values: Sequence) -> tuple[list[str], dict]:
     return names, {v: i for i, v in enumerate(ordered)}
 
 
+def _task_of(values: Sequence, opts: DataOptions, where: str, target: str) -> tuple[str, str]:
+    """Whether the target is class labels or a number to predict, and why (said in the
+    data card): ``[data] task`` when given; else a target holding a number that is not
+    whole is a regression, one of words or at most :data:`MAX_INFERRED_CLASSES` whole
+    numbers a classification, and more whole numbers than that must be told."""
+    def number(v):
+        if isinstance(v, bool):
+            return None
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            return None
+        return x if math.isfinite(x) else None
+
+    nums = [number(v) for v in values]
+    if opts.task == "regression":
+        bad = [i for i, x in enumerate(nums) if x is None]
+        if bad:
+            raise SpecError([f"{where}: column {target!r} (the target): data.task = \"regression\" needs numbers; "
+                             f"{len(bad)} rows are not (the first: row {bad[0] + 1}, {values[bad[0]]!r})"])
+        return "regression", "as given: data.task, or known for the dataset"
+    if opts.task == "classification":
+        return "classification", "as given: data.task, or known for the dataset"
+    if any(x is None for x in nums):
+        return "classification", "inferred: the target holds words"
+    if any(not x.is_integer() for x in nums):
+        return "regression", "inferred: the target holds numbers that are not whole"
+    distinct = len(set(nums))
+    if distinct > MAX_INFERRED_CLASSES:
+        raise SpecError([f"{where}: column {target!r} (the target) holds {distinct} distinct whole numbers — class "
+                         f"labels or a quantity? Say which in the study file: [data] task = \"classification\" or "
+                         f"task = \"regression\" (up to {MAX_INFERRED_CLASSES} whole numbers are taken for classes)"])
+    return "classification", f"inferred: the target holds {distinct} whole numbers (classes)"
+
+
 def _number_name(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
@@ -389,17 +445,29 @@ def _prepare_table(table: dict[str, list], test: dict[str, list] | None, opts: D
     if blank:
         raise SpecError([f"{where}: column {target!r} (the target): {len(blank)} rows have no label "
                          f"(the first: row {blank[0] + 1})"])
-    classes, mapping = _label_map(labels)
-    y = np.array([mapping[v] for v in labels], dtype=np.int64)
+    task, why = _task_of(labels, opts, where, target)
     y_test = None
-    if test is not None:
-        test_labels = [_missing_to_none(v) for v in test[target]]
-        unseen = sorted({str(v) for v in test_labels if v not in mapping})
-        if unseen:
-            raise SpecError([f"{test_file}: column {target!r}: label(s) {', '.join(unseen[:5])} are not in the "
-                             f"training file {where} (its classes: {', '.join(classes)})"])
-        y_test = np.array([mapping[v] for v in test_labels], dtype=np.int64)
-    _check_classes(y, classes, where, _fraction(opts) if test is None else None)
+    if task == "regression":
+        classes = []
+        y = np.array([float(v) for v in labels], dtype=np.float64)
+        if test is not None:
+            test_labels = [_missing_to_none(v) for v in test[target]]
+            problems_t: list[str] = []
+            y_test = _numbers(test_labels, target, test_file, problems_t)
+            if problems_t:
+                raise SpecError(problems_t)
+        _check_rows(y, where, _fraction(opts) if test is None else None)
+    else:
+        classes, mapping = _label_map(labels)
+        y = np.array([mapping[v] for v in labels], dtype=np.int64)
+        if test is not None:
+            test_labels = [_missing_to_none(v) for v in test[target]]
+            unseen = sorted({str(v) for v in test_labels if v not in mapping})
+            if unseen:
+                raise SpecError([f"{test_file}: column {target!r}: label(s) {', '.join(unseen[:5])} are not in the "
+                                 f"training file {where} (its classes: {', '.join(classes)})"])
+            y_test = np.array([mapping[v] for v in test_labels], dtype=np.int64)
+        _check_classes(y, classes, where, _fraction(opts) if test is None else None)
     numeric = [c for c in features if c not in opts.categorical]
     cols_train, cols_test, names = [], [], []
     for c in numeric:
@@ -428,7 +496,7 @@ def _prepare_table(table: dict[str, list], test: dict[str, list] | None, opts: D
         x, y, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
     scale = opts.scale or "standard"
     return _finish(x, y, x_test, y_test, classes, names, scale, opts, where, name, origin,
-                   {"target": target, "categories": categories, "features": numeric})
+                   {"target": target, "categories": categories, "features": numeric}, task, why)
 
 
 def _missing_to_none(v):
@@ -472,12 +540,22 @@ def _check_classes(y: np.ndarray, classes: list[str], where: str, fraction: floa
                              "training)"])
 
 
+def _check_rows(y: np.ndarray, where: str, fraction: float | None) -> None:
+    """A regression target: enough rows to hold out a test split, and not one value only."""
+    if len(set(y.tolist())) < 2:
+        raise SpecError([f"{where}: the target has one value only ({y[0] if len(y) else 'none'}): nothing to predict"])
+    if fraction is not None and round(fraction * len(y)) < 1:
+        raise SpecError([f"{where}: {len(y)} rows: too few for a test_fraction of {fraction:g}"])
+
+
 def _hold_out(y: np.ndarray, classes, opts: DataOptions, split_seed: int, has_test: bool):
+    """The test hold-out: stratified by class, or by a numeric target's deciles."""
     if has_test:
         return np.arange(len(y)), np.arange(0)
-    from .splits import split_indices
+    from .splits import split_indices, strata
 
-    return split_indices(y, _fraction(opts), split_seed, len(classes))
+    labels, n_strata = strata(y, len(classes))
+    return split_indices(labels, _fraction(opts), split_seed, n_strata)
 
 
 def _fraction(opts: DataOptions) -> float:
@@ -504,6 +582,15 @@ def _prepare_arrays(x: np.ndarray, y: np.ndarray, test, opts: DataOptions, split
         rows, cols = np.nonzero(bad)
         raise SpecError([f"{where}: {int(bad.any(axis=1).sum())} rows hold NaN or infinite values (the first: row "
                          f"{rows[0] + 1}, feature {cols[0]})"])
+    if opts.task is None and (classes is not None or not np.issubdtype(y.dtype, np.floating)):
+        task, why = "classification", "inferred: the labels are not floating-point numbers"  # int, bool, text
+    else:
+        task, why = _task_of(y.tolist(), opts, where, "the labels")
+    if task == "regression":
+        if classes is not None:
+            raise SpecError([f"{where}: classes: not for a regression target"])
+        return _prepare_regression_arrays(x, y.astype(np.float64), test, opts, split_seed, where, name, origin,
+                                          uint8, features, why)
     names, mapping = _label_map(y.tolist())
     yy = np.array([mapping[v] for v in y.tolist()], dtype=np.int64)
     if classes is not None:
@@ -534,10 +621,44 @@ def _prepare_arrays(x: np.ndarray, y: np.ndarray, test, opts: DataOptions, split
     return _finish(x, yy, x_test, y_test, names, feats, scale, opts, where, name, origin, {})
 
 
+def _prepare_regression_arrays(x, y, test, opts: DataOptions, split_seed: int, where: str, name: str, origin: str,
+                               uint8: bool, features, why: str) -> Dataset:
+    """Arrays whose target is a number: checked, split (by the target's deciles), finished."""
+    if (~np.isfinite(y)).any():
+        raise SpecError([f"{where}: the target holds NaN or infinite values (the first: row "
+                         f"{int(np.nonzero(~np.isfinite(y))[0][0]) + 1})"])
+    x_test = y_test = None
+    if test is not None:
+        xt, yt = test
+        if len(xt) != len(yt):
+            raise SpecError([f"{where}: the test split has {len(xt)} rows of features but {len(yt)} targets"])
+        xt = xt.reshape(len(xt), -1).astype(np.float64)
+        if xt.shape[1] != x.shape[1]:
+            raise SpecError([f"{where}: the test split has {xt.shape[1]} features, the training split {x.shape[1]}"])
+        yt = np.asarray(yt, dtype=np.float64)
+        if (~np.isfinite(xt)).any() or (~np.isfinite(yt)).any():
+            raise SpecError([f"{where}: the test split holds NaN or infinite values"])
+        x_test, y_test = xt, yt
+    _check_rows(y, where, _fraction(opts) if test is None else None)
+    if test is None:
+        train_idx, test_idx = _hold_out(y, [], opts, split_seed, False)
+        x, y, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+    scale = opts.scale or ("unit" if uint8 else "none")
+    feats = list(features) if features is not None else [f"x{i}" for i in range(x.shape[1])]
+    return _finish(x, y, x_test, y_test, [], feats, scale, opts, where, name, origin, {}, "regression", why)
+
+
 def _finish(x, y, x_test, y_test, classes, features, scale: str, opts: DataOptions, where: str, name: str,
-            origin: str, extra: dict) -> Dataset:
-    """Scale (fitted on the training split), fingerprint, and the dataset's record."""
+            origin: str, extra: dict, task: str = "classification", why: str = "") -> Dataset:
+    """Scale (fitted on the training split), fingerprint, and the dataset's record. A
+    regression target is standardised by the training split's mean and standard deviation
+    (recorded: predictions and errors come back in its own units)."""
     pre: dict[str, Any] = {"scale": scale, "classes": list(classes), **extra}
+    target_mean, target_sd = 0.0, 1.0
+    if task == "regression":
+        target_mean, target_sd = float(y.mean()), float(y.std()) or 1.0
+        y, y_test = ((y - target_mean) / target_sd).astype(np.float32), ((y_test - target_mean) / target_sd).astype(np.float32)
+        pre |= {"task": "regression", "task_from": why, "target_mean": target_mean, "target_sd": target_sd}
     if scale == "standard":
         mean = x.mean(axis=0)
         sd = x.std(axis=0)
@@ -555,11 +676,18 @@ def _finish(x, y, x_test, y_test, classes, features, scale: str, opts: DataOptio
     digest.update(json.dumps({"options": opts.to_dict(), "classes": list(classes), "features": list(features)},
                              sort_keys=True).encode())
     fp = digest.hexdigest()
-    counts = np.bincount(y, minlength=len(classes))
+    if task == "regression":  # the validation hold-out's strata: the target's deciles
+        from .splits import strata
+
+        labels, n_strata = strata(y, 0)
+        counts = np.bincount(labels, minlength=n_strata)
+    else:
+        counts = np.bincount(y, minlength=len(classes))
     info = DatasetInfo(name=f"{name}-{fp[:12]}", n_train=len(y), n_test=len(y_test), n_features=x.shape[1],
                        n_classes=len(classes), classes=tuple(classes), class_counts=tuple(int(n) for n in counts),
                        features=tuple(features), fingerprint=fp, origin=origin,
-                       preprocessing=json.dumps(_jsonable(pre), sort_keys=True))
+                       preprocessing=json.dumps(_jsonable(pre), sort_keys=True),
+                       target_mean=target_mean, target_sd=target_sd, target=str(extra.get("target", "")))
     return Dataset(info, Arrays(x, y, x_test, y_test))
 
 
@@ -617,7 +745,9 @@ def record_of(info: DatasetInfo) -> dict:
     return {"dataset": {"key": info.name, "origin": info.origin, "fingerprint": info.fingerprint,
                         "n_train": info.n_train, "n_test": info.n_test, "n_features": info.n_features,
                         "classes": list(info.classes), "class_counts": list(info.class_counts),
-                        "features": list(info.features), "preprocessing": info.preprocessing}}
+                        "features": list(info.features), "preprocessing": info.preprocessing}
+            | ({"task": "regression", "target": info.target, "target_mean": info.target_mean,
+                "target_sd": info.target_sd} if info.task == "regression" else {})}
 
 
 def info_from_record(d: Mapping) -> DatasetInfo:
@@ -627,4 +757,6 @@ def info_from_record(d: Mapping) -> DatasetInfo:
                        classes=tuple(str(c) for c in t["classes"]),
                        class_counts=tuple(int(n) for n in t.get("class_counts", ())),
                        features=tuple(str(f) for f in t.get("features", ())), fingerprint=str(t["fingerprint"]),
-                       origin=str(t.get("origin", "")), preprocessing=str(t.get("preprocessing", "")))
+                       origin=str(t.get("origin", "")), preprocessing=str(t.get("preprocessing", "")),
+                       target=str(t.get("target", "")), target_mean=float(t.get("target_mean", 0.0)),
+                       target_sd=float(t.get("target_sd", 1.0)))

@@ -126,12 +126,31 @@ class Model:
     def predict_proba(self, x) -> np.ndarray:
         import torch
 
+        if self.regression:
+            raise StoreError(f"run {self.trial_id}: a regression predicts numbers (predict), not class probabilities")
         with torch.no_grad():
             logits = self.module(torch.from_numpy(self.features(x)))
             return torch.softmax(logits, dim=1).numpy()
 
-    def predict(self, x) -> list[str]:
-        """The class name of each input row."""
+    @property
+    def regression(self) -> bool:
+        """Whether it predicts a number (its training recorded a regression target)."""
+        return self.preprocessing.get("task") == "regression"
+
+    def predict_values(self, x) -> np.ndarray:
+        """A regression model's prediction for each input row, in the target's own units."""
+        import torch
+
+        if not self.regression:
+            raise StoreError(f"run {self.trial_id}: a classifier predicts classes (predict, predict_proba)")
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(self.features(x)))[:, 0].double().numpy()
+        return out * self.preprocessing["target_sd"] + self.preprocessing["target_mean"]
+
+    def predict(self, x) -> "list[str] | np.ndarray":
+        """The class name of each input row — or, for a regression, its predicted value."""
+        if self.regression:
+            return self.predict_values(x)
         return [self.classes[i] for i in self.predict_proba(x).argmax(axis=1)]
 
 

@@ -15,12 +15,13 @@ def base_config(**kw):
     return replace(c, **kw)
 
 
-def stats(values, params=100_000, seconds=1.0, share=None, **cfg) -> ConfigStats:
+def stats(values, params=100_000, seconds=1.0, share=None, metric="val_acc", **cfg) -> ConfigStats:
     """``seconds``: the configuration's time alone (its cost); ``share``: the recorded
-    train_seconds (a share of its group's time), ``seconds`` unless given."""
+    train_seconds (a share of its group's time), ``seconds`` unless given; ``values`` are
+    the seeds' ``metric``."""
     share = seconds if share is None else share
     c = base_config(**cfg)
-    vals = {m: tuple(values) if m == "val_acc" else tuple(share for _ in values) if m == "train_seconds"
+    vals = {m: tuple(values) if m == metric else tuple(share for _ in values) if m == "train_seconds"
             else tuple(0.5 for _ in values) for m in SUMMARISED}
     hist = History((1.0,), (0.5,), (1.0,), (0.5,), (seconds,))
     return ConfigStats(key=config_key(c), config=c, seeds=tuple(range(len(values))), n_complete=len(values),

@@ -17,8 +17,10 @@ from .stats import Summary, summarize
 #: Metrics summarised per configuration, with the direction that counts as better.
 HIGHER_IS_BETTER = {"val_acc": True, "test_acc": True, "train_acc": True, "val_loss": False,
                     "test_loss": False, "train_loss": False, "train_seconds": False,
-                    "params": False, "flops": False}
-SUMMARISED = ("val_acc", "test_acc", "train_acc", "val_loss", "test_loss", "train_loss", "train_seconds")
+                    "params": False, "flops": False, "val_rmse": False, "val_mae": False, "val_r2": True,
+                    "test_rmse": False, "test_mae": False, "test_r2": True}
+SUMMARISED = ("val_acc", "test_acc", "train_acc", "val_loss", "test_loss", "train_loss", "train_seconds",
+              "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")
 
 
 def config_key(c: TrialConfig) -> str:

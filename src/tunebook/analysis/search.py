@@ -109,14 +109,23 @@ def search_analysis(spec: StudySpec, proposals: Sequence[Proposal], runs: Mappin
 
 # -- values --------------------------------------------------------------------------
 
+#: The epoch-by-epoch curve a searched objective is followed by (pruning, the export).
+PRUNE_CURVE = {"val_acc": "val_acc", "val_loss": "val_loss", "val_rmse": "val_loss"}
+
+
 def value_of(metric: str, run: Run, n_classes: int) -> float:
     """What a run tells the sampler: its metric; a diverged or collapsed run counts at
-    chance level (accuracy 1/C, loss ln C)."""
+    chance level (accuracy 1/C, loss ln C; a regression: what predicting the mean scores —
+    loss 1 on the standardised target, RMSE one target SD, R² 0, MAE √(2/π) SD, a normal
+    target's mean absolute deviation)."""
     res = run.result
     if metric in ("params", "flops"):
         return float(getattr(res, metric))
     if res.status == "diverged" or res.collapsed:
-        return 1.0 / n_classes if metric == "val_acc" else math.log(n_classes)
+        if n_classes:
+            return 1.0 / n_classes if metric == "val_acc" else math.log(n_classes)
+        sd = DATASETS[run.config.dataset].target_sd
+        return {"val_rmse": sd, "val_mae": math.sqrt(2 / math.pi) * sd, "val_r2": 0.0}.get(metric, 1.0)
     return float(getattr(res, metric))
 
 
@@ -137,9 +146,11 @@ def results_of(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str
 
 
 def curve_of(spec: StudySpec, runs: Sequence[Run]) -> tuple[float, ...]:
-    """The first objective's mean over the seeds at each epoch they all reached."""
-    metric = spec.search.objectives[0][0]
-    if metric not in ("val_acc", "val_loss") or not runs:
+    """The first objective's mean over the seeds at each epoch they all reached (for
+    ``val_rmse``, the validation loss — the MSE it is the root of, in standardised units:
+    what a pruner compares epoch by epoch)."""
+    metric = PRUNE_CURVE.get(spec.search.objectives[0][0], "")
+    if not metric or not runs:
         return ()
     curves = [getattr(r.result.history, metric) for r in runs]
     n = min(len(c) for c in curves)

@@ -15,7 +15,7 @@ import torch
 
 from ..data import Dataset
 from ..model import extra_param_count, param_count, train_flops
-from ..records import History, TrialResult, best_epoch, is_collapsed
+from ..records import History, TrialResult, best_epoch_of, is_collapsed
 from ..records import TrialConfig
 
 
@@ -29,19 +29,30 @@ class DeviceData:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    n_classes: int
+    n_classes: int                 # 0: a regression target (standardised floats, one output)
     device: torch.device
+    target_sd: float = 1.0         # a regression target's standard deviation (errors in its units)
 
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
 
+    @property
+    def regression(self) -> bool:
+        return self.n_classes == 0
+
+    @property
+    def n_outputs(self) -> int:
+        return max(self.n_classes, 1)
+
     @classmethod
     def from_dataset(cls, ds: Dataset, device: torch.device | str) -> "DeviceData":
         device = torch.device(device)
         t = lambda a: torch.from_numpy(a.copy()).to(device)  # noqa: E731 (copy: arrays are read-only)
+        from ..datasets import DATASETS
+
         return cls(t(ds.x_train), t(ds.y_train), t(ds.x_val), t(ds.y_val), t(ds.x_test), t(ds.y_test),
-                   n_classes=ds.n_classes, device=device)
+                   n_classes=ds.n_classes, device=device, target_sd=DATASETS[ds.name].target_sd)
 
 
 DEVICE_RULE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -107,11 +118,18 @@ def under_flush(fn):
     return wrapped
 
 
+def chance_loss(n_classes: int) -> float:
+    """The loss of a guess that knows nothing: ln C for C classes; for a standardised
+    regression target (``n_classes == 0``) the mean squared error of predicting its mean, 1."""
+    return math.log(n_classes) if n_classes else 1.0
+
+
 def diverged(train_loss: float, val_loss: float, n_classes: int) -> bool:
     """A member has diverged when its epoch's mean loss is not finite, or is more than
-    100 times the chance-level loss ln(C): a ReLU net blown up by a huge learning rate
-    often stays finite (dead units, loss ~1e4) but its numbers no longer mean anything."""
-    limit = 100 * math.log(n_classes)
+    100 times the chance-level loss (:func:`chance_loss`): a ReLU net blown up by a huge
+    learning rate often stays finite (dead units, loss ~1e4) but its numbers no longer
+    mean anything."""
+    limit = 100 * chance_loss(n_classes)
     return not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > limit
 
 
@@ -164,6 +182,7 @@ class MemberHistory:
     wall_time: list[float] = field(default_factory=list)
     test: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (loss, acc)
     val_class: dict[int, tuple[float, ...]] = field(default_factory=dict)  # epoch -> accuracy per true class
+    val_mae: dict[int, float] = field(default_factory=dict)  # a regression: epoch -> validation MAE (standardised)
     grad_norm: list[tuple[float, ...]] = field(default_factory=list)  # per epoch, per linear layer (RMS)
     diverged_epoch: int = 0
     pruned_epoch: int = 0   # stopped by a pruner at the end of this epoch
@@ -184,13 +203,17 @@ class MemberHistory:
 
 def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: DeviceData,
                 group_seconds: float, group_size: int, engine: str) -> list[TrialResult]:
-    """One result per config of a training stream, each read at its own epoch count."""
+    """One result per config of a training stream, each read at its own epoch count. For
+    a regression, ``hist.test[epoch]`` holds (test MSE, test MAE) and ``hist.val_mae`` the
+    validation MAE, all of the standardised target; the result reports RMSE and MAE in the
+    target's units (× ``data.target_sd``) and R² against each split's own variance."""
     full = hist.frozen()
     lead = max(configs, key=lambda c: c.epochs)
     n_train = data.x_train.shape[0]
+    n_out = data.n_outputs
     out = []
     for c in configs:
-        common = dict(trial_id=c.trial_id, params=param_count(c.layers, data.n_features, data.n_classes)
+        common = dict(trial_id=c.trial_id, params=param_count(c.layers, data.n_features, n_out)
                       + extra_param_count(c.layers, c.norm, c.residual),
                       group_seconds=group_seconds, group_size=group_size, engine=engine,
                       device=device_name(data.device),
@@ -200,25 +223,41 @@ def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: Devic
             h = full.head(n)
             out.append(TrialResult(status="diverged", epochs_run=n, history=h, diverged_epoch=n,
                                    train_seconds=sum(h.epoch_seconds),
-                                   flops=train_flops(c.layers, n_train, n, data.n_features, data.n_classes),
+                                   flops=train_flops(c.layers, n_train, n, data.n_features, n_out),
                                    **common))
             continue
         if hist.pruned_epoch and hist.pruned_epoch < c.epochs:
             n = hist.pruned_epoch
             h = full.head(n)
             out.append(TrialResult(status="pruned", epochs_run=n, history=h, train_seconds=sum(h.epoch_seconds),
-                                   flops=train_flops(c.layers, n_train, n, data.n_features, data.n_classes),
-                                   best_epoch=best_epoch(h.val_acc), **common))
+                                   flops=train_flops(c.layers, n_train, n, data.n_features, n_out),
+                                   best_epoch=best_epoch_of(h), **common))
             continue
         h = full.head(c.epochs)
-        test_loss, test_acc = hist.test[c.epochs]
-        out.append(_flag_collapse(TrialResult(status="complete", epochs_run=c.epochs, history=h,
-                               train_seconds=sum(h.epoch_seconds),
-                               flops=train_flops(c.layers, n_train, c.epochs, data.n_features, data.n_classes),
-                               val_acc=h.val_acc[-1], val_loss=h.val_loss[-1],
-                               test_acc=test_acc, test_loss=test_loss, best_epoch=best_epoch(h.val_acc),
-                               val_class_acc=hist.val_class.get(c.epochs, ()), **common), data.n_classes))
+        test_loss, test_second = hist.test[c.epochs]
+        flops = train_flops(c.layers, n_train, c.epochs, data.n_features, n_out)
+        if data.regression:
+            sd = data.target_sd
+            measured = dict(val_rmse=math.sqrt(h.val_loss[-1]) * sd, val_mae=hist.val_mae[c.epochs] * sd,
+                            val_r2=1.0 - h.val_loss[-1] / _variance(data.y_val),
+                            test_rmse=math.sqrt(test_loss) * sd, test_mae=test_second * sd,
+                            test_r2=1.0 - test_loss / _variance(data.y_test))
+            result = TrialResult(status="complete", epochs_run=c.epochs, history=h,
+                                 train_seconds=sum(h.epoch_seconds), flops=flops, val_loss=h.val_loss[-1],
+                                 test_loss=test_loss, best_epoch=best_epoch_of(h), **measured, **common)
+        else:
+            result = TrialResult(status="complete", epochs_run=c.epochs, history=h,
+                                 train_seconds=sum(h.epoch_seconds), flops=flops,
+                                 val_acc=h.val_acc[-1], val_loss=h.val_loss[-1],
+                                 test_acc=test_second, test_loss=test_loss, best_epoch=best_epoch_of(h),
+                                 val_class_acc=hist.val_class.get(c.epochs, ()), **common)
+        out.append(_flag_collapse(result, data.n_classes))
     return out
+
+
+def _variance(y: torch.Tensor) -> float:
+    """A split's target variance about its own mean (R²'s denominator)."""
+    return float(y.to(torch.float64).var(unbiased=False)) or 1.0
 
 
 def _flag_collapse(result: TrialResult, n_classes: int) -> TrialResult:

@@ -7,6 +7,7 @@ weights (:func:`tunebook.model.init_params`), the data order and dropout masks
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from typing import Callable, Sequence
@@ -122,6 +123,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
 
 
 @torch.no_grad()
+def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10_000) -> tuple[float, float]:
+    """A regression: mean squared and mean absolute error (torch's ``mse_loss``, ``l1_loss``)."""
+    model.eval()
+    sq, ab = 0.0, 0.0
+    for s in range(0, x.shape[0], chunk):
+        pred = model(x[s:s + chunk]).squeeze(-1)
+        sq += F.mse_loss(pred, y[s:s + chunk], reduction="sum").item()
+        ab += F.l1_loss(pred, y[s:s + chunk], reduction="sum").item()
+    return sq / x.shape[0], ab / x.shape[0]
+
+
+@torch.no_grad()
 def class_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> tuple[float, ...]:
     """Accuracy within every true class (NaN for a class with no row in ``y``)."""
     model.eval()
@@ -138,7 +151,7 @@ def train_one(cfg: TrialConfig, data: DeviceData,
     weights (``result.weights``, :func:`tunebook.weights.module_state`)."""
     t_start = time.perf_counter()
     clock = [0]
-    model = build_mlp(cfg, data.n_features, data.n_classes, clock).to(data.device)
+    model = build_mlp(cfg, data.n_features, data.n_outputs, clock).to(data.device)
     opt = torch_optimizer(model.parameters(), hparams_of(cfg))
     hist = MemberHistory()
     n, bsz = data.x_train.shape[0], cfg.batch_size
@@ -157,7 +170,10 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             idx = perm[s * bsz:(s + 1) * bsz]
             xb, yb = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            if data.regression:
+                loss = F.mse_loss(logits.squeeze(-1), yb)
+            else:
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if s % GRAD_EVERY == 0:
@@ -165,18 +181,27 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             opt.step()
             step_scheduler(sched, cfg.schedule, end_of_epoch=False)
             loss_sum += loss.detach() * len(idx)
-            correct += (logits.detach().argmax(1) == yb).sum()
+            if not data.regression:
+                correct += (logits.detach().argmax(1) == yb).sum()
         step_scheduler(sched, cfg.schedule, end_of_epoch=True)
         train_loss = loss_sum.item() / n_seen(n, bsz, steps)  # syncs the device: the steps are done
         hist.grad_norm.append(tuple((grad_sq / grad_samples(steps)).sqrt().cpu().tolist()))
         t_train = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
+        if data.regression:  # (MSE, MAE); accuracies are NaN
+            val_loss, val_mae = errors(model, data.x_val, data.y_val)
+            val_acc = train_acc = math.nan
+        else:
+            val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
+            train_acc = correct.item() / n_seen(n, bsz, steps)
         if diverged(train_loss, val_loss, data.n_classes):
             hist.diverged_epoch = epoch
+        elif epoch == cfg.epochs and data.regression:
+            hist.test[epoch] = errors(model, data.x_test, data.y_test)
+            hist.val_mae[epoch] = val_mae
         elif epoch == cfg.epochs:
             hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
             hist.val_class[epoch] = class_accuracy(model, data.x_val, data.y_val, data.n_classes)
-        hist.add(train_loss, correct.item() / n_seen(n, bsz, steps), val_loss, val_acc, time.perf_counter() - t0)
+        hist.add(train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0)
         event = EpochEvent(label, epoch, cfg.epochs, 1, [val_acc], hist.epoch_seconds[-1], t_train,
                            ((cfg.trial_id, train_loss, hist.train_acc[-1], val_loss, val_acc),))
         for hook in hooks:

@@ -319,11 +319,9 @@ class StackedMLP:
             if saved is not None:
                 dz = self._norm_backward(j, dz, saved)
 
-    @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
-                 budget_bytes: int = 1 << 28, by_class: bool = False):
-        """Mean loss and accuracy of every member (or of ``rows``) on (x, y): ``[T]`` each;
-        ``by_class``: and the correct predictions per true class, ``[T, C]`` counts."""
+    def _outputs(self, x: torch.Tensor, rows: torch.Tensor | None, budget_bytes: int):
+        """The network's outputs ``[T, chunk, outputs]`` on ``x``, chunk by chunk (every
+        member, or ``rows``): evaluation — no dropout, batch norm's running statistics."""
         pick = (lambda ts: ts) if rows is None else (lambda ts: [v.index_select(0, rows) for v in ts])
         params = pick(self.params)
         running = [pick(pair) for pair in self.running]
@@ -334,18 +332,29 @@ class StackedMLP:
         widest = max(p.shape[-1] for p in params[:2 * n_linear:2])
         chunk = max(256, budget_bytes // (4 * t * widest * 2))
         w_first = params[0].permute(1, 0, 2).reshape(n_in, t * w1)  # one wide GEMM for layer 1
-        loss = torch.zeros(t, device=x.device, dtype=torch.float64)
-        correct = torch.zeros(t, device=x.device, dtype=torch.int64)
-        hits = torch.zeros(t, params[2 * n_linear - 2].shape[-1], device=x.device, dtype=torch.int64) if by_class else None
         plain = not self.norm_at and not self.residual
         for s in range(0, x.shape[0], chunk):
-            xc, yc = x[s:s + chunk], y[s:s + chunk]
+            xc = x[s:s + chunk]
             h = (xc @ w_first).view(xc.shape[0], t, w1).transpose(0, 1) + params[1]
             if plain:
                 for l in range(1, n_linear):
                     h = torch.baddbmm(params[2 * l + 1], self.act(h), params[2 * l])
             else:
                 h = self._eval_hidden(h, params, running, masks, widths)
+            yield s, h
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
+                 budget_bytes: int = 1 << 28, by_class: bool = False):
+        """Mean loss and accuracy of every member (or of ``rows``) on (x, y): ``[T]`` each;
+        ``by_class``: and the correct predictions per true class, ``[T, C]`` counts."""
+        t = self.params[0].shape[0] if rows is None else rows.shape[0]
+        loss = torch.zeros(t, device=x.device, dtype=torch.float64)
+        correct = torch.zeros(t, device=x.device, dtype=torch.int64)
+        n_out = self.params[2 * self.n_layers - 2].shape[-1]
+        hits = torch.zeros(t, n_out, device=x.device, dtype=torch.int64) if by_class else None
+        for s, h in self._outputs(x, rows, budget_bytes):
+            yc = y[s:s + h.shape[1]]
             logp = torch.log_softmax(h, dim=-1)
             yy = yc.expand(t, -1)
             loss += -logp.gather(-1, yy.unsqueeze(-1)).squeeze(-1).sum(1, dtype=torch.float64)
@@ -356,6 +365,20 @@ class StackedMLP:
         if hits is not None:
             return loss / x.shape[0], correct.to(torch.float64) / x.shape[0], hits
         return loss / x.shape[0], correct.to(torch.float64) / x.shape[0]
+
+    @torch.no_grad()
+    def evaluate_errors(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
+                        budget_bytes: int = 1 << 28) -> tuple[torch.Tensor, torch.Tensor]:
+        """A regression: mean squared and mean absolute error of every member (or of
+        ``rows``) on (x, y), ``[T]`` each, in the standardised target's units."""
+        t = self.params[0].shape[0] if rows is None else rows.shape[0]
+        sq = torch.zeros(t, device=x.device, dtype=torch.float64)
+        ab = torch.zeros(t, device=x.device, dtype=torch.float64)
+        for s, h in self._outputs(x, rows, budget_bytes):
+            err = h[..., 0] - y[s:s + h.shape[1]]
+            sq += err.square().sum(1, dtype=torch.float64)
+            ab += err.abs().sum(1, dtype=torch.float64)
+        return sq / x.shape[0], ab / x.shape[0]
 
     def _eval_hidden(self, z: torch.Tensor, params, running, masks, widths) -> torch.Tensor:
         """The logits from the first layer's pre-activation ``z``, through every hidden
@@ -416,6 +439,14 @@ def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor
     return nll.sum(1), correct, grad
 
 
+def mse_and_grad(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A regression's per-member summed squared error, a zero correct count, and dL/dout of
+    the batch mean squared error (torch's ``mse_loss``: ``2 (pred - y) / B``)."""
+    err = out[..., 0] - y
+    grad = (err * (2.0 / y.shape[1])).unsqueeze(-1)
+    return err.square().sum(1), torch.zeros(y.shape[0], dtype=torch.int64, device=y.device), grad
+
+
 def _sync(device: torch.device) -> None:
     """Wait for this thread's work on the device (its current stream: groups training
     concurrently in other threads, on other streams, are not waited for)."""
@@ -444,8 +475,11 @@ class EpochLoop:
         xb = self.data.x_train.index_select(0, idx).view(t, -1, self.data.n_features)
         yb = self.data.y_train.index_select(0, idx).view(t, -1)
         logits, cache = self.model.forward_train(xb, global_step)
-        batch_loss, batch_correct, dlogits = loss_and_grad(logits, yb,
-                                                           self.model.smoothing if self.model.smoothed else None)
+        if self.data.regression:
+            batch_loss, batch_correct, dlogits = mse_and_grad(logits, yb)
+        else:
+            batch_loss, batch_correct, dlogits = loss_and_grad(logits, yb,
+                                                               self.model.smoothing if self.model.smoothed else None)
         self.model.backward(cache, dlogits)
         if s % GRAD_EVERY == 0:
             g = self.model.grads
@@ -565,7 +599,7 @@ def seconds_per_step(configs: Sequence[TrialConfig], data: DeviceData, steps: in
     ``steps`` steps after a warm-up epoch of as many (which also captures a CUDA graph):
     the planner's calibration (:mod:`tunebook.engine.calibrate`) times stacks with it."""
     ms = plan_members(configs)
-    model = StackedMLP(ms, data.n_features, data.n_classes, data.device)
+    model = StackedMLP(ms, data.n_features, data.n_outputs, data.device)
     opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in ms],
                            steps_of(data.x_train.shape[0], configs[0].batch_size, model.norm))
     loop = make_loop(model, opt, data, configs[0].batch_size)
@@ -599,7 +633,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 raise ValueError(f"configs of one group must share {key}")
     device = data.device
     t_start = time.perf_counter()
-    model = StackedMLP(members, data.n_features, data.n_classes, device)
+    model = StackedMLP(members, data.n_features, data.n_outputs, device)
     steps = steps_of(data.x_train.shape[0], lead.batch_size, model.norm)
     opt = StackedOptimizer(model.params, model.grads, [hparams_of(m.lead) for m in members], steps)
     rows = list(range(len(members)))  # member index of each stacked row
@@ -629,21 +663,26 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         loop, loss_sum, correct = _run_epoch(loop, epoch)
         _sync(device)
         t_train = time.perf_counter() - t0
-        val_loss, val_acc, val_hits = model.evaluate(data.x_val, data.y_val, by_class=True)
-        val_loss, val_acc = val_loss.cpu().tolist(), val_acc.cpu().tolist()
+        if data.regression:  # accuracies are NaN; the MAE is kept at the checkpoints
+            val_loss, val_mae = model.evaluate_errors(data.x_val, data.y_val)
+            val_loss, val_mae = val_loss.cpu().tolist(), val_mae.cpu().tolist()
+            val_acc = [math.nan] * len(val_loss)
+        else:
+            val_loss, val_acc, val_hits = model.evaluate(data.x_val, data.y_val, by_class=True)
+            val_loss, val_acc = val_loss.cpu().tolist(), val_acc.cpu().tolist()
         seen = n_seen(n, lead.batch_size, loop.steps)
         train_loss = (loss_sum / seen).cpu().tolist()  # the epoch's one host sync
-        train_acc = (correct.to(torch.float64) / seen).cpu().tolist()
+        train_acc = (correct.to(torch.float64) / seen).cpu().tolist() if not data.regression else [math.nan] * len(rows)
         grad_norm = (loop.grad_sq / grad_samples(loop.steps)).sqrt_().t().cpu().tolist()  # [T][layers]
         diverged = {r for r in range(len(rows)) if is_diverged(train_loss[r], val_loss[r], data.n_classes)}
         test = _test_at_checkpoints(model, data, [r for r, i in enumerate(rows)
                                                   if epoch in members[i].checkpoints and r not in diverged])
-        by_class = class_accuracy(val_hits, data.y_val, list(test)) if test else {}
+        by_class = class_accuracy(val_hits, data.y_val, list(test)) if test and not data.regression else {}
         if keep:
             for r in test:
                 for c in members[rows[r]].configs:
                     if c.epochs == epoch:
-                        kept[c.trial_id] = model.member_state(r, c.layers, data.n_features, data.n_classes)
+                        kept[c.trial_id] = model.member_state(r, c.layers, data.n_features, data.n_outputs)
         _sync(device)
         share = (time.perf_counter() - t0) / len(rows)
         for r, i in enumerate(rows):
@@ -651,7 +690,10 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             members[i].history.grad_norm.append(tuple(grad_norm[r]))
             if r in test:
                 members[i].history.test[epoch] = test[r]
-                members[i].history.val_class[epoch] = by_class[r]
+                if data.regression:
+                    members[i].history.val_mae[epoch] = val_mae[r]
+                else:
+                    members[i].history.val_class[epoch] = by_class[r]
             if r in diverged:
                 members[i].history.diverged_epoch = epoch
         event = EpochEvent(label=label, epoch=epoch, max_epochs=max_epochs, members=len(rows),
@@ -733,5 +775,8 @@ def _test_at_checkpoints(model: StackedMLP, data: DeviceData, rows: list[int]) -
     """Test loss and accuracy of the given stack rows (members at one of their epoch counts)."""
     if not rows:
         return {}
-    loss, acc = model.evaluate(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
+    if data.regression:  # (MSE, MAE)
+        loss, acc = model.evaluate_errors(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
+    else:
+        loss, acc = model.evaluate(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
     return {r: (lo, a) for r, lo, a in zip(rows, loss.cpu().tolist(), acc.cpu().tolist())}

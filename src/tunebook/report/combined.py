@@ -15,7 +15,7 @@ from typing import Sequence
 from ..analysis.aggregate import aggregate, describe, varying_params
 from ..analysis.cost import reference_cost_models
 from ..analysis.study import StudyAnalysis
-from ..analysis.winners import winners
+from ..analysis.winners import score, winners
 from ..spec import model_epochs
 from . import figures
 from .document import pm, recommended_toml, seconds_alone, seeds_cell, winner_lines
@@ -68,7 +68,7 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None
     blocks.append(("h", 2, "Studies"))
     for a in analyses:
         n = len({r.trial_id for r in a.runs})
-        ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
+        ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -score(c, metric))
         ranked += [c for c in a.configs if not c.n_complete]  # diverged / collapsed / failed in every seed
         smoke = f" Smoke test ({a.spec.smoke}): not evidence." if a.spec.smoke else ""
         blocks += [("h", 3, a.spec.title or a.spec.name),
@@ -88,7 +88,7 @@ def combined_blocks(analyses: Sequence[StudyAnalysis], fig, out_dir: Path | None
         return blocks + [("p", "No complete runs yet.")]
     params = varying_params(configs)
     d = lambda c: describe(c, params)  # noqa: E731
-    ranked = sorted([c for c in configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
+    ranked = sorted([c for c in configs if c.n_complete], key=lambda c: -score(c, metric))
     blocks += [
         ("p", f"Accuracy rankings over all {len(ranked)} distinct configurations of the programme "
               f"(best 15; mean ± 95 % CI over seeds):"),

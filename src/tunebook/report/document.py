@@ -17,6 +17,7 @@ from ..analysis.contrast import arm
 from ..hypotheses import Hypothesis, matches
 from ..analysis.study import StudyAnalysis
 from ..analysis.verdicts import Verdict
+from ..analysis.winners import score
 from . import figures
 
 Block = tuple
@@ -77,22 +78,35 @@ def seconds_alone(c: ConfigStats) -> str:
     return f"{c.seconds_alone:.2f}" if math.isfinite(c.seconds_alone) else "—"
 
 
+def _regression(a: StudyAnalysis) -> bool:
+    from ..datasets import DATASETS
+
+    info = DATASETS.get(a.spec.dataset)
+    return info is not None and info.task == "regression"
+
+
 def config_rows(configs: Sequence[ConfigStats], a: StudyAnalysis, metric: str) -> list[list[str]]:
+    """A row per configuration: the metric, the test split's (test_acc, or a regression's
+    test_rmse), cost, and — for an accuracy — accuracy per million parameters."""
     rows = []
+    regression = _regression(a)
     for c in configs:
         eff = c.stats[metric].mean / (c.params / 1e6) if c.params and c.n_complete else math.nan
-        rows.append([describe(c, a.params), seeds_cell(c), pm(c, metric), pm(c, "test_acc"),
-                     f"{c.flops / 1e12:.3g}" if c.flops else "—", seconds_alone(c), f"{c.params:,}",
-                     f"{100 * eff:.1f}" if math.isfinite(eff) else "—"])
+        row = [describe(c, a.params), seeds_cell(c), pm(c, metric), pm(c, "test_rmse" if regression else "test_acc"),
+               f"{c.flops / 1e12:.3g}" if c.flops else "—", seconds_alone(c), f"{c.params:,}"]
+        if metric.endswith("acc"):
+            row.append(f"{100 * eff:.1f}" if math.isfinite(eff) else "—")
+        rows.append(row)
     return rows
 
 
-CONFIG_HEADERS = ["configuration", "seeds", "{metric} (mean ± 95 % CI)", "test_acc", "train TFLOP",
+CONFIG_HEADERS = ["configuration", "seeds", "{metric} (mean ± 95 % CI)", "{test}", "train TFLOP",
                   "s alone (model)", "params", "{metric} % per M params"]
 
 
-def _headers(metric: str) -> list[str]:
-    return [h.format(metric=metric) for h in CONFIG_HEADERS]
+def _headers(metric: str, regression: bool = False) -> list[str]:
+    heads = [h.format(metric=metric, test="test_rmse" if regression else "test_acc") for h in CONFIG_HEADERS]
+    return heads if metric.endswith("acc") else heads[:-1]
 
 
 def _involved(v: Verdict, a: StudyAnalysis) -> list[ConfigStats]:
@@ -133,7 +147,7 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
                                  + (f"; {v.looks_planned} planned looks" if v.looks_planned else "") + ".")]
     involved = _involved(v, a)
     if involved:
-        blocks.append(("table", _headers(h.metric if h.metric in involved[0].stats else a.spec.metric),
+        blocks.append(("table", _headers(h.metric if h.metric in involved[0].stats else a.spec.metric, _regression(a)),
                        config_rows(involved, a, h.metric if h.metric in involved[0].stats else a.spec.metric)))
     if h.kind == "compare" and involved:
         side = {}
@@ -150,14 +164,14 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
         blocks.append(fig(f"{h.id}-trend", lambda: figures.metric_vs_param(involved, h.param, h.metric, by, others),
                           f"{h.id}: {h.metric} against {h.param}"))
     elif h.kind == "threshold" and involved:  # the selected configurations only, with the bar
-        sel = sorted(involved, key=lambda c: -c.stats[h.metric].mean)
+        sel = sorted(involved, key=lambda c: -score(c, h.metric))
         bars = [(f"{k} {pct(x) if h.metric.endswith('acc') else f'{x:g}'}", x)
                 for k, x in (("at least", h.at_least), ("at most", h.at_most)) if x is not None]
         blocks.append(fig(f"{h.id}-threshold", lambda: figures.compare(
             [(describe(c, a.params), c.metric(h.metric)) for c in sel], h.metric, bars),
             f"{h.id}: each selected configuration against the bound"))
     elif involved:
-        ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[h.metric].mean)[:8]
+        ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -score(c, h.metric))[:8]
         blocks.append(fig(f"{h.id}-ranking", lambda: figures.compare(
             [(describe(c, a.params), c.metric(h.metric)) for c in ranked], h.metric), f"{h.id}: top configurations"))
     if v.looks and any(math.isfinite(lk.lo) for lk in v.looks) and h.kind in ("compare", "threshold"):
@@ -235,7 +249,7 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
         f"Defaults: {defaults}.", f"Search: {search_line(a)}." if spec.search else f"Grid: {grid}.",
         seeds_line(a),
         f"Trials: {len(a.runs)} stored — {statuses.count('complete') - collapsed} complete, "
-        f"{collapsed} collapsed (stuck at chance accuracy; counted, not averaged in), "
+        f"{collapsed} collapsed ({'no better than predicting the mean, R² < 0.01' if _regression(a) else 'stuck at chance accuracy'}; counted, not averaged in), "
         f"{statuses.count('diverged')} diverged, {statuses.count('failed')} failed"
         + (f", {statuses.count('pruned')} pruned (stopped early by the search's pruner)" if 'pruned' in statuses else "")
         + f"; {len(a.configs)} configurations.",
@@ -258,9 +272,9 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
         for v in a.verdicts:
             blocks += hypothesis_blocks(v, a, fig)
     # --- all results ---
-    ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -c.stats[metric].mean)
+    ranked = sorted([c for c in a.configs if c.n_complete], key=lambda c: -score(c, metric))  # best first
     unusable = [c for c in a.configs if not c.n_complete]  # diverged, collapsed or failed in every seed
-    blocks += [("h", level + 1, "Results"), ("table", _headers(metric), config_rows(ranked + unusable, a, metric))]
+    blocks += [("h", level + 1, "Results"), ("table", _headers(metric, _regression(a)), config_rows(ranked + unusable, a, metric))]
     if spec.search is None:  # a search's proposals are drawn by its slice figure instead
         blocks += overview_figures(a, ranked, fig)
     blocks += overfit_blocks(a, ranked, fig, level + 1)
@@ -336,9 +350,25 @@ def data_card(key: str, level: int) -> list[Block]:
                       f"Rows: {info.n_train} for training and validation, {info.n_test} held out as the test split.",
                       f"Features: {info.n_features}" + (f" ({features})." if info.features else "."),
                       f"Fingerprint (SHA-256 of the arrays as read, and of the reading options): {info.fingerprint}; "
-                      "a changed file is a new dataset, and its trials new trials."]),
+                      "a changed file is a new dataset, and its trials new trials."] + target_lines(info)),
             ("table", ["class", "training rows", "share"],
-             [[c, str(n), pct(n / total, 1)] for c, n in zip(info.classes, info.class_counts)])]
+             [[c, str(n), pct(n / total, 1)] for c, n in zip(info.classes, info.class_counts)])
+            ][: 2 if info.task == "regression" else 3]
+
+
+def target_lines(info) -> list[str]:
+    """A regression target: how it was recognised, and the scale its errors are in."""
+    if info.task != "regression":
+        return []
+    import json
+
+    pre = json.loads(info.preprocessing or "{}")
+    name = f" {info.target!r}" if info.target else ""
+    return [f"Target{name}: a number to predict (regression; {pre.get('task_from', 'data.task')}) — the network "
+            f"learns it standardised by the training split's mean {info.target_mean:.4g} and standard deviation "
+            f"{info.target_sd:.4g}; val_rmse, val_mae (and test_*) are in the target's own units, val_r2 is the share "
+            "of the validation target's variance explained, val_loss the mean squared error of the standardised "
+            "target. Hold-outs are stratified by the target's deciles."]
 
 
 def search_line(a: StudyAnalysis) -> str:
@@ -505,19 +535,22 @@ def overview_figures(a: StudyAnalysis, ranked, fig) -> list[Block]:
 
 def overfit_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
     rows, notes = [], []
+    regression = _regression(a)  # no accuracies: the loss pattern alone
     for c in ranked:
         o = a.overfit[c.key]
-        rows.append([describe(c, a.params), pct(o.final_gap), pct(o.max_gap), f"{o.best_val_loss_epoch:.1f}",
+        gaps = [] if regression else [pct(o.final_gap), pct(o.max_gap)]
+        rows.append([describe(c, a.params), *gaps, f"{o.best_val_loss_epoch:.1f}",
                      f"{o.flagged_seeds}/{o.n_seeds}" + (" ⚠" if o.flagged else "")])
         if o.flagged:
             notes.append(f"{describe(c, a.params)}: validation loss rose for 2+ epochs while training loss fell in "
                          f"{o.flagged_seeds} of {o.n_seeds} seeds (best validation loss at epoch "
                          f"{o.best_val_loss_epoch:.1f} on average) — overfitting.")
     blocks: list[Block] = [("h", level, "Overfitting"),
-                           ("p", "Train − validation accuracy gap at the last epoch and at its largest; the epoch of "
-                                 "lowest validation loss; seeds whose validation loss rose 2+ epochs running while "
-                                 "training loss fell."),
-                           ("table", ["configuration", "final gap", "max gap", "best val-loss epoch", "flagged seeds"], rows)]
+                           ("p", ("" if regression else "Train − validation accuracy gap at the last epoch and at "
+                                  "its largest; ") + "the epoch of lowest validation loss; seeds whose validation loss "
+                                 "rose 2+ epochs running while training loss fell."),
+                           ("table", ["configuration"] + ([] if regression else ["final gap", "max gap"])
+                            + ["best val-loss epoch", "flagged seeds"], rows)]
     blocks.append(("list", notes) if notes else ("p", "No configuration shows the rising-validation-loss pattern in most of its seeds."))
     picks = ranked[:2] + ([ranked[-1]] if len(ranked) > 2 else [])
     flagged = [c for c in ranked if a.overfit[c.key].flagged and c not in picks][:1]
@@ -567,7 +600,7 @@ def summary_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
         ("h", level, "Final summary"),
         ("table", ["rank", "configuration", f"{metric}", "s alone (model)", "params"], rank_rows),
         ("list", items),
-        fig("pareto", lambda: figures.pareto(a.configs, w, a.params), "Accuracy against cost; the Pareto front"),
+        fig("pareto", lambda: figures.pareto(a.configs, w, a.params), f"{metric} against cost; the Pareto front"),
     ]
     if a.spec.smoke:
         blocks.append(("p", "No recommendation: a smoke test's numbers are not evidence."))
@@ -599,7 +632,7 @@ def winner_lines(w, d, metric: str, alpha: float) -> list[str]:
     else:
         lines = [f"Ahead beyond seed noise: {d(w.accuracy)} ({pm(w.accuracy, metric)}); every other configuration is "
                  f"significantly below it (t-test at alpha {alpha}, paired by seed where pairable)."]
-    return lines + [f"Knee of the accuracy/cost Pareto front (a trade-off, not a verdict): {d(w.practical)} "
+    return lines + [f"Knee of the {metric}/cost Pareto front (a trade-off, not a verdict): {d(w.practical)} "
                     f"({pm(w.practical, metric)}, {cost_text(w.practical)})."]
 
 

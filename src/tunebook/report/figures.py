@@ -160,23 +160,26 @@ def gradient_flow(configs: Sequence[ConfigStats], params: Sequence[str] = ()) ->
     """Each linear layer's weight-gradient norm (RMS over the run's sampled steps, its
     first epoch solid and its last dashed; geometric mean over seeds), by layer from the
     input: gradients that vanish fall towards the first layer."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    others = [p for p in params if not p.startswith("units") and p != "depth"]
     for i, c in enumerate(configs):
         runs = [np.asarray(h.grad_norm) for h in c.histories if h.grad_norm]
         if not runs:
             continue
         col = colors[i % len(colors)]
+        name = f"{c.label if 'depth' not in params else f'depth {len(c.config.layers)}'}"
+        name += f" {describe(c, others)}" if others else ""
         for which, style, tag in ((0, "-", "epoch 1"), (-1, "--", "last epoch")):
             rows = np.stack([r[which] for r in runs])
             mean = np.exp(np.log(np.maximum(rows, 1e-30)).mean(0))
             ax.plot(np.arange(1, len(mean) + 1), mean, style, marker="o", ms=3, color=col,
-                    label=f"{describe(c, params)} {tag}")
+                    label=f"{name}, {tag}")
     ax.set_yscale("log")
-    ax.set_xlabel("linear layer (1 = first hidden; the last is the output layer)")
+    ax.set_xlabel("linear layer (1 = first hidden, last = output)")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_ylabel("weight-gradient norm (RMS over steps)")
-    ax.set_title("gradient flow: vanishing gradients fall towards layer 1")
+    ax.set_ylabel("weight-gradient norm (RMS)")
+    ax.set_title("gradient flow by layer (vanishing: falling towards layer 1)", fontsize=10)
     ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
