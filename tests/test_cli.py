@@ -45,7 +45,8 @@ def test_run_writes_toml_and_tensorboard_then_resumes(tmp_path, cli_env):
         assert cfg["trial"]["id"] == res["trial_id"] == folder.name.split("_")[-1]
         assert set(res) >= {"status", "params", "epochs_run", "train_seconds", "flops", "val_acc", "val_loss",
                             "test_acc", "test_loss", "best_epoch", "history"}
-        assert set(res["history"]) == {"train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "wall_time"}
+        assert set(res["history"]) == {"train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "wall_time",
+                                        "grad_norm"}
         acc = EventAccumulator(str(folder))
         acc.Reload()
         scalars = acc.Tags()["scalars"]

@@ -12,7 +12,7 @@ EXAMPLES = ROOT / "examples" / "fashion-mnist"
 def test_examples_validate(cli_env):
     p = subprocess.run(tunebook_cmd("validate", str(EXAMPLES)), env=cli_env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.count(": ok — study") == 8 and "search of depth, width" in p.stdout and "programme:" in p.stdout
+    assert p.stdout.count(": ok — study") == 9 and "search of depth, width" in p.stdout and "programme:" in p.stdout
     q = subprocess.run(tunebook_cmd("validate", str(ROOT / "examples" / "quickstart.toml")), env=cli_env,
                        capture_output=True, text=True)
     assert q.returncode == 0, q.stderr

@@ -82,7 +82,8 @@ optimizer = { choices = ["adam"], low = 1, high = 2 }
     "study.trials: must be a count of proposals from 1 to 100000 (required with [search]), got 0",
     "study.batch: must be a count of proposals trained at a time, from 1 to 4096, got -1",
     "study.sampler_seed: must be an integer in [0, 2^31), got -3",
-    "study.objectives[0]: must be METRIC:max or METRIC:min, METRIC one of val_acc, val_loss, params, flops, "
+    "study.objectives[0]: must be METRIC:max or METRIC:min, METRIC one of val_acc, val_loss, params, flops, val_rmse, "
+    "val_mae, val_r2, "
     "got \"val_acc:up\"",
     "study.objectives: must not repeat a metric",
     "study.time_budget: must be a wall time such as \"30m\", \"90s\" or \"2h\", got \"10 minutes\"",
@@ -363,7 +364,8 @@ def test_asha_prunes_within_a_lock_step_batch_and_keeps_the_pruned_as_records(tm
 @pytest.mark.parametrize("text, message", [
     ('pruner = "early"', 'study.pruner: must be one of "none", "asha", "hyperband", "median", got "early"'),
     ('pruner = "asha"\nobjectives = ["val_acc:max", "flops:min"]',
-     "study.pruner: prunes on one objective measured every epoch (val_acc or val_loss)"),
+     "study.pruner: prunes on one objective measured every epoch (val_acc, val_loss, or val_rmse — followed by its "
+     "validation loss)"),
 ])
 def test_pruner_settings_are_checked(text, message):
     with pytest.raises(SpecError) as e:

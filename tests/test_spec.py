@@ -94,7 +94,7 @@ def test_each_rule_is_reported_with_file_key_and_value(text, message):
                                        r'"cifar10", a dataset registered from '
                                         r'Python \(tunebook.Dataset.from_arrays\), a data file \(.csv, .parquet, .npz, '
                                         r'.npy\) or one of scikit-learn\'s shipped ones \(sklearn:iris, sklearn:wine, '
-                                        r'sklearn:breast_cancer, sklearn:digits\), got "svhn"'),
+                                        r'sklearn:breast_cancer, sklearn:digits, sklearn:diabetes\), got "svhn"'),
     ('name = "ok"\nmetric = "f1"', r'study.metric: must be one of .*got "f1"'),
     ('name = "ok"\nseedz = 3', r"study.seedz: unknown key"),
     ('name = "ok"\nbudget = "ten minutes"', r'study.budget: must be a number and a unit — s, m, h \(wall time\) or '

@@ -11,6 +11,7 @@ import math
 from typing import Sequence
 
 import torch
+from torch import nn
 
 
 def layer_sizes(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> list[tuple[int, int]]:
@@ -105,3 +106,38 @@ def extra_param_count(layers: Sequence[int], norm: str = "none", residual: bool 
     if residual:
         n += sum(a * b for a, b in zip(layers[:-1], layers[1:]) if a != b)
     return n
+
+
+#: torch.nn's module of each activation.
+ACTIVATION_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+
+
+class DeepMLP(nn.Module):
+    """An MLP with normalisation and/or residual connections, from plain ``torch.nn`` layers.
+
+    Hidden layer ``l``: ``Linear → norm (BatchNorm1d | LayerNorm | none) → activation →
+    dropout``; before a batch norm the Linear has no bias (the norm subtracts it again, so
+    its gradient is rounding noise, which Adam would turn into full-size steps); with ``residual``, from the second hidden layer on its output is that plus
+    the layer's input — the identity where the widths agree, else a bias-free ``Linear``
+    projection. The output layer is a plain ``Linear``."""
+
+    def __init__(self, layers, n_in: int, n_out: int, activation: str, norm: str, residual: bool,
+                 drops: Sequence[nn.Module]):
+        super().__init__()
+        dims = [n_in, *layers, n_out]
+        self.linears = nn.ModuleList(nn.Linear(i, o, bias=norm != "batch" or l == len(layers))
+                                     for l, (i, o) in enumerate(zip(dims[:-1], dims[1:])))
+        norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+        self.norms = nn.ModuleList(norms[norm](w) if norm != "none" else nn.Identity() for w in layers)
+        self.acts = nn.ModuleList(ACTIVATION_MODULES[activation]() for _ in layers)
+        self.drops = nn.ModuleList(drops)
+        self.residual = residual
+        self.skips = nn.ModuleList(nn.Identity() if a == b else nn.Linear(a, b, bias=False)
+                                   for a, b in zip(layers[:-1], layers[1:])) if residual else nn.ModuleList()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for l in range(len(self.norms)):
+            a = self.drops[l](self.acts[l](self.norms[l](self.linears[l](h))))
+            h = a + self.skips[l - 1](h) if self.residual and l >= 1 else a
+        return self.linears[-1](h)

@@ -212,10 +212,11 @@ def load_model(run) -> Model:
 
 
 def _deep_module(meta: Mapping[str, str], state: Mapping[str, Any], path: Path):
-    """A format-2 file's network: tunebook's reference ``DeepMLP`` (plain torch.nn layers)."""
+    """A format-2 file's network: ``tunebook.model.DeepMLP`` (plain torch.nn layers, as
+    the reference trainer builds it)."""
     import torch
 
-    from .engine.reference import DeepMLP
+    from .model import DeepMLP
 
     layers = json.loads(meta["layers"])
     n_in, n_out = state["linear0.weight"].shape[1], state[f"linear{len(layers)}.weight"].shape[0]

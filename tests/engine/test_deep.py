@@ -72,7 +72,7 @@ def test_every_option_and_combination_matches_the_reference(small_data, defaults
 
 
 def test_a_batch_norm_network_counts_its_parameters_as_torch_does():
-    from tunebook.engine.reference import DeepMLP
+    from tunebook.model import DeepMLP
 
     for norm, residual, layers in (("batch", False, [32, 24]), ("layer", True, [32, 24, 24]),
                                    ("none", True, [16, 32, 32])):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import init_params
+from ..model import DeepMLP, init_params
 from ..records import TrialResult
 from ..records import TrialConfig
 from . import rng
@@ -42,37 +42,6 @@ class HashDropout(nn.Module):
         rate = torch.tensor([[[self.rate]]], device=x.device)
         keep = rng.keep_mask([self.seed], self.clock[0], self.layer, tuple(x.shape), rate, x.device)[0]
         return x * keep.to(x.dtype) / (1 - self.rate)
-
-
-class DeepMLP(nn.Module):
-    """An MLP with normalisation and/or residual connections, from plain ``torch.nn`` layers.
-
-    Hidden layer ``l``: ``Linear → norm (BatchNorm1d | LayerNorm | none) → activation →
-    dropout``; before a batch norm the Linear has no bias (the norm subtracts it again, so
-    its gradient is rounding noise, which Adam would turn into full-size steps); with ``residual``, from the second hidden layer on its output is that plus
-    the layer's input — the identity where the widths agree, else a bias-free ``Linear``
-    projection. The output layer is a plain ``Linear``."""
-
-    def __init__(self, layers, n_in: int, n_out: int, activation: str, norm: str, residual: bool,
-                 drops: Sequence[nn.Module]):
-        super().__init__()
-        dims = [n_in, *layers, n_out]
-        self.linears = nn.ModuleList(nn.Linear(i, o, bias=norm != "batch" or l == len(layers))
-                                     for l, (i, o) in enumerate(zip(dims[:-1], dims[1:])))
-        norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
-        self.norms = nn.ModuleList(norms[norm](w) if norm != "none" else nn.Identity() for w in layers)
-        self.acts = nn.ModuleList(_ACT[activation]() for _ in layers)
-        self.drops = nn.ModuleList(drops)
-        self.residual = residual
-        self.skips = nn.ModuleList(nn.Identity() if a == b else nn.Linear(a, b, bias=False)
-                                   for a, b in zip(layers[:-1], layers[1:])) if residual else nn.ModuleList()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x
-        for l in range(len(self.norms)):
-            a = self.drops[l](self.acts[l](self.norms[l](self.linears[l](h))))
-            h = a + self.skips[l - 1](h) if self.residual and l >= 1 else a
-        return self.linears[-1](h)
 
 
 def build_mlp(cfg: TrialConfig, n_in: int, n_out: int, clock: list[int]) -> nn.Module:
