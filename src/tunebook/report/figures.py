@@ -18,10 +18,17 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ..analysis.aggregate import ConfigStats, describe, heatmap_cells  # noqa: E402
+from ..analysis.aggregate import HIGHER_IS_BETTER, ConfigStats, describe, heatmap_cells  # noqa: E402
 from ..analysis.winners import Winners  # noqa: E402
 
 PCT = {"val_acc", "test_acc", "train_acc"}
+
+
+def _regression(c: ConfigStats) -> bool:
+    from ..datasets import DATASETS
+
+    info = DATASETS.get(c.config.dataset)
+    return info is not None and info.task == "regression"
 
 
 def _scale(metric: str) -> float:
@@ -148,7 +155,8 @@ def learning_curves(configs: Sequence[ConfigStats], kind: str = "loss", params: 
                 ax.fill_between(ep, arr.min(0), arr.max(0), color=col, alpha=0.15)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_ylabel("accuracy (%)" if kind == "acc" else "cross-entropy loss")
+    ax.set_ylabel("accuracy (%)" if kind == "acc" else "mean squared error (standardised target)"
+                  if configs and _regression(configs[0]) else "cross-entropy loss")
     ax.set_title("learning curves: train (dashed) vs validation, band = seeds' range")
     ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     ax.grid(alpha=0.3)
@@ -213,7 +221,7 @@ def pareto(configs: Sequence[ConfigStats], w: Winners, params: Sequence[str] = (
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("seconds to train alone (modelled on the recorded device)" if timed else "training FLOPs")
     ax.set_ylabel(_label(metric))
-    ax.set_title("accuracy vs cost")
+    ax.set_title(f"{_label(metric)} vs cost" + (" (lower is better)" if not HIGHER_IS_BETTER.get(metric, True) else ""))
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
