@@ -111,8 +111,10 @@ def test_classification_settings_on_a_regression_are_refused(tmp_path, extra_stu
 
 def test_regression_metrics_on_a_classifier_are_refused():
     with pytest.raises(SpecError) as exc:
-        parse_spec('[study]\nname = "c"\nmetric = "val_rmse"\n', where="c.toml")
+        parse_spec('[study]\nname = "c"\nmetric = "val_rmse"\n[defaults]\nregression_loss = "huber"\n', where="c.toml")
     assert any("study.metric: measures a regression's errors: this dataset's target is class labels" in p
+               for p in exc.value.problems), exc.value.problems
+    assert any("defaults.regression_loss: is a numeric target's loss: a classifier trains with cross-entropy" in p
                for p in exc.value.problems), exc.value.problems
 
 
@@ -122,6 +124,8 @@ def test_regression_metrics_on_a_classifier_are_refused():
     ("layers = [32, 16]\nepochs = 8\nbatch_size = 32", ""),
     ('epochs = 6\nbatch_size = 32\ndropout = 0.1\noptimizer = "sgd"\nlr = 0.02', "layers = [[32], [12]]"),
     ('layers = [24, 24]\nepochs = 6\nbatch_size = 32\nnorm = "batch"\nresidual = true\nschedule = "cosine"', ""),
+    ('epochs = 6\nbatch_size = 32\nregression_loss = "huber"\noptimizer = "momentum"\nlr = 0.01',
+     "layers = [[16, 8], [8, 16]]"),
 ])
 def test_stacked_regression_matches_the_reference(diabetes, defaults, grid):
     spec, data = diabetes
@@ -140,7 +144,10 @@ def test_stacked_regression_matches_the_reference(diabetes, defaults, grid):
         for k in ("val_r2", "test_r2"):
             assert abs(getattr(r, k) - getattr(w, k)) <= 1e-6, k
         assert math.isnan(r.val_acc) and math.isnan(r.test_acc) and r.val_class_acc == ()
-        assert r.val_rmse == pytest.approx(math.sqrt(r.val_loss) * 76.91182090165708, rel=1e-9)
+        if "huber" not in defaults:  # the loss is the MSE of the standardised target
+            assert r.val_rmse == pytest.approx(math.sqrt(r.val_loss) * 76.91182090165708, rel=1e-9)
+        else:  # Huber's loss is below half the squared error
+            assert r.val_loss < 0.5 * (r.val_rmse / 76.91182090165708) ** 2
         assert r.best_epoch == 1 + min(range(r.epochs_run), key=lambda e: r.history.val_loss[e])
 
 

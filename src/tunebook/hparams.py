@@ -19,6 +19,9 @@ NORMS = ("none", "batch", "layer")
 #: Learning-rate schedules, stepped once per epoch (onecycle: per optimizer step), after
 #: ``warmup`` epochs of linear warm-up (tunebook.engine.schedule).
 SCHEDULES = ("constant", "cosine", "step", "onecycle")
+#: A regression's training loss: the mean squared error, or Huber's (delta 1 on the
+#: standardised target: quadratic within one SD of the truth, linear beyond; torch's huber_loss).
+REGRESSION_LOSSES = ("mse", "huber")
 MAX_WIDTH = 1 << 16
 #: What a study or a hypothesis may judge by.
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss",
@@ -121,6 +124,7 @@ HPARAM_RULES: dict[str, Rule] = {
     "residual": bool_rule,
     "schedule": choice_rule(SCHEDULES),
     "warmup": int_rule(0, 10_000, "a whole number of epochs ≥ 0"),
+    "regression_loss": choice_rule(REGRESSION_LOSSES),
 }
 _OPTIMIZER_KEYS = {  # which optimizer hyperparameters each optimizer reads
     "sgd": {"momentum"}, "momentum": {"momentum"}, "nesterov": {"momentum"},
@@ -148,6 +152,7 @@ BASE_DEFAULTS: dict[str, Any] = {
     "residual": False,      # identity skips between hidden layers (a projection where widths differ)
     "schedule": "constant", # learning rate: "cosine" | "step" (×0.1 at 1/2 and 3/4) | "onecycle"
     "warmup": 0,            # epochs of linear learning-rate warm-up before the schedule
+    "regression_loss": "mse",  # a numeric target's training loss: "mse" | "huber"
 }
 _DEFAULT_MOMENTUM = {"momentum": 0.9, "nesterov": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}  # torch.optim.AdamW's default

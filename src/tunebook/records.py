@@ -24,7 +24,7 @@ ID_FIELDS_V1 = ("dataset", "validation", "split_seed", "train_subset", "layers",
 #: not at it, so adding a field leaves every stored trial id — and every run folder — as it
 #: was (a study resumed after an upgrade retrains nothing). Add new fields here.
 ID_DEFAULTS: dict[str, Any] = {"label_smoothing": 0.0, "init": "default", "norm": "none", "residual": False,
-                               "schedule": "constant", "warmup": 0}
+                               "schedule": "constant", "warmup": 0, "regression_loss": "mse"}
 
 
 def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
@@ -75,6 +75,7 @@ class TrialConfig:
     residual: bool = False         # skips between hidden layers (identity; a projection where widths differ)
     schedule: str = "constant"     # learning-rate schedule: constant | cosine | step | onecycle
     warmup: int = 0                # epochs of linear learning-rate warm-up
+    regression_loss: str = "mse"   # a numeric target's training loss: mse | huber
 
     @property
     def trial_id(self) -> str:

@@ -26,7 +26,7 @@ from .store import RUN_NAME, Run, RunStore, find_studies
 
 HPARAM_COLUMNS = ("layers", "depth", "activation", "dropout", "epochs", "batch_size", "optimizer", "lr",
                   "momentum", "beta1", "beta2", "alpha", "eps", "weight_decay", "label_smoothing", "init", "norm",
-                  "residual", "schedule", "warmup", "seed")
+                  "residual", "schedule", "warmup", "regression_loss", "seed")
 DATA_COLUMNS = ("dataset", "validation", "split_seed", "train_subset")
 METRIC_COLUMNS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss", "best_epoch",
                   "val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")  # the last six: a regression's

@@ -187,7 +187,7 @@ SMOKE_SUFFIX = ".smoke"
 LAYER_KEYS = ("layers", "units1", "units2", "units3", "width", "depth")
 _SHORT = {"batch_size": "b", "epochs": "e", "optimizer": "", "activation": "", "dropout": "drop",
           "weight_decay": "wd", "momentum": "mom", "label_smoothing": "ls", "init": "",
-          "norm": "", "schedule": "", "warmup": "warm"}
+          "norm": "", "schedule": "", "warmup": "warm", "regression_loss": ""}
 #: Values named by a word of their own in run labels.
 _WORDS = {("norm", "none"): "nonorm", ("norm", "batch"): "bn", ("norm", "layer"): "ln",
           ("residual", True): "res", ("residual", False): "plain"}
@@ -253,10 +253,14 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True,
         s["metric"] = "val_rmse"  # a regression is judged by its error, in the target's units
     if s["metric"] in METRICS and metric_problem(s["metric"], task):
         p.add("study.metric", metric_problem(s["metric"], task), s["metric"])
-    if task == "regression":
-        for table, t in (("defaults", defaults_raw), ("grid", grid_raw), ("search", raw.get("search") or {})):
-            if isinstance(t, dict) and "label_smoothing" in t:
-                p.add(f"{table}.label_smoothing", "smooths class labels: not for a regression target", t["label_smoothing"])
+    for table, t in (("defaults", defaults_raw), ("grid", grid_raw), ("search", raw.get("search") or {})):
+        if not isinstance(t, dict):
+            continue
+        if task == "regression" and "label_smoothing" in t:
+            p.add(f"{table}.label_smoothing", "smooths class labels: not for a regression target", t["label_smoothing"])
+        if task == "classification" and "regression_loss" in t:
+            p.add(f"{table}.regression_loss", "is a numeric target's loss: a classifier trains with cross-entropy",
+                  t["regression_loss"])
     defaults = _parse_defaults(defaults_raw, p)
     grid = _parse_grid(grid_raw, p)
     plan = None
@@ -532,7 +536,7 @@ def _build(spec: StudySpec, merged: Mapping[str, Any], seed: int) -> TrialConfig
         **{k: merged[k] for k in ("layers", "activation", "dropout", "epochs", "batch_size",
                                   "optimizer", "lr", "momentum", "beta1", "beta2", "alpha",
                                   "eps", "weight_decay", "label_smoothing", "init", "norm", "residual",
-                                  "schedule", "warmup")})
+                                  "schedule", "warmup", "regression_loss")})
 
 
 def _source_key(key: str, defaults: Mapping, grid: Mapping, point: Mapping) -> str:

@@ -123,7 +123,7 @@ def varying_params(configs: Sequence[ConfigStats]) -> list[str]:
     """Hyperparameters (incl. units1..3, depth) that take more than one value."""
     keys = ["units1", "units2", "units3", "depth", "epochs", "batch_size", "lr", "optimizer",
             "activation", "dropout", "weight_decay", "momentum", "label_smoothing", "init", "norm",
-            "residual", "schedule", "warmup"]
+            "residual", "schedule", "warmup", "regression_loss"]
     out = []
     for k in keys:
         vals = {_h(c.value(k)) for c in configs}

@@ -182,7 +182,8 @@ class MemberHistory:
     wall_time: list[float] = field(default_factory=list)
     test: dict[int, tuple[float, float]] = field(default_factory=dict)  # epoch -> (loss, acc)
     val_class: dict[int, tuple[float, ...]] = field(default_factory=dict)  # epoch -> accuracy per true class
-    val_mae: dict[int, float] = field(default_factory=dict)  # a regression: epoch -> validation MAE (standardised)
+    #: a regression: epoch -> (val MSE, val MAE, test MSE, test MAE) of the standardised target
+    errors: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
     grad_norm: list[tuple[float, ...]] = field(default_factory=list)  # per epoch, per linear layer (RMS)
     diverged_epoch: int = 0
     pruned_epoch: int = 0   # stopped by a pruner at the end of this epoch
@@ -204,9 +205,10 @@ class MemberHistory:
 def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: DeviceData,
                 group_seconds: float, group_size: int, engine: str) -> list[TrialResult]:
     """One result per config of a training stream, each read at its own epoch count. For
-    a regression, ``hist.test[epoch]`` holds (test MSE, test MAE) and ``hist.val_mae`` the
-    validation MAE, all of the standardised target; the result reports RMSE and MAE in the
-    target's units (× ``data.target_sd``) and R² against each split's own variance."""
+    a regression, ``hist.test[epoch]`` holds the test loss (its training criterion: MSE or
+    Huber) and ``hist.errors[epoch]`` the validation and test MSE and MAE, all of the
+    standardised target; the result reports RMSE and MAE in the target's units (×
+    ``data.target_sd``) and R² against each split's own variance."""
     full = hist.frozen()
     lead = max(configs, key=lambda c: c.epochs)
     n_train = data.x_train.shape[0]
@@ -238,10 +240,11 @@ def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: Devic
         flops = train_flops(c.layers, n_train, c.epochs, data.n_features, n_out)
         if data.regression:
             sd = data.target_sd
-            measured = dict(val_rmse=math.sqrt(h.val_loss[-1]) * sd, val_mae=hist.val_mae[c.epochs] * sd,
-                            val_r2=1.0 - h.val_loss[-1] / _variance(data.y_val),
-                            test_rmse=math.sqrt(test_loss) * sd, test_mae=test_second * sd,
-                            test_r2=1.0 - test_loss / _variance(data.y_test))
+            val_mse, val_mae, test_mse, test_mae = hist.errors[c.epochs]
+            measured = dict(val_rmse=math.sqrt(val_mse) * sd, val_mae=val_mae * sd,
+                            val_r2=1.0 - val_mse / _variance(data.y_val),
+                            test_rmse=math.sqrt(test_mse) * sd, test_mae=test_mae * sd,
+                            test_r2=1.0 - test_mse / _variance(data.y_test))
             result = TrialResult(status="complete", epochs_run=c.epochs, history=h,
                                  train_seconds=sum(h.epoch_seconds), flops=flops, val_loss=h.val_loss[-1],
                                  test_loss=test_loss, best_epoch=best_epoch_of(h), **measured, **common)

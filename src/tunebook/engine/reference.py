@@ -92,15 +92,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10
 
 
 @torch.no_grad()
-def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 10_000) -> tuple[float, float]:
-    """A regression: mean squared and mean absolute error (torch's ``mse_loss``, ``l1_loss``)."""
+def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, huber: bool = False,
+           chunk: int = 10_000) -> tuple[float, float, float]:
+    """A regression: the mean criterion (``mse_loss``, or ``huber_loss`` with delta 1), the
+    mean squared and the mean absolute error (``l1_loss``)."""
     model.eval()
-    sq, ab = 0.0, 0.0
+    crit, sq, ab = 0.0, 0.0, 0.0
     for s in range(0, x.shape[0], chunk):
         pred = model(x[s:s + chunk]).squeeze(-1)
         sq += F.mse_loss(pred, y[s:s + chunk], reduction="sum").item()
         ab += F.l1_loss(pred, y[s:s + chunk], reduction="sum").item()
-    return sq / x.shape[0], ab / x.shape[0]
+        if huber:
+            crit += F.huber_loss(pred, y[s:s + chunk], reduction="sum", delta=1.0).item()
+    n = x.shape[0]
+    return (crit if huber else sq) / n, sq / n, ab / n
 
 
 @torch.no_grad()
@@ -139,7 +144,9 @@ def train_one(cfg: TrialConfig, data: DeviceData,
             idx = perm[s * bsz:(s + 1) * bsz]
             xb, yb = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
             logits = model(xb)
-            if data.regression:
+            if data.regression and cfg.regression_loss == "huber":
+                loss = F.huber_loss(logits.squeeze(-1), yb, delta=1.0)
+            elif data.regression:
                 loss = F.mse_loss(logits.squeeze(-1), yb)
             else:
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
@@ -156,8 +163,9 @@ def train_one(cfg: TrialConfig, data: DeviceData,
         train_loss = loss_sum.item() / n_seen(n, bsz, steps)  # syncs the device: the steps are done
         hist.grad_norm.append(tuple((grad_sq / grad_samples(steps)).sqrt().cpu().tolist()))
         t_train = time.perf_counter() - t0
-        if data.regression:  # (MSE, MAE); accuracies are NaN
-            val_loss, val_mae = errors(model, data.x_val, data.y_val)
+        huber = cfg.regression_loss == "huber"
+        if data.regression:  # the criterion, MSE and MAE; accuracies are NaN
+            val_loss, val_mse, val_mae = errors(model, data.x_val, data.y_val, huber)
             val_acc = train_acc = math.nan
         else:
             val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
@@ -165,8 +173,9 @@ def train_one(cfg: TrialConfig, data: DeviceData,
         if diverged(train_loss, val_loss, data.n_classes):
             hist.diverged_epoch = epoch
         elif epoch == cfg.epochs and data.regression:
-            hist.test[epoch] = errors(model, data.x_test, data.y_test)
-            hist.val_mae[epoch] = val_mae
+            test_loss, test_mse, test_mae = errors(model, data.x_test, data.y_test, huber)
+            hist.test[epoch] = (test_loss, math.nan)
+            hist.errors[epoch] = (val_mse, val_mae, test_mse, test_mae)
         elif epoch == cfg.epochs:
             hist.test[epoch] = evaluate(model, data.x_test, data.y_test)
             hist.val_class[epoch] = class_accuracy(model, data.x_val, data.y_val, data.n_classes)

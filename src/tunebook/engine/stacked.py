@@ -38,6 +38,7 @@ from .optim import StackedOptimizer, hparams_of
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
 NORM_EPS = 1e-5      # nn.BatchNorm1d's and nn.LayerNorm's eps
+HUBER_DELTA = 1.0    # regression_loss = "huber": one SD of the standardised target
 BN_MOMENTUM = 0.1    # nn.BatchNorm1d's running-statistics momentum
 
 
@@ -124,6 +125,7 @@ class StackedMLP:
             self.params += [w.to(device), b.to(device)]
         self.linear_count = len(dims) - 1
         self.norm, self.residual = lead.norm, lead.residual
+        self.huber = lead.regression_loss == "huber"  # one criterion per stack (planner.stack_key)
         # after the linear layers: a norm's scale and shift per hidden layer ([T, 1, width],
         # 1 and 0 on a member's own units, 0 on padded ones), then a residual network's
         # projections ([T, in, out], zero-padded like the weights); indices into params
@@ -368,17 +370,23 @@ class StackedMLP:
 
     @torch.no_grad()
     def evaluate_errors(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
-                        budget_bytes: int = 1 << 28) -> tuple[torch.Tensor, torch.Tensor]:
-        """A regression: mean squared and mean absolute error of every member (or of
-        ``rows``) on (x, y), ``[T]`` each, in the standardised target's units."""
+                        budget_bytes: int = 1 << 28) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A regression: the mean training criterion (MSE, or Huber's), the mean squared and
+        the mean absolute error of every member (or of ``rows``) on (x, y), ``[T]`` each, in
+        the standardised target's units."""
         t = self.params[0].shape[0] if rows is None else rows.shape[0]
+        crit = torch.zeros(t, device=x.device, dtype=torch.float64)
         sq = torch.zeros(t, device=x.device, dtype=torch.float64)
         ab = torch.zeros(t, device=x.device, dtype=torch.float64)
         for s, h in self._outputs(x, rows, budget_bytes):
-            err = h[..., 0] - y[s:s + h.shape[1]]
+            yc = y[s:s + h.shape[1]]
+            err = h[..., 0] - yc
             sq += err.square().sum(1, dtype=torch.float64)
             ab += err.abs().sum(1, dtype=torch.float64)
-        return sq / x.shape[0], ab / x.shape[0]
+            if self.huber:
+                crit += mse_and_grad(h, yc.expand(h.shape[0], -1), True)[0].to(torch.float64)
+        n = x.shape[0]
+        return (crit if self.huber else sq) / n, sq / n, ab / n
 
     def _eval_hidden(self, z: torch.Tensor, params, running, masks, widths) -> torch.Tensor:
         """The logits from the first layer's pre-activation ``z``, through every hidden
@@ -439,10 +447,18 @@ def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor
     return nll.sum(1), correct, grad
 
 
-def mse_and_grad(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A regression's per-member summed squared error, a zero correct count, and dL/dout of
-    the batch mean squared error (torch's ``mse_loss``: ``2 (pred - y) / B``)."""
+def mse_and_grad(out: torch.Tensor, y: torch.Tensor, huber: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A regression's per-member summed loss, a zero correct count, and dL/dout of the
+    batch mean: squared error (torch's ``mse_loss``: gradient ``2 (pred - y) / B``) or,
+    with ``huber``, Huber's with delta 1 (``huber_loss``: ½e² within 1, |e| − ½ beyond;
+    gradient ``clamp(e, ±1) / B``)."""
     err = out[..., 0] - y
+    if huber:
+        a = err.abs()
+        loss = torch.where(a <= HUBER_DELTA, 0.5 * err.square(), HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
+        grad = (err.clamp(-HUBER_DELTA, HUBER_DELTA) / y.shape[1]).unsqueeze(-1)
+        return loss.sum(1), torch.zeros(y.shape[0], dtype=torch.int64, device=y.device), grad
     grad = (err * (2.0 / y.shape[1])).unsqueeze(-1)
     return err.square().sum(1), torch.zeros(y.shape[0], dtype=torch.int64, device=y.device), grad
 
@@ -476,7 +492,7 @@ class EpochLoop:
         yb = self.data.y_train.index_select(0, idx).view(t, -1)
         logits, cache = self.model.forward_train(xb, global_step)
         if self.data.regression:
-            batch_loss, batch_correct, dlogits = mse_and_grad(logits, yb)
+            batch_loss, batch_correct, dlogits = mse_and_grad(logits, yb, self.model.huber)
         else:
             batch_loss, batch_correct, dlogits = loss_and_grad(logits, yb,
                                                                self.model.smoothing if self.model.smoothed else None)
@@ -663,9 +679,8 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         loop, loss_sum, correct = _run_epoch(loop, epoch)
         _sync(device)
         t_train = time.perf_counter() - t0
-        if data.regression:  # accuracies are NaN; the MAE is kept at the checkpoints
-            val_loss, val_mae = model.evaluate_errors(data.x_val, data.y_val)
-            val_loss, val_mae = val_loss.cpu().tolist(), val_mae.cpu().tolist()
+        if data.regression:  # accuracies are NaN; the errors are kept at the checkpoints
+            val_loss, val_mse, val_mae = (v.cpu().tolist() for v in model.evaluate_errors(data.x_val, data.y_val))
             val_acc = [math.nan] * len(val_loss)
         else:
             val_loss, val_acc, val_hits = model.evaluate(data.x_val, data.y_val, by_class=True)
@@ -689,9 +704,9 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             members[i].history.add(train_loss[r], train_acc[r], val_loss[r], val_acc[r], share)
             members[i].history.grad_norm.append(tuple(grad_norm[r]))
             if r in test:
-                members[i].history.test[epoch] = test[r]
+                members[i].history.test[epoch] = test[r][:2]
                 if data.regression:
-                    members[i].history.val_mae[epoch] = val_mae[r]
+                    members[i].history.errors[epoch] = (val_mse[r], val_mae[r], test[r][2], test[r][3])
                 else:
                     members[i].history.val_class[epoch] = by_class[r]
             if r in diverged:
@@ -772,11 +787,13 @@ def class_accuracy(hits: torch.Tensor, y: torch.Tensor, rows: list[int]) -> dict
 
 
 def _test_at_checkpoints(model: StackedMLP, data: DeviceData, rows: list[int]) -> dict[int, tuple[float, float]]:
-    """Test loss and accuracy of the given stack rows (members at one of their epoch counts)."""
+    """Test loss and accuracy of the given stack rows (members at one of their epoch counts);
+    a regression's: (its criterion, NaN, MSE, MAE)."""
     if not rows:
         return {}
-    if data.regression:  # (MSE, MAE)
-        loss, acc = model.evaluate_errors(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
-    else:
-        loss, acc = model.evaluate(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
+    if data.regression:
+        crit, mse, mae = model.evaluate_errors(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
+        return {r: (c, math.nan, m, a) for r, c, m, a in zip(rows, crit.cpu().tolist(), mse.cpu().tolist(),
+                                                              mae.cpu().tolist())}
+    loss, acc = model.evaluate(data.x_test, data.y_test, torch.tensor(rows, device=data.device))
     return {r: (lo, a) for r, lo, a in zip(rows, loss.cpu().tolist(), acc.cpu().tolist())}

@@ -660,4 +660,6 @@ def recommended_toml(c) -> str:
         lines.append(f'schedule = "{c.schedule}"')
     if c.warmup:
         lines.append(f"warmup = {c.warmup}")
+    if c.regression_loss != "mse":
+        lines.append(f'regression_loss = "{c.regression_loss}"')
     return "\n".join(lines)
