@@ -147,8 +147,9 @@ def results_of(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str
 
 def curve_of(spec: StudySpec, runs: Sequence[Run]) -> tuple[float, ...]:
     """The first objective's mean over the seeds at each epoch they all reached (for
-    ``val_rmse``, the validation loss — the MSE it is the root of, in standardised units:
-    what a pruner compares epoch by epoch)."""
+    ``val_rmse``, the validation loss — the training criterion, the MSE it is the root of
+    unless ``regression_loss = "huber"`` — in standardised units: what a pruner compares
+    epoch by epoch)."""
     metric = PRUNE_CURVE.get(spec.search.objectives[0][0], "")
     if not metric or not runs:
         return ()
