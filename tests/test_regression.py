@@ -255,3 +255,13 @@ def test_a_search_minimises_val_rmse_and_a_median_pruner_follows_its_loss(tmp_pa
     for r in done:
         assert r.values[0] == pytest.approx(r.runs[0].result.val_rmse)
         assert r.curve == pytest.approx(r.runs[0].result.history.val_loss)  # what the pruner compares
+
+
+def test_a_classifier_s_dataset_key_is_what_it_was_before_tasks_existed():
+    """The task is hashed only where it was given: scikit-learn's wine table and arrays of
+    integer labels keep the keys (and so the trial ids) of tunebook 0.2."""
+    from tunebook.userdata import DataOptions, Dataset, read_sklearn
+
+    assert read_sklearn("sklearn:wine", DataOptions(), 0, "x.toml").key == "sklearn-wine-91ef45b4ad4b"
+    rng = np.random.default_rng(0)
+    assert Dataset.from_arrays(rng.normal(size=(60, 3)), rng.integers(0, 3, 60), name="a").key == "a-d84edfbb6d41"

@@ -189,8 +189,8 @@ class TrialResult:
     #: class order (empty in runs stored before tunebook kept it; NaN: no such row)
     val_class_acc: tuple[float, ...] = ()
     #: a regression's errors in the target's own units, and R² (NaN for a classifier; then
-    #: not written to result.toml). Its val_loss / test_loss are the mean squared error of
-    #: the standardised target; its accuracies are NaN.
+    #: not written to result.toml). Its val_loss / test_loss are its training criterion (MSE,
+    #: or Huber's) on the standardised target; its accuracies are NaN.
     val_rmse: float = math.nan
     val_mae: float = math.nan
     val_r2: float = math.nan

@@ -88,7 +88,8 @@ def read_sklearn(value: str, opts: DataOptions, split_seed: int, where: str) -> 
     features = [str(f) for f in getattr(bunch, "feature_names", [])] or None
     return _prepare_arrays(np.asarray(bunch.data), np.asarray(bunch.target), None,
                            DataOptions(scale=opts.scale or "standard", test_fraction=opts.test_fraction,
-                                       task="regression" if regression else "classification"),
+                                       task="regression" if regression else None),  # None: its fingerprint
+                           # (which hashes the options) stays what it was before tasks existed
                            split_seed, f"{where}: {value}", f"sklearn-{name.replace('_', '-')}",
                            f"scikit-learn {sklearn.__version__} load_{name}", classes, features)
 

@@ -28,11 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from ..model import init_params
-from ..records import TrialResult
-from ..records import TrialConfig
+from ..records import TrialConfig, TrialResult, steps_of
 from . import rng
-from ..records import steps_of
-from .common import GRAD_EVERY, DeviceData, EpochEvent, MemberHistory, Stopper, grad_samples, n_seen, results_for, under_flush
+from .common import (GRAD_EVERY, DeviceData, EpochEvent, MemberHistory, Stopper, grad_samples, n_seen, results_for,
+                     under_flush)
 from .common import diverged as is_diverged
 from .optim import StackedOptimizer, hparams_of
 
@@ -141,13 +140,12 @@ class StackedMLP:
                 self.params += [g.to(device), torch.zeros(t, 1, width, device=device)]
                 if self.norm == "batch":
                     self.running.append([torch.zeros(t, 1, width, device=device), g.to(device).clone()])
-        self.skips = ()
         if self.residual:
             from ..model import init_projections
 
-            self.skips = tuple(a == b for a, b in zip(shapes[0][:-1], shapes[0][1:]))  # one pattern per stack
+            skips = tuple(a == b for a, b in zip(shapes[0][:-1], shapes[0][1:]))  # one pattern per stack
             projections = [init_projections(m.lead.seed, m.lead.layers, m.lead.init) for m in members]
-            for j, same in enumerate(self.skips, start=1):
+            for j, same in enumerate(skips, start=1):
                 if same:
                     continue
                 q = torch.zeros(t, hidden[j - 1], hidden[j])
