@@ -1,0 +1,139 @@
+"""A user's own nn.Module stacked with torch.func (tunebook.engine.modules): every member
+of a stacked run equals that module trained alone by plain torch.optim — a small CNN, a
+module with dropout, mixed optimizers — and what vmap cannot batch trains one by one with
+a note saying why."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tunebook.engine import modules
+from tunebook.spec import parse_spec
+
+from .test_stacked import LOSS_TOL
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def images():
+    from tunebook.data import load_dataset
+    from tunebook.engine.common import DeviceData
+
+    return DeviceData.from_dataset(load_dataset(train_subset=600), "cpu")
+
+
+def cnn(c):
+    """Two conv layers and a linear head, on 1×28×28 images."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(8 * 7 * 7, 10))
+
+
+def cnn_dropout(c):
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.25), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(4 * 14 * 14, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+
+
+def configs(grid: str, seeds: int = 2):
+    return parse_spec(f'[study]\nname = "m"\nseeds = {seeds}\n[defaults]\nepochs = 2\nbatch_size = 50\n'
+                      f'[grid]\n{grid}\n').configs()
+
+
+def assert_same(a, b, n_val: int):
+    assert a.trial_id == b.trial_id and a.status == b.status == "complete"
+    for key in ("train_loss", "val_loss"):
+        for x, y in zip(getattr(a.history, key), getattr(b.history, key)):
+            assert abs(x - y) <= LOSS_TOL, (key, x, y)
+    for key in ("train_acc", "val_acc"):
+        for x, y in zip(getattr(a.history, key), getattr(b.history, key)):
+            assert abs(x - y) <= 2 / n_val + 1e-12, (key, x, y)
+    assert abs(a.test_loss - b.test_loss) <= LOSS_TOL and abs(a.test_acc - b.test_acc) <= 2 / 10_000 + 1e-12
+
+
+@pytest.mark.parametrize("build, grid", [
+    (cnn, 'optimizer = ["adam", "sgd"]\nlr = [0.001, 0.01]'),
+    (cnn_dropout, 'optimizer = ["adam", "momentum"]'),
+], ids=["cnn", "cnn-dropout"])
+def test_every_stacked_member_equals_the_module_trained_alone(images, build, grid):
+    cfgs = configs(grid)
+    notes: list[str] = []
+    got = modules.train_modules(cfgs, images, build, (1, 28, 28), notes=notes)
+    assert notes == [] and {r.engine for r in got} == {"modules"} and {r.group_size for r in got} == {len(cfgs)}
+    for r, c in zip(got, cfgs):
+        alone = modules.train_module_alone(c, images, build, (1, 28, 28))
+        assert alone.engine == "modules-alone"
+        assert_same(r, alone, images.y_val.shape[0])
+        assert r.params == sum(p.numel() for p in build(c).parameters())
+
+
+def test_the_copies_are_built_under_their_seeds_and_leave_the_caller_s_random_state():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    built = modules._built(configs('optimizer = ["adam"]'), cnn)
+    assert torch.rand(1) == before  # untouched by building
+    assert not torch.equal(built[0][0].weight, built[1][0].weight)  # seeds 0 and 1
+    torch.manual_seed(0)
+    assert torch.equal(built[0][0].weight, cnn(None)[0].weight)
+
+
+class WithBatchNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Branching(nn.Module):
+    """Data-dependent control flow: vmap cannot batch a Python ``if`` on a tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(784, 10), nn.Linear(784, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return self.a(x) if x.sum() > 0 else self.b(x)
+
+
+class Widening(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.mark.parametrize("build, why", [
+    (lambda c: WithBatchNorm(), "body.2 (BatchNorm1d) updates its running statistics in place, which torch.func's "
+                                "vmap refuses for stacked copies"),
+    (lambda c: Branching(), "torch.func's vmap cannot batch it ("),
+    (lambda c: Widening(16 if c.seed == 0 else 24), "their parameter shapes differ (body.1.bias"),
+], ids=["batchnorm", "control-flow", "shapes"])
+def test_what_cannot_be_stacked_trains_one_by_one_with_a_note(images, build, why):
+    cfgs = configs('optimizer = ["adam"]')
+    notes: list[str] = []
+    got = modules.train_modules(cfgs, images, build, (1, 28, 28), label="g", notes=notes)
+    assert len(notes) == 1 and notes[0].startswith("g: trained one by one — ") and why in notes[0], notes
+    assert {r.engine for r in got} == {"modules-alone"} and {r.status for r in got} == {"complete"}
+    for r, c in zip(got, cfgs):  # what it trained is the module alone, exactly
+        alone = modules.train_module_alone(c, images, build, (1, 28, 28))
+        assert r.history.val_loss == alone.history.val_loss
+
+
+def test_configs_of_one_stack_share_epochs_and_batch_size(images):
+    cfgs = configs("epochs = [1, 2]")
+    with pytest.raises(ValueError, match="must share epochs and batch_size"):
+        modules.train_modules(cfgs, images, cnn, (1, 28, 28))
