@@ -24,6 +24,7 @@ _LAZY = {
     "load_runs": "results", "runs_dataframe": "results", "runs_table": "results",
     "configs_dataframe": "results", "verdicts_dataframe": "results", "analyze": "analysis.study",
     "fetch_dataset": "data",
+    "hyperparameters": "usermodel", "Int": "usermodel", "Float": "usermodel", "Choice": "usermodel",
 }
 
 
@@ -39,4 +40,4 @@ __all__ = ["DataError", "SpecError", "StoreError", "TrialError", "TunebookError"
            "TrialConfig", "load_spec", "parse_spec", "run", "run_study", "run_path", "run_search",
            "run_until_decided", "Programme", "RunOptions", "Budget", "Dataset", "load_model", "keep_best", "StudyOutcome",
            "load_runs", "runs_dataframe", "runs_table", "configs_dataframe", "verdicts_dataframe", "analyze",
-           "fetch_dataset"]
+           "fetch_dataset", "hyperparameters", "Int", "Float", "Choice"]

@@ -63,6 +63,9 @@ class DatasetInfo:
     target_mean: float = 0.0
     target_sd: float = 1.0
     target: str = ""                    # the target's name (a table's column), for the report's words
+    #: one input's shape before flattening (a user's model gets its images back): the
+    #: built-in images' (channels, height, width); empty: a flat row of n_features
+    input_shape: tuple[int, ...] = ()
 
     @property
     def builtin(self) -> bool:
@@ -81,6 +84,7 @@ class DatasetInfo:
 
 FASHION_MNIST = DatasetInfo(
     name="fashion-mnist",
+    input_shape=(1, 28, 28),
     n_train=60_000,
     n_test=10_000,
     n_features=784,
@@ -124,7 +128,7 @@ def _mnist_like(name: str, classes: tuple[str, ...], files: dict[str, tuple[int,
         name=name, n_train=60_000, n_test=10_000, n_features=784, n_classes=len(classes), classes=classes,
         files={role: SourceFile(file, "", shape, archive_sha256=files[role][1], size=files[role][0])
                for role, (file, shape) in shapes.items()},
-        mirrors=mirrors, homepage=homepage, class_counts=class_counts)
+        mirrors=mirrors, homepage=homepage, class_counts=class_counts, input_shape=(1, 28, 28))
 
 
 MNIST = _mnist_like(
@@ -152,6 +156,7 @@ KMNIST = _mnist_like(
 
 CIFAR10 = DatasetInfo(
     name="cifar10",
+    input_shape=(3, 32, 32),
     n_train=50_000,
     n_test=10_000,
     n_features=3072,  # 32 × 32 pixels × 3 channels, flattened channel by channel (all red, then green, blue)

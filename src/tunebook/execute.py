@@ -213,7 +213,7 @@ def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bo
             for store in stores.values():
                 store.start_over(stamp)
         for s in specs:
-            stores[s.folder].save_study(s.source, _data_record(s))
+            stores[s.folder].save_study(s.source, _data_record(s), _model_record(s))
         done = {name: store.completed(problems) for name, store in stores.items()}
         restored = {name: sum(stores[name].restore_events(r) for r in runs.values()) for name, runs in done.items()}
         anywhere = {tid: run for d in done.values() for tid, run in d.items()}
@@ -439,6 +439,15 @@ def _data_changed(specs: Sequence[StudySpec]) -> list[str]:
             out.append(f"{path}: changed while the study ran; its runs trained on the file as it was read at the "
                        f"start (dataset {key}); run the study again to train on the new version (new trials)")
     return out
+
+
+def _model_record(spec: StudySpec) -> dict | None:
+    """A user's model's record for the study folder (None for the built-in MLP)."""
+    if not spec.model:
+        return None
+    from .usermodel import record_of, remembered
+
+    return record_of(remembered(spec.model))
 
 
 def _data_record(spec: StudySpec) -> dict | None:

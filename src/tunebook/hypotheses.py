@@ -72,7 +72,7 @@ def param_value(cfg: "TrialConfig", key: str) -> Any:
         return cfg.layers[0] if len(set(cfg.layers)) == 1 else None
     if key == "balanced":  # every hidden layer equally wide (the log's "diagonal")
         return len(set(cfg.layers)) == 1
-    value = getattr(cfg, key)
+    value = cfg.get(key)  # a field, or a user model's own hyperparameter
     return list(value) if isinstance(value, tuple) else value
 
 

@@ -91,7 +91,9 @@ def skips_of(layers: Sequence[int]) -> tuple[bool, ...]:
 def stack_key(c: TrialConfig, device=None) -> tuple:
     """Trials equal here can train as one stacked model (widths and optimizers aside)."""
     key = (len(c.layers), c.activation, c.batch_size, c.dataset, c.validation, c.split_seed, c.train_subset,
-           c.norm, c.residual and skips_of(c.layers), c.regression_loss)
+           c.norm, c.residual and skips_of(c.layers), c.regression_loss,
+           # a user's model: copies of one architecture (its own hyperparameters) and epoch count
+           c.model, c.model_params, c.epochs if c.model else 0)
     if device is not None and device.type == "cuda":
         key += (graphable(c),)
     return key

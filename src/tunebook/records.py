@@ -24,7 +24,8 @@ ID_FIELDS_V1 = ("dataset", "validation", "split_seed", "train_subset", "layers",
 #: not at it, so adding a field leaves every stored trial id — and every run folder — as it
 #: was (a study resumed after an upgrade retrains nothing). Add new fields here.
 ID_DEFAULTS: dict[str, Any] = {"label_smoothing": 0.0, "init": "default", "norm": "none", "residual": False,
-                               "schedule": "constant", "warmup": 0, "regression_loss": "mse"}
+                               "schedule": "constant", "warmup": 0, "regression_loss": "mse", "model": "",
+                               "model_params": {}}
 
 
 def trial_id_of(fields: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> str:
@@ -76,6 +77,10 @@ class TrialConfig:
     schedule: str = "constant"     # learning-rate schedule: constant | cosine | step | onecycle
     warmup: int = 0                # epochs of linear learning-rate warm-up
     regression_loss: str = "mse"   # a numeric target's training loss: mse | huber
+    #: a user's model ("package.module:factory", tunebook.usermodel) in place of the MLP, and
+    #: its own hyperparameters' values, sorted by name ("" and (): the built-in MLP)
+    model: str = ""
+    model_params: tuple[tuple[str, Any], ...] = ()
 
     @property
     def trial_id(self) -> str:
@@ -99,23 +104,33 @@ class TrialConfig:
         one's epoch count). A schedule that spans the run (cosine, step, onecycle) depends on
         ``epochs``, so there it is part of the key."""
         d = self.to_dict()
-        if self.schedule == "constant":
+        d["model_params"] = self.model_params
+        if self.schedule == "constant" and not self.model:  # a user's model trains each epoch count apart
             d.pop("epochs")
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
     @property
     def label(self) -> str:
-        return "-".join(str(u) for u in self.layers)
+        return "-".join(str(u) for u in self.layers) if not self.model else self.model.split(":")[-1]
+
+    def get(self, key: str) -> Any:
+        """A field's value, or one of a user model's own hyperparameters (None: neither)."""
+        if key in self.__dataclass_fields__:
+            return getattr(self, key)
+        return dict(self.model_params).get(key)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["layers"] = list(self.layers)
+        d["model_params"] = dict(self.model_params)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrialConfig":
         d = dict(d)
         d["layers"] = tuple(d["layers"])
+        if "model_params" in d:
+            d["model_params"] = tuple(sorted(dict(d["model_params"]).items()))
         return cls(**d)
 
 

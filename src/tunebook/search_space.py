@@ -87,12 +87,17 @@ class SearchPlan:
         return self.pruner in DRIVER_PRUNERS
 
 
-def parse_search(t: Mapping[str, Any], p: Problems) -> tuple[Dimension, ...]:
-    """``[search]``: every problem reported, as ``search.<key>...: rule, got value``."""
+def parse_search(t: Mapping[str, Any], p: Problems, extra: Mapping | None = None,
+                 extra_integers: frozenset = frozenset()) -> tuple[Dimension, ...]:
+    """``[search]``: every problem reported, as ``search.<key>...: rule, got value``.
+    ``extra``: a user model's own hyperparameters' rules (tunebook.usermodel)."""
     dims: list[Dimension] = []
     for name, spec in t.items():
         where = f"search.{name}"
-        rule = HPARAM_RULES.get(name)
+        rule = HPARAM_RULES.get(name) or (extra or {}).get(name)
+        if extra and name in ("layers", "units1", "units2", "units3", "width", "depth", "activation", "dropout",
+                              "norm", "residual", "init", "label_smoothing"):
+            continue  # the MLP's: refused beside a user's model (spec._resolve_model)
         if rule is None or name == "layers":
             hint = " (search width/depth or units1..3 instead)" if name == "layers" else ""
             p.add(where, f"unknown hyperparameter{hint}")
@@ -122,7 +127,7 @@ def parse_search(t: Mapping[str, Any], p: Problems) -> tuple[Dimension, ...]:
                 p.add(f"{where}.choices", "must not repeat a value", choices)
             dims.append(Dimension(name, "choice", choices=tuple(good), when=when))
             continue
-        dim = _parse_range(name, spec, where, rule, p)
+        dim = _parse_range(name, spec, where, rule, p, name in extra_integers)
         if dim is not None:
             dims.append(Dimension(**{**dim.__dict__, "when": when}))
     _check_conditions(dims, p)
@@ -144,11 +149,12 @@ def _parse_when(value: Any, where: str, p: Problems) -> tuple[tuple[str, tuple[A
     return tuple(out)
 
 
-def _parse_range(name: str, spec: Mapping[str, Any], where: str, rule, p: Problems) -> Dimension | None:
+def _parse_range(name: str, spec: Mapping[str, Any], where: str, rule, p: Problems,
+                 integer: bool = False) -> Dimension | None:
     if "low" not in spec or "high" not in spec:
         p.add(where, "needs low and high (or choices)")
         return None
-    integer = name in INTEGER_KEYS
+    integer = integer or name in INTEGER_KEYS
     values = {}
     for key in ("low", "high"):
         v = spec[key]

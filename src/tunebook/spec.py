@@ -79,6 +79,7 @@ class StudySpec:
     search: SearchPlan | None = None  # [search]: proposals come from a sampler, not a grid
     keep: str = "best"     # trained weights kept: best (the recommended configuration's runs) | all | none
     budget: str = ""       # a run's budget when no --budget is given ("10m", "2000me"; "" none)
+    model: str = ""        # a user's model, "package.module:factory" (tunebook.usermodel); "": the MLP
 
     def _repr_html_(self) -> str:
         from .htmlrepr import spec_html
@@ -105,7 +106,7 @@ class StudySpec:
         parts = [c.label] if not keys or any(k in LAYER_KEYS for k in keys) else []
         for k in keys:
             if k not in LAYER_KEYS:
-                v = getattr(c, k)
+                v = c.get(k)
                 if (k, v) in _WORDS:
                     parts.append(_WORDS[k, v])
                 else:
@@ -195,7 +196,7 @@ _WORDS = {("norm", "none"): "nonorm", ("norm", "batch"): "bn", ("norm", "layer")
 
 # --- parsing ---------------------------------------------------------------------------
 
-_STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds",
+_STUDY_KEYS = {"name", "title", "description", "dataset", "validation", "seeds", "model",
                "split_seed", "train_subset", "metric", "alpha", "smoke", "margin", "decide", "test", "keep",
                "budget"}
 # (a searched study's [study] may also hold search_space.SEARCH_STUDY_KEYS)
@@ -261,11 +262,18 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True,
         if task == "classification" and "regression_loss" in t:
             p.add(f"{table}.regression_loss", "is a numeric target's loss: a classifier trains with cross-entropy",
                   t["regression_loss"])
-    defaults = _parse_defaults(defaults_raw, p)
-    grid = _parse_grid(grid_raw, p)
+    model_rules: dict = {}
+    model_ints: frozenset = frozenset()
+    if "model" in study or "model" in defaults_raw:
+        model_rules, model_ints = _resolve_model(study.get("model", defaults_raw.get("model")), where, p, recorded,
+                                     defaults_raw, grid_raw, raw.get("search") or {})
+        s["model"] = study.get("model", defaults_raw.get("model"))
+        defaults_raw = {k: v for k, v in defaults_raw.items() if k != "model"}
+    defaults = _parse_defaults(defaults_raw, p, model_rules)
+    grid = _parse_grid(grid_raw, p, model_rules)
     plan = None
     if searched:
-        dims = parse_search(_table(raw, "search", p), p)
+        dims = parse_search(_table(raw, "search", p), p, model_rules, model_ints)
         plan = parse_plan(_table(raw, "study", Problems(where)), dims, s["metric"], p, len(s["seeds"]))
         for i, (m, _) in enumerate(plan.objectives):
             if metric_problem(m, task):
@@ -476,15 +484,48 @@ def _parse_decide(t: Any, n_seeds: int, p: Problems) -> "DecidePlan":
     return DecidePlan(max_seeds or max(n_seeds, 100), rnd or n_seeds)
 
 
-def _rule_for(section: str, key: str, p: Problems):
-    """The rule of hyperparameter ``key``, or None after reporting it unknown ("seed" is
-    reported once by the caller)."""
-    rule = HPARAM_RULES.get(key)
+def _rule_for(section: str, key: str, p: Problems, extra: Mapping | None = None):
+    """The rule of hyperparameter ``key`` (tunebook's, or a user model's own: ``extra``), or
+    None after reporting it unknown ("seed" is reported once by the caller)."""
+    rule = HPARAM_RULES.get(key) or (extra or {}).get(key)
     if rule is None and key != "seed":
-        close = [k for k in HPARAM_RULES if _similar(k, key)]
+        close = [k for k in [*HPARAM_RULES, *(extra or {})] if _similar(k, key)]
         hint = f"; did you mean {_fmt(close[0])}?" if close else ""
-        p.add(f"{section}.{key}", f"unknown hyperparameter{hint}")
+        own = f" (the model's own: {', '.join(extra)})" if extra else ""
+        p.add(f"{section}.{key}", f"unknown hyperparameter{hint}{own}")
     return rule
+
+
+#: The MLP's own hyperparameters: a user's model takes its shape from its factory instead.
+MLP_ONLY = ("layers", "units1", "units2", "units3", "width", "depth", "activation", "dropout", "norm", "residual",
+            "init", "label_smoothing")
+
+
+def _resolve_model(ref: Any, where: str, p: Problems, recorded: bool, *tables: Mapping) -> tuple[dict, frozenset]:
+    """``[study] model``: the factory imported (or, for a study folder's copy, its recorded
+    declaration) and registered; its hyperparameters' rules. The MLP's shape keys are
+    refused beside it."""
+    from . import usermodel
+
+    record = Path(where).parent / usermodel.MODEL_RECORD
+    try:
+        if recorded and record.is_file():
+            ms = usermodel.from_record(tomlio.loads(record.read_text(encoding="utf-8")))
+        else:
+            ms = usermodel.load(ref, Path(where).parent, where)
+    except SpecError as exc:
+        p.items.extend(exc.problems)
+        return {}, frozenset()
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        p.add("study.model", f"{record} cannot be read ({type(exc).__name__}: {exc})")
+        return {}, frozenset()
+    usermodel.remember(ms)
+    for section, t in zip(("defaults", "grid", "search"), tables):
+        for key in t if isinstance(t, dict) else ():
+            if key in MLP_ONLY:
+                p.add(f"{section}.{key}", f"is the MLP's: not with study.model = {_fmt(ms.ref)} (its shape is its "
+                      "factory's; declare a hyperparameter of its own)")
+    return ms.rules, frozenset(name for name, prm in ms.params if prm.kind == "int")
 
 
 def _similar(a: str, b: str) -> bool:
@@ -501,10 +542,12 @@ def _checked(rule, value: Any, where: str, p: Problems) -> tuple[bool, Any]:
     return err is None, v
 
 
-def _parse_defaults(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
+def _parse_defaults(t: Mapping[str, Any], p: Problems, extra: Mapping | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in t.items():
-        rule = _rule_for("defaults", key, p)
+        if key in MLP_ONLY and extra:
+            continue  # refused by _resolve_model
+        rule = _rule_for("defaults", key, p, extra)
         if rule is not None:
             ok, v = _checked(rule, value, f"defaults.{key}", p)
             if ok:
@@ -512,10 +555,12 @@ def _parse_defaults(t: Mapping[str, Any], p: Problems) -> dict[str, Any]:
     return out
 
 
-def _parse_grid(t: Mapping[str, Any], p: Problems) -> dict[str, tuple[Any, ...]]:
+def _parse_grid(t: Mapping[str, Any], p: Problems, extra: Mapping | None = None) -> dict[str, tuple[Any, ...]]:
     out: dict[str, tuple[Any, ...]] = {}
     for key, values in t.items():
-        rule = _rule_for("grid", key, p)
+        if key in MLP_ONLY and extra:
+            continue  # refused by _resolve_model
+        rule = _rule_for("grid", key, p, extra)
         if rule is None:
             continue
         if not isinstance(values, list) or not values:
@@ -530,9 +575,15 @@ def _parse_grid(t: Mapping[str, Any], p: Problems) -> dict[str, tuple[Any, ...]]
 
 
 def _build(spec: StudySpec, merged: Mapping[str, Any], seed: int) -> TrialConfig:
+    model_params: tuple = ()
+    if spec.model:
+        from . import usermodel
+
+        ms = usermodel.remembered(spec.model)
+        model_params = tuple(sorted((k, merged.get(k, default)) for k, default in ms.defaults.items()))
     return TrialConfig(
         dataset=spec.dataset, validation=spec.validation, split_seed=spec.split_seed,
-        train_subset=spec.train_subset, seed=seed,
+        train_subset=spec.train_subset, seed=seed, model=spec.model, model_params=model_params,
         **{k: merged[k] for k in ("layers", "activation", "dropout", "epochs", "batch_size",
                                   "optimizer", "lr", "momentum", "beta1", "beta2", "alpha",
                                   "eps", "weight_decay", "label_smoothing", "init", "norm", "residual",

@@ -300,13 +300,16 @@ class RunStore:
         return {r.trial_id: r for r in self.iter_runs(problems) if r.result.done}
 
     # -- writing -------------------------------------------------------------------
-    def save_study(self, source: str, data: dict | None = None) -> None:
+    def save_study(self, source: str, data: dict | None = None, model: dict | None = None) -> None:
         """The study file as it ran; with ``data`` (a user's dataset's record,
         :func:`tunebook.userdata.record_of`), ``data.toml`` beside it: the study folder then
-        says what it was trained on without the data file."""
+        says what it was trained on without the data file; with ``model`` (a user's model's
+        record, :func:`tunebook.usermodel.record_of`), ``model.toml``."""
         files = [("study.toml", source)]
         if data is not None:
             files.append(("data.toml", "# written by tunebook: the data these runs trained on\n" + tomli_w.dumps(data)))
+        if model is not None:
+            files.append(("model.toml", "# written by tunebook: the model these runs trained\n" + tomli_w.dumps(model)))
         for name, text in files:
             try:
                 write_atomic(self.dir / name, text)
@@ -333,6 +336,9 @@ class RunStore:
                 shutil.rmtree(staging, ignore_errors=True)
                 staging.mkdir(parents=True)
             hp = config.to_dict()
+            if not config.model:  # the built-in MLP's config.toml stays as it was
+                hp.pop("model")
+                hp.pop("model_params")
             data_keys = ("dataset", "validation", "split_seed", "train_subset")
             cfg_doc = {
                 "trial": {"id": config.trial_id, "study": self.study},

@@ -39,7 +39,15 @@ _STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_SUCCESS,
 
 
 def hparam_dict(config: TrialConfig) -> dict[str, float | int | str]:
+    """The config's hyperparameters as TensorBoard's HParams columns (a user model's own
+    ones beside tunebook's; the MLP's shape keys only for the MLP)."""
     d = config.to_dict()
+    own = d.pop("model_params")
+    if config.model:
+        for k in ("layers", "activation", "dropout", "norm", "residual", "init", "label_smoothing"):
+            d.pop(k)
+        return d | own
+    d.pop("model")
     d["layers"] = config.label
     d["depth"] = len(config.layers)
     d["validation"] = str(config.validation)

@@ -114,7 +114,9 @@ def aggregate(runs: Sequence[Run], cost_models: Mapping[str, Any] | None = None)
             histories=tuple(r.result.history for r in done), n_collapsed=len(collapsed),
             n_pruned=sum(r.result.status == "pruned" for r in rs),
             class_acc=tuple(r.result.val_class_acc for r in done if r.result.val_class_acc),
-            seconds_alone=model.seconds(rs[0].config, flops) if model and done else math.nan))
+            # the cost model is the MLP's: a user's model has no modelled time (its FLOPs are not counted)
+            seconds_alone=model.seconds(rs[0].config, flops) if model and done and not rs[0].config.model
+            else math.nan))
     return sorted(out, key=lambda c: (c.config.layers, c.config.epochs, c.config.batch_size,
                                       c.config.lr, c.config.optimizer, c.key))
 
@@ -124,6 +126,7 @@ def varying_params(configs: Sequence[ConfigStats]) -> list[str]:
     keys = ["units1", "units2", "units3", "depth", "epochs", "batch_size", "lr", "optimizer",
             "activation", "dropout", "weight_decay", "momentum", "label_smoothing", "init", "norm",
             "residual", "schedule", "warmup", "regression_loss"]
+    keys += sorted({k for c in configs for k, _ in c.config.model_params})  # a user model's own
     out = []
     for k in keys:
         vals = {_h(c.value(k)) for c in configs}

@@ -317,3 +317,35 @@ def _evaluate_stack(base, names, flat, buffers, x, y, input_shape, chunk: int = 
             1, dtype=torch.float64)
         correct += (out.argmax(-1) == yc).sum(1)
     return (loss / x.shape[0]).tolist(), (correct.to(torch.float64) / x.shape[0]).tolist()
+
+
+def build_of(config: TrialConfig) -> Build:
+    """The build function of a study's user model: its factory called with the trial's own
+    hyperparameters and what the data is (:class:`tunebook.usermodel.ModelData`)."""
+    from ..usermodel import factory, model_data
+
+    fn, info = factory(config.model), model_data(config.dataset)
+    return lambda c: fn(dict(c.model_params), info)
+
+
+def input_shape_of(config: TrialConfig) -> tuple[int, ...]:
+    from ..usermodel import model_data
+
+    return model_data(config.dataset).input_shape
+
+
+def train_user_models(configs: Sequence[TrialConfig], data: DeviceData, hooks: Sequence[Callable] = (),
+                      label: str = "") -> list[TrialResult]:
+    """A planned group of a user model's trials (one architecture, one epoch count): stacked
+    where torch.func can, one by one otherwise — the reason said as a warning."""
+    import warnings
+
+    notes: list[str] = []
+    results = train_modules(configs, data, build_of(configs[0]), input_shape_of(configs[0]), hooks, label, notes)
+    for note in notes:
+        warnings.warn(note, ModelWarning, stacklevel=2)
+    return results
+
+
+class ModelWarning(UserWarning):
+    """A user's model trained one by one (why: its message)."""

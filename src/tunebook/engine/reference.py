@@ -200,5 +200,10 @@ def train_one(cfg: TrialConfig, data: DeviceData,
 def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 hooks: Sequence[Callable[[EpochEvent], None]] = (), label: str = "",
                 stop: Stopper | None = None, keep: bool = False) -> list[TrialResult]:
-    """The reference engine trains a group one trial after another."""
+    """The reference engine trains a group one trial after another (a user's model: plain
+    torch.optim, :func:`tunebook.engine.modules.train_module_alone`)."""
+    if configs and configs[0].model:
+        from .modules import build_of, input_shape_of, train_module_alone
+
+        return [train_module_alone(c, data, build_of(c), input_shape_of(c), hooks, label) for c in configs]
     return [train_one(c, data, hooks, label, stop, keep) for c in configs]

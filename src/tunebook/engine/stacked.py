@@ -638,7 +638,15 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     ``checkpoint`` (a :class:`tunebook.checkpoints.GroupCheckpoint`): the group goes on from
     the state it holds, if any, and its state is saved at an epoch's end when it is due,
     and whenever a hook interrupts the run there (a budget, Ctrl-C: the exception is
-    raised again once the state is saved)."""
+    raised again once the state is saved).
+
+    A user's model (``configs[0].model``) trains in :mod:`.modules` (torch.func) instead:
+    stacked where its copies agree, else one by one; no pruner, checkpoint or kept weights
+    there yet."""
+    if configs[0].model:
+        from .modules import train_user_models
+
+        return train_user_models(configs, data, hooks, label)
     members = plan_members(configs)
     lead = members[0].lead
     for m in members:

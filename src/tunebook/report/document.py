@@ -246,6 +246,7 @@ def study_blocks(a: StudyAnalysis, fig: Callable[[str, FigureFn, str], Block], l
     collapsed = sum(c.n_collapsed for c in a.configs)
     blocks += [("h", level + 1, "Setup"), ("list", [
         f"Dataset: {spec.dataset}; validation on {val}" + (f"; training subset {spec.train_subset}" if spec.train_subset else "") + ".",
+        *([model_line(spec)] if spec.model else []),
         f"Defaults: {defaults}.", f"Search: {search_line(a)}." if spec.search else f"Grid: {grid}.",
         seeds_line(a),
         f"Trials: {len(a.runs)} stored — {statuses.count('complete') - collapsed} complete, "
@@ -333,6 +334,22 @@ def _space(d) -> str:
     if d.when:
         text += " when " + " and ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in d.when)
     return text
+
+
+def model_line(spec) -> str:
+    """A user's model: its factory, its file and its own hyperparameters' declarations."""
+    from ..usermodel import remembered
+
+    try:
+        ms = remembered(spec.model)
+    except KeyError:
+        return f"Model: {spec.model} (a user's nn.Module)."
+    declared = ", ".join(f"{name} ∈ {set(p.choices) if p.kind == 'choice' else f'[{p.low:g}, {p.high:g}]'} "
+                         f"(default {p.default})" for name, p in ms.params)
+    return (f"Model: {ms.ref} ({ms.file or 'its module'}), a user's nn.Module, its copies trained as one torch.func "
+            f"stack where their shapes agree (engine `modules`; one by one, `modules-alone`, otherwise)"
+            + (f"; its own hyperparameters: {declared}" if declared else "") + ". Its FLOPs are not counted "
+            "(the cost columns say —).")
 
 
 def data_card(key: str, level: int) -> list[Block]:
@@ -600,8 +617,10 @@ def summary_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
         ("h", level, "Final summary"),
         ("table", ["rank", "configuration", f"{metric}", "s alone (model)", "params"], rank_rows),
         ("list", items),
-        fig("pareto", lambda: figures.pareto(a.configs, w, a.params), f"{metric} against cost; the Pareto front"),
     ]
+    if any(c.cost > 0 for c in a.configs if c.n_complete):  # a user's model has no counted cost
+        blocks.append(fig("pareto", lambda: figures.pareto(a.configs, w, a.params),
+                          f"{metric} against cost; the Pareto front"))
     if a.spec.smoke:
         blocks.append(("p", "No recommendation: a smoke test's numbers are not evidence."))
     elif a.spec.search is not None:

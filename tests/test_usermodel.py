@@ -1,0 +1,172 @@
+"""A user's own model in a study: `[study] model = "module:factory"`, its declared
+hyperparameters checked like tunebook's, its copies stacked with torch.func, the same run
+folders, verdicts and report as the MLP, a study folder that remembers the model
+(model.toml), and every bad input named."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import tomllib
+
+import pytest
+
+import tunebook
+from conftest import ROOT, tunebook_cmd
+from tunebook.errors import SpecError
+from tunebook.spec import load_spec
+from tests.executors.helpers import numbers
+
+MODEL = '''
+from torch import nn
+import tunebook
+
+
+@tunebook.hyperparameters(hidden=tunebook.Int(4, 64, default=16), act=tunebook.Choice(["relu", "tanh"], default="relu"))
+def build(hp, data):
+    c, h, w = data.input_shape
+    act = nn.ReLU() if hp["act"] == "relu" else nn.Tanh()
+    return nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), act, nn.MaxPool2d(4), nn.Flatten(),
+                         nn.Linear(4 * (h // 4) * (w // 4), hp["hidden"]), nn.ReLU(), nn.Dropout(0.1),
+                         nn.Linear(hp["hidden"], data.n_outputs))
+
+
+def plain(hp, data):  # declares nothing
+    return nn.Sequential(nn.Flatten(), nn.Linear(data.n_features, data.n_outputs))
+'''
+
+STUDY = '''[study]
+name = "mine"
+model = "{ref}"
+seeds = 2
+train_subset = 600
+[defaults]
+epochs = 2
+batch_size = 50
+{defaults}
+[grid]
+{grid}
+'''
+
+
+def write(tmp_path, ref="tiny_model:build", defaults="hidden = 8", grid="lr = [0.001, 0.01]", module=MODEL,
+          name="tiny_model.py"):
+    (tmp_path / name).write_text(module)
+    f = tmp_path / "mine.toml"
+    f.write_text(STUDY.format(ref=ref, defaults=defaults, grid=grid))
+    return f
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("um")
+    spec = load_spec(write(tmp))
+    return tmp, spec, tunebook.run_study(spec, tmp / "out", device="cpu", quiet=True)
+
+
+def test_a_user_model_study_trains_stacked_and_stores_ordinary_run_folders(trained):
+    tmp, spec, outcome = trained
+    assert spec.model == "tiny_model:build" and len(outcome.runs) == 4
+    assert {r.result.engine for r in outcome.runs} == {"modules"} and {r.result.status for r in outcome.runs} == {"complete"}
+    assert {r.result.group_size for r in outcome.runs} == {4}  # seeds × lrs: one stack
+    cfg = tomllib.loads(next(iter(outcome.runs)).path.joinpath("config.toml").read_text())
+    assert cfg["hparams"]["model"] == "tiny_model:build" and cfg["hparams"]["model_params"] == {"act": "relu", "hidden": 8}
+    record = tomllib.loads((outcome.folder / "model.toml").read_text())["model"]
+    assert record["ref"] == "tiny_model:build" and set(record["hyperparameters"]) == {"hidden", "act"}
+
+
+def test_each_stacked_member_equals_the_reference_engine_s_module_alone(trained, tmp_path):
+    tmp, spec, outcome = trained
+    alone = tunebook.run_study(spec, tmp_path / "alone", device="cpu", quiet=True, engine="reference")
+    assert {r.result.engine for r in alone.runs} == {"modules-alone"}
+    got, want = numbers(outcome), numbers(alone)
+    assert got.keys() == want.keys()
+    for tid in got:
+        a, b = got[tid], want[tid]
+        assert a[:3] == b[:3]  # status, epochs, params
+        for x, y in zip(a[9] + a[11], b[9] + b[11]):  # train and validation loss curves
+            assert abs(x - y) <= 1e-5
+
+
+def test_the_report_names_the_model_and_the_study_folder_reads_without_its_code(trained):
+    tmp, spec, outcome = trained
+    from tunebook.report import write_report
+
+    md = write_report(outcome.folder)[0].read_text()
+    assert "Model: tiny\\_model:build" in md and "hidden ∈ \\[4, 64\\] (default 16)" in md
+    hidden = tmp / "elsewhere"
+    hidden.mkdir(exist_ok=True)
+    shutil.move(str(tmp / "tiny_model.py"), hidden / "tiny_model.py")  # the code is gone from where it was
+    try:
+        env = {"PYTHONPATH": str(ROOT / "src")}
+        p = subprocess.run(tunebook_cmd("report", str(outcome.folder)), capture_output=True, text=True,
+                           env={**__import__("os").environ, **env})
+        assert p.returncode == 0, p.stderr
+        p = subprocess.run(tunebook_cmd("ls", str(outcome.folder)), capture_output=True, text=True,
+                           env={**__import__("os").environ, **env})
+        assert p.returncode == 0 and "build" in p.stdout, p.stderr + p.stdout  # the model names the rows
+    finally:
+        shutil.move(str(hidden / "tiny_model.py"), tmp / "tiny_model.py")
+
+
+@pytest.mark.parametrize("ref, defaults, grid, message", [
+    ("tiny model", "", "lr = [0.001]", 'study.model: must be "package.module:factory"'),
+    ("no_such_module:build", "", "lr = [0.001]", "study.model: cannot import 'no_such_module' from"),
+    ("tiny_model:nothing", "", "lr = [0.001]", "study.model: tiny_model has no function 'nothing'"),
+    ("tiny_model:build", "layers = [32]", "lr = [0.001]",
+     'defaults.layers: is the MLP\'s: not with study.model = "tiny_model:build"'),
+    ("tiny_model:build", "", "hidden = [2, 8]", "grid.hidden[0]: must be an integer from 4 to 64, got 2"),
+    ("tiny_model:build", "", 'act = ["relu", "gelu"]', 'grid.act[1]: must be one of "relu", "tanh", got "gelu"'),
+    ("tiny_model:build", "hiddn = 8", "lr = [0.001]",
+     'defaults.hiddn: unknown hyperparameter; did you mean "hidden"? (the model\'s own: hidden, act)'),
+    ("tiny_model:plain", "hidden = 8", "lr = [0.001]", "defaults.hidden: unknown hyperparameter"),
+])
+def test_bad_model_settings_are_named(tmp_path, ref, defaults, grid, message):
+    with pytest.raises(SpecError) as exc:
+        load_spec(write(tmp_path, ref=ref, defaults=defaults, grid=grid))
+    assert any(message in p for p in exc.value.problems), exc.value.problems
+
+
+@pytest.mark.parametrize("module, message", [
+    ("import tunebook\n@tunebook.hyperparameters(lr=tunebook.Float(0.0, 1.0, default=0.1))\ndef build(hp, data):\n"
+     "    pass\n", "declares 'lr', which is tunebook's own hyperparameter"),
+    ("def build(hp, data):\n    pass\nbuild.hyperparameters = {'k': {'low': 1, 'high': 4}}\n", "needs a default"),
+    ("raise RuntimeError('broken on import')\n", "cannot import 'bad_model' from"),
+])
+def test_a_bad_declaration_or_module_is_named(tmp_path, module, message):
+    with pytest.raises(SpecError) as exc:
+        load_spec(write(tmp_path, ref="bad_model:build", defaults="", grid="epochs = [1]", module=module,
+                        name="bad_model.py"))
+    assert any(message in p for p in exc.value.problems), exc.value.problems
+
+
+def test_a_declaration_helper_checks_its_own_arguments():
+    with pytest.raises(ValueError, match="needs numbers low ≤ default ≤ high"):
+        tunebook.Int(8, 4, default=6)
+    with pytest.raises(ValueError, match="choices must be a non-empty list holding the default"):
+        tunebook.Choice(["a"], default="b")
+
+
+def test_a_search_over_the_model_s_own_hyperparameters(tmp_path):
+    from tunebook.search import run_search
+
+    (tmp_path / "tiny_model.py").write_text(MODEL)
+    f = tmp_path / "s.toml"
+    f.write_text('[study]\nname = "ms"\nmodel = "tiny_model:build"\nseeds = 1\ntrain_subset = 400\nsampler = "random"\n'
+                 'trials = 3\nbatch = 3\nconfirm = 0\n[defaults]\nepochs = 1\nbatch_size = 50\n'
+                 '[search]\nhidden = { low = 4, high = 32 }\nact = { choices = ["relu", "tanh"] }\n')
+    o = run_search(load_spec(f), tmp_path / "out", device="cpu")
+    assert len(o.results) == 3 and all(r.values is not None for r in o.results)
+    for r in o.results:
+        (run,) = r.runs
+        assert isinstance(dict(r.params)["hidden"], int)
+        assert dict(run.config.model_params) == {"hidden": dict(r.params)["hidden"], "act": dict(r.params)["act"]}
+
+
+def test_the_cnn_example_validates(cli_env):
+    p = subprocess.run(tunebook_cmd("validate", str(ROOT / "examples" / "cnn" / "cnn.toml")), env=cli_env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "2 configurations × 3 seeds" in p.stdout
+
