@@ -24,8 +24,8 @@ from tunebook.data import load_dataset
 from tunebook.engine import modules
 from tunebook.engine.common import DeviceData
 from tunebook.spec import parse_spec
-members, subset, how = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-d = DeviceData.from_dataset(load_dataset(train_subset=subset), "cpu")
+members, subset, how, device = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+d = DeviceData.from_dataset(load_dataset(train_subset=subset), device)
 def cnn(c):
     return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
@@ -38,13 +38,15 @@ if how == "stacked":
 else:
     for c in cfgs:
         modules.train_module_alone(c, d, cnn, (1, 28, 28))
+if device != "cpu":
+    torch.cuda.synchronize()
 print(json.dumps((time.perf_counter() - t0) / members))
 """
 
 
-def seconds(members: int, subset: int, how: str) -> float:
-    p = subprocess.run([sys.executable, "-c", CHILD, str(members), str(subset), how], capture_output=True, text=True,
-                       check=True)
+def seconds(members: int, subset: int, how: str, device: str) -> float:
+    p = subprocess.run([sys.executable, "-c", CHILD, str(members), str(subset), how, device], capture_output=True,
+                       text=True, check=True)
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -52,15 +54,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--subset", type=int, default=6000, help="training images")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     import torch
 
-    print(f"CNN on {args.subset} Fashion-MNIST images, 1 epoch, batch 64, {torch.get_num_threads()} threads; "
+    print(f"CNN on {args.subset} Fashion-MNIST images, 1 epoch, batch 64, {args.device}, {torch.get_num_threads()} threads; "
           "seconds per model-epoch (training and evaluation)")
     print("| members | one by one | stacked (torch.func) | one by one ÷ stacked |")
     print("|---|---|---|---|")
     for m in args.members:
-        alone, stacked = seconds(m, args.subset, "alone"), seconds(m, args.subset, "stacked")
+        alone, stacked = seconds(m, args.subset, "alone", args.device), seconds(m, args.subset, "stacked", args.device)
         print(f"| {m} | {alone:.3f} | {stacked:.3f} | {alone / stacked:.2f} |", flush=True)
 
 

@@ -50,21 +50,22 @@ optimizer = {{ choices = ["adam", "momentum", "rmsprop"] }}
 """
 
 
-def peer(trials: int, seed: int, prune: bool) -> dict:
-    cmd = [sys.executable, str(HERE / "peers" / "optuna_loop.py"), "--trials", str(trials), "--sampler-seed", str(seed)]
+def peer(trials: int, seed: int, prune: bool, device: str = "cpu") -> dict:
+    cmd = [sys.executable, str(HERE / "peers" / "optuna_loop.py"), "--trials", str(trials), "--sampler-seed", str(seed),
+           "--device", device]
     p = subprocess.run(cmd + (["--prune"] if prune else []), capture_output=True, text=True)
     if p.returncode:
         sys.exit(f"peer: exit {p.returncode}\n{p.stderr}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def tunebook(trials: int, seed: int, prune: bool, batch: int, extra: list[str]) -> dict:
+def tunebook(trials: int, seed: int, prune: bool, batch: int, extra: list[str], device: str = "cpu") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         study = Path(tmp) / "peer-space.toml"
         study.write_text(STUDY.format(seed=seed, trials=trials, batch=batch, pruner="median" if prune else "none"))
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-m", "tunebook", "run", str(study), "--out", f"{tmp}/out", "--quiet",
-                            "--no-report", "--device", "cpu", *extra], capture_output=True, text=True)
+                            "--no-report", "--device", device, *extra], capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         if p.returncode:
             sys.exit(f"tunebook: exit {p.returncode}\n{p.stderr}")
@@ -86,13 +87,15 @@ def main() -> None:
     ap.add_argument("--plain-peer", action="store_true",
                     help="with --prune: also run the peer without a pruner (tunebook pruned against the plain loop)")
     ap.add_argument("--only", choices=("peer", "tunebook"))
+    ap.add_argument("--device", default="cpu", help="cpu or cuda, for both")
     ap.add_argument("--tunebook-args", default="", help="more `tunebook run` flags, e.g. '--executor process'")
     args = ap.parse_args()
     rows = []
     for seed in args.seeds:
-        plain = peer(args.trials, seed, False) if args.prune and args.plain_peer and args.only != "tunebook" else None
-        a = peer(args.trials, seed, args.prune) if args.only != "tunebook" else None
-        b = (tunebook(args.trials, seed, args.prune, args.batch, args.tunebook_args.split())
+        plain = (peer(args.trials, seed, False, args.device)
+                 if args.prune and args.plain_peer and args.only != "tunebook" else None)
+        a = peer(args.trials, seed, args.prune, args.device) if args.only != "tunebook" else None
+        b = (tunebook(args.trials, seed, args.prune, args.batch, args.tunebook_args.split(), args.device)
              if args.only != "peer" else None)
         rows.append((seed, a, b))
         line = f"seed {seed}:"

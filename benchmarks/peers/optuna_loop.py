@@ -3,7 +3,7 @@
 accuracy reported each epoch for the pruner). Written here, after that example; nothing
 of tunebook is used but the dataset's arrays (the same split tunebook trains on).
 
-    python benchmarks/peers/optuna_loop.py --trials 30 --sampler-seed 0 [--prune]
+    python benchmarks/peers/optuna_loop.py --trials 30 --sampler-seed 0 [--prune] [--device cuda]
 
 The search space is the one ``benchmarks/search_vs_peer.py`` gives tunebook: depth 1–3,
 one width for every layer 32–512 (log), lr 1e-4–1e-1 (log), dropout 0–0.5, the optimizer
@@ -37,10 +37,10 @@ def define_model(trial, n_in: int, n_out: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def objective(trial, data) -> float:
+def objective(trial, data, device: str = "cpu") -> float:
     x_train, y_train, x_val, y_val = data
     torch.manual_seed(trial.number)
-    model = define_model(trial, x_train.shape[1], int(y_train.max()) + 1)
+    model = define_model(trial, x_train.shape[1], int(y_train.max()) + 1).to(device)
     name = trial.suggest_categorical("optimizer", ["adam", "momentum", "rmsprop"])
     lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
     if name == "adam":
@@ -54,13 +54,14 @@ def objective(trial, data) -> float:
     for epoch in range(EPOCHS):
         model.train()
         for xb, yb in loader:
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             optimizer.zero_grad()
             loss = nn.functional.cross_entropy(model(xb), yb)
             loss.backward()
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            accuracy = (model(x_val).argmax(1) == y_val).float().mean().item()
+            accuracy = (model(x_val.to(device)).argmax(1) == y_val.to(device)).float().mean().item()
         trial.report(accuracy, epoch)
         if trial.should_prune():
             raise optuna.TrialPruned()
@@ -72,6 +73,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--sampler-seed", type=int, default=0)
     ap.add_argument("--prune", action="store_true", help="Optuna's median pruner")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the example's batches moved to it)")
     args = ap.parse_args()
     from tunebook.data import load_dataset  # the arrays only: the same split tunebook trains on
 
@@ -81,7 +83,7 @@ def main() -> None:
     t0 = time.perf_counter()
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.sampler_seed),
                                 pruner=optuna.pruners.MedianPruner() if args.prune else optuna.pruners.NopPruner())
-    study.optimize(lambda t: objective(t, data), n_trials=args.trials)
+    study.optimize(lambda t: objective(t, data, args.device), n_trials=args.trials)
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "best": study.best_value, "params": study.best_params,
                       "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}))

@@ -59,12 +59,12 @@ def assert_same(a, b, n_val: int):
     assert abs(a.test_loss - b.test_loss) <= LOSS_TOL and abs(a.test_acc - b.test_acc) <= 2 / 10_000 + 1e-12
 
 
-@pytest.mark.parametrize("build, grid", [
-    (cnn, 'optimizer = ["adam", "sgd"]\nlr = [0.001, 0.01]'),
-    (cnn_dropout, 'optimizer = ["adam", "momentum"]'),
+@pytest.mark.parametrize("build, grid, seeds", [
+    (cnn, 'optimizer = ["adam", "sgd"]\nlr = [0.001, 0.01]', 1),
+    (cnn_dropout, 'optimizer = ["adam", "momentum"]', 2),
 ], ids=["cnn", "cnn-dropout"])
-def test_every_stacked_member_equals_the_module_trained_alone(images, build, grid):
-    cfgs = configs(grid)
+def test_every_stacked_member_equals_the_module_trained_alone(images, build, grid, seeds):
+    cfgs = configs(grid, seeds)
     notes: list[str] = []
     got = modules.train_modules(cfgs, images, build, (1, 28, 28), notes=notes)
     assert notes == [] and {r.engine for r in got} == {"modules"} and {r.group_size for r in got} == {len(cfgs)}
