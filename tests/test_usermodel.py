@@ -170,3 +170,29 @@ def test_the_cnn_example_validates(cli_env):
     assert p.returncode == 0, p.stderr
     assert "2 configurations × 3 seeds" in p.stdout
 
+
+
+@pytest.mark.parametrize("engine", ["stacked", "reference"])
+def test_kept_weights_of_a_user_model_reproduce_its_accuracy(tmp_path, engine):
+    import numpy as np
+    import torch
+    from safetensors import safe_open
+
+    from tunebook.data import load_dataset
+    from tunebook.weights import FORMAT_MODULE, WEIGHTS
+
+    f = write(tmp_path, grid="lr = [0.003]")
+    f.write_text(f.read_text().replace('model = "tiny_model:build"', 'model = "tiny_model:build"\nkeep = "all"'))
+    outcome = tunebook.run_study(load_spec(f), tmp_path / "out", device="cpu", quiet=True, engine=engine)
+    ds = load_dataset("fashion-mnist", 0.1, 0, 600)
+    for run in outcome.runs:
+        with safe_open(str(run.path / WEIGHTS), "pt") as fh:
+            meta = fh.metadata()
+        assert meta["format"] == FORMAT_MODULE and meta["model"] == "tiny_model:build"
+        model = tunebook.load_model(run.path)
+        with torch.no_grad():  # the features as training saw them, given their image shape back
+            pred = model.module(torch.from_numpy(ds.x_val).view(-1, 1, 28, 28)).argmax(1).numpy()
+        assert float((pred == ds.y_val).mean()) == pytest.approx(run.result.val_acc, abs=1e-12)
+        raw = (ds.x_val[:5] * 255).round()  # raw pixels: predict() scales and reshapes them itself
+        assert model.predict(raw) == [model.classes[i] for i in pred[:5]]
+        assert isinstance(model.module, torch.nn.Sequential) and model.module.training is False

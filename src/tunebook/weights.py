@@ -26,6 +26,10 @@ WEIGHTS = "weights.safetensors"
 #: A network with norms or residual skips: the tensors of format 1, plus ``norm{k}.*`` and
 #: ``skip{j}.weight``; metadata ``norm`` and ``residual`` say how they join (README).
 FORMAT_DEEP = "tunebook-mlp-2"
+#: A user's model: its ``state_dict`` (the names its module gives them); metadata ``model``
+#: (the factory), ``model_params`` (JSON), ``model_file`` (where it was imported from),
+#: ``input_shape`` (JSON: the shape one input row is given back before the module sees it).
+FORMAT_MODULE = "tunebook-module-1"
 KEEP = ("best", "all", "none")
 
 
@@ -74,7 +78,16 @@ def metadata(config, classes: Sequence[str], preprocessing: Mapping[str, Any]) -
     meta = {"format": "tunebook-mlp-1", "trial": config.trial_id, "activation": config.activation,
             "layers": json.dumps(list(config.layers)), "classes": json.dumps(list(classes)),
             "dataset": config.dataset, "preprocessing": json.dumps(dict(preprocessing), sort_keys=True)}
-    if config.norm != "none" or config.residual:  # not a plain stack of Linear layers
+    if config.model:  # a user's module: rebuilt by its factory, its state_dict loaded
+        from .usermodel import model_data, remembered
+
+        meta.update({"format": FORMAT_MODULE, "model": config.model,
+                     "model_params": json.dumps(dict(config.model_params), sort_keys=True),
+                     "model_file": remembered(config.model).file,
+                     "input_shape": json.dumps(list(model_data(config.dataset).input_shape))})
+        for k in ("activation", "layers"):
+            meta.pop(k)
+    elif config.norm != "none" or config.residual:  # not a plain stack of Linear layers
         meta.update({"format": FORMAT_DEEP, "norm": config.norm, "residual": json.dumps(config.residual)})
     return meta
 
@@ -107,6 +120,14 @@ class Model:
     preprocessing: dict[str, Any]
     trial_id: str
 
+    def _inputs(self, x):
+        """The features as the module takes them: a user's module gets each row's shape back."""
+        import torch
+
+        t = torch.from_numpy(self.features(x))
+        shape = self.preprocessing.get("input_shape")
+        return t.view(len(t), *shape) if shape else t
+
     def features(self, x) -> np.ndarray:
         """Raw inputs as the model's float32 features: an array of rows (images of any
         shape), or a table (a dict of columns, or a pandas DataFrame) with the training
@@ -129,7 +150,7 @@ class Model:
         if self.regression:
             raise StoreError(f"run {self.trial_id}: a regression predicts numbers (predict), not class probabilities")
         with torch.no_grad():
-            logits = self.module(torch.from_numpy(self.features(x)))
+            logits = self.module(self._inputs(x))
             return torch.softmax(logits, dim=1).numpy()
 
     @property
@@ -144,7 +165,7 @@ class Model:
         if not self.regression:
             raise StoreError(f"run {self.trial_id}: a classifier predicts classes (predict, predict_proba)")
         with torch.no_grad():
-            out = self.module(torch.from_numpy(self.features(x)))[:, 0].double().numpy()
+            out = self.module(self._inputs(x))[:, 0].double().numpy()
         return out * self.preprocessing["target_sd"] + self.preprocessing["target_mean"]
 
     def predict(self, x) -> "list[str] | np.ndarray":
@@ -190,6 +211,10 @@ def load_model(run) -> Model:
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
         state = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("format") == FORMAT_MODULE:
+        return Model(_user_module(meta, state, path), tuple(json.loads(meta["classes"])),
+                     json.loads(meta["preprocessing"]) | {"input_shape": json.loads(meta["input_shape"])},
+                     meta.get("trial", ""))
     if meta.get("format") == FORMAT_DEEP:
         return Model(_deep_module(meta, state, path), tuple(json.loads(meta["classes"])),
                      json.loads(meta["preprocessing"]), meta.get("trial", ""))
@@ -234,4 +259,29 @@ def _deep_module(meta: Mapping[str, str], state: Mapping[str, Any], path: Path):
     if missing:
         raise StoreError(f"{path}: missing tensors for a {meta['norm']} / residual={meta['residual']} network: "
                          f"{', '.join(missing)}")
+    return module.eval()
+
+
+def _user_module(meta: Mapping[str, str], state: Mapping[str, Any], path: Path):
+    """A format-module file's network: its factory (imported from where it was, if this
+    process has not loaded it) built with the run's hyperparameters, its state loaded."""
+    import torch
+
+    from .errors import SpecError
+    from .usermodel import ModelData, factory
+
+    try:
+        fn = factory(meta["model"], meta.get("model_file", ""))
+    except SpecError as exc:
+        raise StoreError(f"{path}: its model {meta['model']} cannot be imported: {exc.problems[0]}") from None
+    classes = json.loads(meta["classes"])
+    shape = tuple(json.loads(meta["input_shape"]))
+    data = ModelData(shape, max(len(classes), 1), tuple(classes), int(np.prod(shape)))
+    with torch.random.fork_rng(devices=[]):
+        module = fn(json.loads(meta["model_params"]), data)
+    try:
+        module.load_state_dict({k: v for k, v in state.items()})
+    except RuntimeError as exc:
+        raise StoreError(f"{path}: the tensors do not fit {meta['model']} built with {meta['model_params']} "
+                         f"({str(exc).splitlines()[0]})") from None
     return module.eval()

@@ -133,7 +133,7 @@ def _inputs(data: DeviceData, x: torch.Tensor, shape: Sequence[int]) -> torch.Te
 
 @under_flush
 def train_module_alone(config: TrialConfig, data: DeviceData, build: Build, input_shape: Sequence[int] = (),
-                       hooks: Sequence[Callable] = (), label: str = "") -> TrialResult:
+                       hooks: Sequence[Callable] = (), label: str = "", keep: bool = False) -> TrialResult:
     """The oracle: one copy of ``build(config)`` trained by plain ``torch.optim`` — the same
     data order and dropout masks as a stacked member."""
     t_start = time.perf_counter()
@@ -174,7 +174,12 @@ def train_module_alone(config: TrialConfig, data: DeviceData, build: Build, inpu
             break
     if not hist.diverged_epoch:
         hist.test[config.epochs] = _evaluate_alone(module, data.x_test, data.y_test, input_shape)
-    return _result(config, hist, module, data, time.perf_counter() - t_start, 1, "modules-alone")
+    result = _result(config, hist, module, data, time.perf_counter() - t_start, 1, "modules-alone")
+    if keep and result.status == "complete":
+        from dataclasses import replace
+
+        result = replace(result, weights=_state(module))
+    return result
 
 
 @torch.no_grad()
@@ -186,6 +191,11 @@ def _evaluate_alone(module, x, y, input_shape, chunk: int = 5000) -> tuple[float
         loss += F.cross_entropy(out, y[s:s + chunk], reduction="sum").item()
         correct += int((out.argmax(1) == y[s:s + chunk]).sum())
     return loss / x.shape[0], correct / x.shape[0]
+
+
+def _state(module: nn.Module) -> dict:
+    """A module's state_dict as numpy arrays (what a kept run's weights file holds)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
 def _result(config, hist: MemberHistory, module, data, seconds: float, group: int, engine: str) -> TrialResult:
@@ -204,7 +214,8 @@ def _result(config, hist: MemberHistory, module, data, seconds: float, group: in
 
 @under_flush
 def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build, input_shape: Sequence[int] = (),
-                  hooks: Sequence[Callable] = (), label: str = "", notes: list | None = None) -> list[TrialResult]:
+                  hooks: Sequence[Callable] = (), label: str = "", notes: list | None = None,
+                  keep: bool = False) -> list[TrialResult]:
     """Train ``build(c)`` for every config, stacked where :func:`unstackable` allows (else
     one by one, the reason appended to ``notes``). Configs share ``epochs`` and
     ``batch_size``; seeds, optimizers and their settings may differ."""
@@ -216,7 +227,7 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
     if reason:
         if notes is not None:
             notes.append(f"{label or 'modules'}: trained one by one — {reason}")
-        return [train_module_alone(c, data, build, input_shape, hooks, label) for c in configs]
+        return [train_module_alone(c, data, build, input_shape, hooks, label, keep) for c in configs]
     t_start = time.perf_counter()
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
@@ -252,7 +263,7 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         why = str(exc).strip().splitlines()[0]
         if notes is not None:
             notes.append(f"{label or 'modules'}: trained one by one — torch.func's vmap cannot batch it ({why})")
-        return [train_module_alone(c, data, build, input_shape, hooks, label) for c in configs]
+        return [train_module_alone(c, data, build, input_shape, hooks, label, keep) for c in configs]
     for epoch in range(1, cfgs[0].epochs + 1):
         t0 = time.perf_counter()
         base.train()
@@ -294,6 +305,14 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         else:
             h.test[c.epochs] = (test[0][i], test[1][i])
         results[c.trial_id] = _result(c, h, modules[0], data, seconds, t, "modules")
+        if keep and results[c.trial_id].status == "complete":  # row i of the stack, as the module's state_dict
+            from dataclasses import replace
+
+            state = {k: opt.params[names.index(k)][i] for k in names} | {
+                k: v[i] for k, v in stacked_buffers.items()}
+            module = copy.deepcopy(modules[0])
+            module.load_state_dict(state, strict=False)
+            results[c.trial_id] = replace(results[c.trial_id], weights=_state(module))
     return [results[c.trial_id] for c in configs]
 
 
@@ -335,13 +354,14 @@ def input_shape_of(config: TrialConfig) -> tuple[int, ...]:
 
 
 def train_user_models(configs: Sequence[TrialConfig], data: DeviceData, hooks: Sequence[Callable] = (),
-                      label: str = "") -> list[TrialResult]:
+                      label: str = "", keep: bool = False) -> list[TrialResult]:
     """A planned group of a user model's trials (one architecture, one epoch count): stacked
     where torch.func can, one by one otherwise — the reason said as a warning."""
     import warnings
 
     notes: list[str] = []
-    results = train_modules(configs, data, build_of(configs[0]), input_shape_of(configs[0]), hooks, label, notes)
+    results = train_modules(configs, data, build_of(configs[0]), input_shape_of(configs[0]), hooks, label, notes,
+                            keep)
     for note in notes:
         warnings.warn(note, ModelWarning, stacklevel=2)
     return results

@@ -205,5 +205,5 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     if configs and configs[0].model:
         from .modules import build_of, input_shape_of, train_module_alone
 
-        return [train_module_alone(c, data, build_of(c), input_shape_of(c), hooks, label) for c in configs]
+        return [train_module_alone(c, data, build_of(c), input_shape_of(c), hooks, label, keep) for c in configs]
     return [train_one(c, data, hooks, label, stop, keep) for c in configs]

@@ -641,12 +641,12 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     raised again once the state is saved).
 
     A user's model (``configs[0].model``) trains in :mod:`.modules` (torch.func) instead:
-    stacked where its copies agree, else one by one; no pruner, checkpoint or kept weights
-    there yet."""
+    stacked where its copies agree, else one by one (weights kept as ``keep`` says; no
+    pruner or checkpoint there yet)."""
     if configs[0].model:
         from .modules import train_user_models
 
-        return train_user_models(configs, data, hooks, label)
+        return train_user_models(configs, data, hooks, label, keep)
     members = plan_members(configs)
     lead = members[0].lead
     for m in members:
