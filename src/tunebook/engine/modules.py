@@ -12,10 +12,12 @@ from the counter-based RNG per member, and ``nn.Dropout`` layers are swapped for
 (seed, step, layer) — so every member equals the module trained alone by
 :func:`train_module_alone` (plain ``torch.optim``, the oracle) to float rounding.
 
-What cannot be stacked trains one by one through :func:`train_module_alone`, with the reason
-(:func:`unstackable`): copies whose parameter shapes differ, and modules whose buffers
-change in training (BatchNorm's running statistics: vmap refuses in-place updates of
-unbatched buffers) or that draw randomness other than dropout.
+Buffers are stacked like parameters (a row per member), so a BatchNorm's in-place update of
+its running statistics updates each member's own row — vmap refuses such updates only of
+an unbatched (shared) tensor. What cannot be stacked trains one by one through
+:func:`train_module_alone`, with the reason: copies whose parameter shapes differ, modules
+that draw randomness other than dropout (:func:`unstackable`), and what vmap cannot batch —
+data-dependent control flow, ``.item()`` — found by a trial step before training.
 """
 
 from __future__ import annotations
@@ -75,9 +77,6 @@ def unstackable(modules: Sequence[nn.Module]) -> str:
             diff = sorted(set(s.items()) ^ set(shapes[0].items()))
             return f"their parameter shapes differ ({diff[0][0]}: {diff[0][1]})"
     for name, sub in modules[0].named_modules():
-        if isinstance(sub, nn.modules.batchnorm._BatchNorm) and sub.track_running_stats:
-            return (f"{name or 'the module'} ({type(sub).__name__}) updates its running statistics in place, which "
-                    "torch.func's vmap refuses for stacked copies")
         if isinstance(sub, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)):
             return f"{name} ({type(sub).__name__}) draws randomness tunebook cannot give each copy"
     return ""
@@ -135,7 +134,16 @@ def _inputs(data: DeviceData, x: torch.Tensor, shape: Sequence[int]) -> torch.Te
 def train_module_alone(config: TrialConfig, data: DeviceData, build: Build, input_shape: Sequence[int] = (),
                        hooks: Sequence[Callable] = (), label: str = "", keep: bool = False) -> TrialResult:
     """The oracle: one copy of ``build(config)`` trained by plain ``torch.optim`` — the same
-    data order and dropout masks as a stacked member."""
+    data order and dropout masks as a stacked member. Randomness of the module's own
+    (``nn.Dropout2d``, …) draws from torch's generator seeded by the trial's seed, so a run
+    is repeatable on its device; the caller's random state is left as it was."""
+    devices = [data.device] if data.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(rng.key(config.seed, 0x4D4F44) & 0x7FFFFFFF)  # "MOD"
+        return _train_alone(config, data, build, input_shape, hooks, label, keep)
+
+
+def _train_alone(config, data, build, input_shape, hooks, label, keep) -> TrialResult:
     t_start = time.perf_counter()
     module, drops = prepared(_built([config], build)[0])
     module = module.to(data.device)
@@ -255,7 +263,8 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
     try:  # a trial step on the first batch: what vmap cannot batch (data-dependent control flow,
         # .item(), in-place updates of unbatched tensors) fails here, before anything trained
         xb = _inputs(data, data.x_train[rng.permutations(seeds, 1, n, data.device)[:, :bsz]], input_shape)
-        b = dict(stacked_buffers)
+        b = {k: v.clone() for k, v in stacked_buffers.items()}  # copies: a BatchNorm's running statistics
+        # are updated in place (each member's own row), and this step must leave them as they are
         if drops:
             b |= _masks(drops, seeds, 0, _dropout_shapes(modules[0], drops, xb[0], shape_cache), data.device)
         step(dict(zip(names, opt.params)), b, xb, data.y_train[:bsz].expand(t, -1))
