@@ -196,3 +196,21 @@ def test_kept_weights_of_a_user_model_reproduce_its_accuracy(tmp_path, engine):
         raw = (ds.x_val[:5] * 255).round()  # raw pixels: predict() scales and reshapes them itself
         assert model.predict(raw) == [model.classes[i] for i in pred[:5]]
         assert isinstance(model.module, torch.nn.Sequential) and model.module.training is False
+
+
+def test_worker_processes_import_the_factory_and_give_the_same_numbers(trained, tmp_path):
+    _, spec, local = trained
+    there = tunebook.run_study(spec, tmp_path / "procs", device="cpu", quiet=True, executor="process", workers=2)
+    assert {r.result.engine for r in there.runs} == {"modules"}
+    assert numbers(there) == numbers(local)
+
+
+def test_a_pruner_is_refused_with_a_user_model_for_now(tmp_path):
+    (tmp_path / "tiny_model.py").write_text(MODEL)
+    f = tmp_path / "p.toml"
+    f.write_text('[study]\nname = "mp"\nmodel = "tiny_model:build"\nsampler = "random"\ntrials = 2\npruner = "median"\n'
+                 '[search]\nhidden = { low = 4, high = 32 }\n')
+    with pytest.raises(SpecError) as exc:
+        load_spec(f)
+    assert any('study.pruner: not yet with study.model: a user\'s model trains every epoch of its trials' in p
+               for p in exc.value.problems), exc.value.problems

@@ -229,6 +229,18 @@ def factory(ref: str, file: str = "") -> Callable:
     return _FACTORIES[ref]
 
 
+def payload(ref: str) -> "ModelSpec | None":
+    """What a worker in another process needs to build a user's model (None: the MLP)."""
+    return _SPECS.get(ref) if ref else None
+
+
+def adopt(ms: ModelSpec) -> None:
+    """A worker: remember ``ms`` and import its factory from the file it records (a worker
+    on another machine needs the same file at the same path, or the module importable)."""
+    remember(ms)
+    factory(ms.ref, ms.file)
+
+
 def record_of(ms: ModelSpec) -> dict:
     """What ``<study>/model.toml`` holds."""
     return {"model": {"ref": ms.ref, "file": ms.file,

@@ -83,8 +83,10 @@ def dispatch(backend, work: Work, sink: Sink, retries: int = 2) -> None:
     data_dir = None if work.data_dir is None else str(work.data_dir)
     from ..userdata import payload
 
+    from ..usermodel import payload as model_payload
+
     queue = deque(Job(i, tuple(g), engine, label, data_dir, work.keep, payload(g[0].dataset), work.checkpoints,
-                      work.stop)
+                      work.stop, model_payload(g[0].model))
                   for i, (g, label) in enumerate(zip(work.groups, work.labels), 1))
     running: dict[int, _InFlight] = {}
     tried: dict[int, int] = {}  # job id -> attempts lost so far

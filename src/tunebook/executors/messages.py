@@ -29,6 +29,8 @@ class Job:
                                      # travel with the job; a built-in one is read from the worker's files
     checkpoints: tuple[str, float] | None = None  # (folder, seconds between saves): see tunebook.checkpoints
     stop: object = None              # a pruner that decides anywhere (tunebook.sampling.FinishedPruning)
+    model: object = None             # a user's model (tunebook.usermodel.ModelSpec): the worker imports its
+                                     # factory from the file it records
 
 
 @dataclass(frozen=True)

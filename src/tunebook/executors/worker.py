@@ -38,6 +38,10 @@ def run_job(job: Job, device: str, send: Callable[[object], None], dataset=None,
         from ..userdata import register
 
         register(job.data)
+    if job.model is not None:  # a user's model: its factory imported here from the file it came from
+        from ..usermodel import adopt
+
+        adopt(job.model)
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
