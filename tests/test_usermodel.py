@@ -214,3 +214,13 @@ def test_a_pruner_is_refused_with_a_user_model_for_now(tmp_path):
         load_spec(f)
     assert any('study.pruner: not yet with study.model: a user\'s model trains every epoch of its trials' in p
                for p in exc.value.problems), exc.value.problems
+
+
+def test_a_budget_stops_a_user_model_study_and_the_next_run_finishes_it_alike(trained, tmp_path):
+    from tunebook.budget import Budget
+
+    _, spec, whole = trained
+    first = tunebook.run_study(spec, tmp_path / "b", device="cpu", quiet=True, budget=Budget(model_epochs=4))
+    assert first.stopped_by_budget and first.trained == 0  # its one group stopped after an epoch: nothing stored
+    second = tunebook.run_study(spec, tmp_path / "b", device="cpu", quiet=True)
+    assert second.trained == 4 and numbers(second) == numbers(whole)
