@@ -5,9 +5,9 @@ folders, verdicts and report as the MLP, a study folder that remembers the model
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-
 import tomllib
 
 import pytest
@@ -101,10 +101,10 @@ def test_the_report_names_the_model_and_the_study_folder_reads_without_its_code(
     try:
         env = {"PYTHONPATH": str(ROOT / "src")}
         p = subprocess.run(tunebook_cmd("report", str(outcome.folder)), capture_output=True, text=True,
-                           env={**__import__("os").environ, **env})
+                           env={**os.environ, **env})
         assert p.returncode == 0, p.stderr
         p = subprocess.run(tunebook_cmd("ls", str(outcome.folder)), capture_output=True, text=True,
-                           env={**__import__("os").environ, **env})
+                           env={**os.environ, **env})
         assert p.returncode == 0 and "build" in p.stdout, p.stderr + p.stdout  # the model names the rows
     finally:
         shutil.move(str(hidden / "tiny_model.py"), tmp / "tiny_model.py")
@@ -164,17 +164,20 @@ def test_a_search_over_the_model_s_own_hyperparameters(tmp_path):
         assert dict(run.config.model_params) == {"hidden": dict(r.params)["hidden"], "act": dict(r.params)["act"]}
 
 
-def test_the_cnn_example_validates(cli_env):
-    p = subprocess.run(tunebook_cmd("validate", str(ROOT / "examples" / "cnn" / "cnn.toml")), env=cli_env,
-                       capture_output=True, text=True)
+def test_the_cnn_example_validates_and_runs_with_a_tiny_override(cli_env, tmp_path):
+    study = ROOT / "examples" / "cnn" / "cnn.toml"
+    p = subprocess.run(tunebook_cmd("validate", str(study)), env=cli_env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "2 configurations × 3 seeds" in p.stdout
-
+    q = subprocess.run(tunebook_cmd("run", str(study), "--out", str(tmp_path), "--quiet", "--seeds", "1", "--epochs", "1",
+                                    "--subset", "256"), env=cli_env, capture_output=True, text=True, timeout=300)
+    assert q.returncode == 0, q.stderr
+    assert (tmp_path / "cnn.smoke" / "model.toml").is_file()
+    assert "Model: cnn\\_model:build" in (tmp_path / "cnn.smoke" / "report" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("engine", ["stacked", "reference"])
 def test_kept_weights_of_a_user_model_reproduce_its_accuracy(tmp_path, engine):
-    import numpy as np
     import torch
     from safetensors import safe_open
 
