@@ -114,14 +114,22 @@ def test_weights_kept_before_the_stop_come_back_from_the_checkpoint(tmp_path, wh
         assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
-def test_ctrl_c_stops_at_the_epoch_s_end_and_the_next_run_goes_on(tmp_path, whole):
-    def press_ctrl_c(event):  # a first Ctrl-C in the middle of the first group's second epoch's hooks
-        if event.epoch == 2 and not pressed:
+def ctrl_c_at(epoch: int) -> tuple[Epochs, list[str]]:
+    """A reporter that presses Ctrl-C (a real SIGINT) once, in the hooks of the first
+    group's ``epoch``; and the label of the group it pressed it in."""
+    pressed: list[str] = []
+
+    def press_ctrl_c(event):
+        if event.epoch == epoch and not pressed:
             pressed.append(event.label)
             os.kill(os.getpid(), signal.SIGINT)
-    pressed: list[str] = []
+    return Epochs(press_ctrl_c), pressed
+
+
+def test_ctrl_c_stops_at_the_epoch_s_end_and_the_next_run_goes_on(tmp_path, whole):
+    reporter, pressed = ctrl_c_at(2)  # in the middle of the first group's second epoch's hooks
     with pytest.raises(KeyboardInterrupt):
-        tunebook.run_study(spec(), tmp_path, device="cpu", reporter=Epochs(press_ctrl_c), pad=False,
+        tunebook.run_study(spec(), tmp_path, device="cpu", reporter=reporter, pad=False,
                            checkpoint_every=3600)  # not due: saved because of the Ctrl-C
     (state,) = saved(tmp_path)
     assert state["epoch"] == 2
@@ -131,13 +139,9 @@ def test_ctrl_c_stops_at_the_epoch_s_end_and_the_next_run_goes_on(tmp_path, whol
 
 
 def test_ctrl_c_at_a_group_s_last_epoch_stores_that_group_and_starts_no_other(tmp_path, whole):
-    def press_ctrl_c(event):
-        if event.epoch == 5 and not pressed:
-            pressed.append(event.label)
-            os.kill(os.getpid(), signal.SIGINT)
-    pressed: list[str] = []
+    reporter, pressed = ctrl_c_at(5)
     with pytest.raises(KeyboardInterrupt):
-        tunebook.run_study(spec(), tmp_path, device="cpu", reporter=Epochs(press_ctrl_c), pad=False,
+        tunebook.run_study(spec(), tmp_path, device="cpu", reporter=reporter, pad=False,
                            checkpoint_every=3600)
     assert len(tunebook.load_runs(tmp_path / "ck")) == 4  # the first group (4 trials), kept whole
     assert saved(tmp_path) == []  # nothing in flight

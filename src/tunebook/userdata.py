@@ -600,15 +600,7 @@ def _prepare_arrays(x: np.ndarray, y: np.ndarray, test, opts: DataOptions, split
         names = [str(c) for c in classes]
     x_test = y_test = None
     if test is not None:
-        xt, yt = test
-        if len(xt) != len(yt):
-            raise SpecError([f"{where}: the test split has {len(xt)} rows of features but {len(yt)} labels"])
-        xt = xt.reshape(len(xt), -1).astype(np.float64)
-        if xt.shape[1] != x.shape[1]:
-            raise SpecError([f"{where}: the test split has {xt.shape[1]} features, the training split {x.shape[1]}"])
-        if (~np.isfinite(xt)).any():
-            r = int(np.nonzero(~np.isfinite(xt))[0][0])
-            raise SpecError([f"{where}: the test split holds NaN or infinite values (the first: row {r + 1})"])
+        xt, yt = _test_features(test, x.shape[1], where, "labels")
         unseen = sorted({str(v) for v in yt.tolist() if v not in mapping})
         if unseen:
             raise SpecError([f"{where}: test label(s) {', '.join(unseen[:5])} are not among the training labels"])
@@ -622,6 +614,21 @@ def _prepare_arrays(x: np.ndarray, y: np.ndarray, test, opts: DataOptions, split
     return _finish(x, yy, x_test, y_test, names, feats, scale, opts, where, name, origin, {})
 
 
+def _test_features(test, n_features: int, where: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A given test split's features, checked against the training split's (rows, width,
+    finite values); its labels or targets as they came."""
+    xt, yt = test
+    if len(xt) != len(yt):
+        raise SpecError([f"{where}: the test split has {len(xt)} rows of features but {len(yt)} {what}"])
+    xt = xt.reshape(len(xt), -1).astype(np.float64)
+    if xt.shape[1] != n_features:
+        raise SpecError([f"{where}: the test split has {xt.shape[1]} features, the training split {n_features}"])
+    if (~np.isfinite(xt)).any():
+        r = int(np.nonzero(~np.isfinite(xt))[0][0])
+        raise SpecError([f"{where}: the test split holds NaN or infinite values (the first: row {r + 1})"])
+    return xt, yt
+
+
 def _prepare_regression_arrays(x, y, test, opts: DataOptions, split_seed: int, where: str, name: str, origin: str,
                                uint8: bool, features, why: str) -> Dataset:
     """Arrays whose target is a number: checked, split (by the target's deciles), finished."""
@@ -630,15 +637,11 @@ def _prepare_regression_arrays(x, y, test, opts: DataOptions, split_seed: int, w
                          f"{int(np.nonzero(~np.isfinite(y))[0][0]) + 1})"])
     x_test = y_test = None
     if test is not None:
-        xt, yt = test
-        if len(xt) != len(yt):
-            raise SpecError([f"{where}: the test split has {len(xt)} rows of features but {len(yt)} targets"])
-        xt = xt.reshape(len(xt), -1).astype(np.float64)
-        if xt.shape[1] != x.shape[1]:
-            raise SpecError([f"{where}: the test split has {xt.shape[1]} features, the training split {x.shape[1]}"])
+        xt, yt = _test_features(test, x.shape[1], where, "targets")
         yt = np.asarray(yt, dtype=np.float64)
-        if (~np.isfinite(xt)).any() or (~np.isfinite(yt)).any():
-            raise SpecError([f"{where}: the test split holds NaN or infinite values"])
+        if (~np.isfinite(yt)).any():
+            raise SpecError([f"{where}: the test split's targets hold NaN or infinite values (the first: row "
+                             f"{int(np.nonzero(~np.isfinite(yt))[0][0]) + 1})"])
         x_test, y_test = xt, yt
     _check_rows(y, where, _fraction(opts) if test is None else None)
     if test is None:

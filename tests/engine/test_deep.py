@@ -16,15 +16,7 @@ from tunebook.engine.schedule import learning_rates, scheduler
 from tunebook.model import extra_param_count, param_count
 from tunebook.records import steps_of
 
-from .test_stacked import assert_same, configs
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from .test_stacked import assert_same, configs, one_thread  # noqa: F401 (autouse: one CPU thread)
 
 
 # Each option's every value at least once, combined with the others (norms × residual ×

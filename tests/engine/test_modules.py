@@ -12,15 +12,7 @@ from torch import nn
 from tunebook.engine import modules
 from tunebook.spec import parse_spec
 
-from .test_stacked import LOSS_TOL
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from .test_stacked import LOSS_TOL, one_thread  # noqa: F401 (autouse: one CPU thread)
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,8 @@ def _dropout_shapes(module: nn.Module, drops, x: torch.Tensor, cache: dict) -> d
     return shapes
 
 
-def _inputs(data: DeviceData, x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+def _inputs(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Flat feature rows (``[..., n_features]``) given one input's shape back."""
     return x.view(*x.shape[:-1], *shape) if shape else x
 
 
@@ -156,10 +157,11 @@ def _train_alone(config, data, build, input_shape, hooks, label, keep) -> TrialR
         t0 = time.perf_counter()
         module.train()
         perm = rng.permutations([config.seed], epoch, n, data.device)[0]
-        loss_sum, correct = 0.0, 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=data.device)  # on the device: no sync per step
+        correct = torch.zeros((), dtype=torch.int64, device=data.device)
         for s in range(steps):
             idx = perm[s * bsz:(s + 1) * bsz]
-            xb = _inputs(data, data.x_train.index_select(0, idx), input_shape)
+            xb = _inputs(data.x_train.index_select(0, idx), input_shape)
             yb = data.y_train.index_select(0, idx)
             if drops:
                 shapes = _dropout_shapes(module, drops, xb, shape_cache)
@@ -171,13 +173,14 @@ def _train_alone(config, data, build, input_shape, hooks, label, keep) -> TrialR
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(1) == yb).sum()
+        train_loss, train_acc = loss_sum.item() / n, correct.item() / n
         val_loss, val_acc = _evaluate_alone(module, data.x_val, data.y_val, input_shape)
-        hist.add(loss_sum / n, correct / n, val_loss, val_acc, time.perf_counter() - t0)
+        hist.add(train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0)
         for hook in hooks:
             hook(EpochEvent(label, epoch, config.epochs, 1, [val_acc], hist.epoch_seconds[-1]))
-        if diverged(loss_sum / n, val_loss, data.n_classes):
+        if diverged(train_loss, val_loss, data.n_classes):
             hist.diverged_epoch = epoch
             break
     if not hist.diverged_epoch:
@@ -195,7 +198,7 @@ def _evaluate_alone(module, x, y, input_shape, chunk: int = 5000) -> tuple[float
     module.eval()
     loss, correct = 0.0, 0
     for s in range(0, x.shape[0], chunk):
-        out = module(_inputs(None, x[s:s + chunk], input_shape))
+        out = module(_inputs(x[s:s + chunk], input_shape))
         loss += F.cross_entropy(out, y[s:s + chunk], reduction="sum").item()
         correct += int((out.argmax(1) == y[s:s + chunk]).sum())
     return loss / x.shape[0], correct / x.shape[0]
@@ -262,7 +265,7 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
     shape_cache: dict = {}
     try:  # a trial step on the first batch: what vmap cannot batch (data-dependent control flow,
         # .item(), in-place updates of unbatched tensors) fails here, before anything trained
-        xb = _inputs(data, data.x_train[rng.permutations(seeds, 1, n, data.device)[:, :bsz]], input_shape)
+        xb = _inputs(data.x_train[rng.permutations(seeds, 1, n, data.device)[:, :bsz]], input_shape)
         b = {k: v.clone() for k, v in stacked_buffers.items()}  # copies: a BatchNorm's running statistics
         # are updated in place (each member's own row), and this step must leave them as they are
         if drops:
@@ -281,7 +284,7 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         correct = torch.zeros(t, dtype=torch.int64, device=data.device)
         for s in range(steps):
             idx = perm[:, s * bsz:(s + 1) * bsz]
-            xb = _inputs(data, data.x_train[idx], input_shape)   # [T, B, ...]
+            xb = _inputs(data.x_train[idx], input_shape)   # [T, B, ...]
             yb = data.y_train[idx]
             b = dict(stacked_buffers)
             if drops:
@@ -339,7 +342,7 @@ def _evaluate_stack(base, names, flat, buffers, x, y, input_shape, chunk: int = 
 
     forward = vmap(out_of, in_dims=(0, 0, None))
     for s in range(0, x.shape[0], chunk):
-        out = forward(dict(zip(names, flat)), buffers, _inputs(None, x[s:s + chunk], input_shape))  # [T, N, C]
+        out = forward(dict(zip(names, flat)), buffers, _inputs(x[s:s + chunk], input_shape))  # [T, N, C]
         yc = y[s:s + chunk]
         loss += F.cross_entropy(out.flatten(0, 1), yc.repeat(t), reduction="none").view(t, -1).sum(
             1, dtype=torch.float64)

@@ -23,6 +23,8 @@ from typing import Sequence
 import torch
 from torch.optim import adam, adamw, rmsprop, sgd
 
+from .schedule import learning_rates
+
 
 @dataclass(frozen=True)
 class OptimHParams:
@@ -48,8 +50,6 @@ class OptimHParams:
         """The learning rate of optimizer step ``step`` (0-based) of the run."""
         if not self.scheduled:
             return self.lr
-        from .schedule import learning_rates
-
         # a warm-up into a constant rate does not depend on the run's length: its last
         # epoch's rate (lr) holds from then on
         epochs = self.epochs if self.schedule != "constant" else self.warmup + 1
@@ -193,7 +193,6 @@ def torch_optimizer(params, h: OptimHParams) -> torch.optim.Optimizer:
 
 
 def hparams_of(cfg) -> OptimHParams:
-    schedule, warmup = getattr(cfg, "schedule", "constant"), getattr(cfg, "warmup", 0)
     return OptimHParams(kind=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, beta1=cfg.beta1,
                         beta2=cfg.beta2, alpha=cfg.alpha, eps=cfg.eps, weight_decay=cfg.weight_decay,
-                        schedule=schedule, warmup=warmup, epochs=cfg.epochs if schedule != "constant" else 0)
+                        schedule=cfg.schedule, warmup=cfg.warmup, epochs=cfg.epochs if cfg.schedule != "constant" else 0)

@@ -177,10 +177,6 @@ class StackedMLP:
         """Linear layers (the hidden ones and the output layer)."""
         return self.linear_count
 
-    def _own_width(self, l: int) -> torch.Tensor:
-        """Every member's own width of hidden layer ``l``, ``[T, 1, 1]`` (layer norm's count)."""
-        return self.widths[l].to(torch.float32).view(-1, 1, 1)
-
     def select(self, keep: torch.Tensor) -> None:
         self.params = [p.index_select(0, keep) for p in self.params]
         self.grads = [g.index_select(0, keep) for g in self.grads]
@@ -210,15 +206,9 @@ class StackedMLP:
             running_mean, running_var = self.running[l]
             running_mean.mul_(1 - BN_MOMENTUM).add_(mean, alpha=BN_MOMENTUM)
             running_var.mul_(1 - BN_MOMENTUM).add_(var * (rows / max(rows - 1, 1)), alpha=BN_MOMENTUM)
-        elif self.unit_masks is not None:  # layer norm over each member's own (unpadded) units
-            width, m = self._own_width(l), self.unit_masks[l]
-            mean = z.sum(-1, keepdim=True) / width
-            zc = (z - mean).mul_(m)
-            var = zc.square().sum(-1, keepdim=True) / width
-        else:
-            mean = z.mean(-1, keepdim=True)
-            zc = z - mean
-            var = zc.square().mean(-1, keepdim=True)
+        else:  # layer norm over each member's own (unpadded) units
+            zc, var = _layer_stats(z, self.widths[l] if self.unit_masks is not None else None,
+                                   self.unit_masks[l] if self.unit_masks is not None else None)
         rstd = (var + NORM_EPS).rsqrt_()
         zhat = zc.mul_(rstd)
         return torch.addcmul(b, zhat, g), (zhat, rstd)
@@ -235,7 +225,7 @@ class StackedMLP:
             mean_dz = (dxhat * zhat).mean(1, keepdim=True)
             return (dxhat - mean_d).sub_(zhat * mean_dz).mul_(rstd)
         if self.unit_masks is not None:
-            width = self._own_width(l)
+            width = self.widths[l].to(torch.float32).view(-1, 1, 1)
             mean_d = dxhat.sum(-1, keepdim=True) / width
             mean_dz = (dxhat * zhat).sum(-1, keepdim=True) / width
             return (dxhat - mean_d).sub_(zhat * mean_dz).mul_(rstd).mul_(self.unit_masks[l])
@@ -250,15 +240,7 @@ class StackedMLP:
         if self.norm == "batch":
             mean, var = running[l]
             return torch.addcmul(b, (z - mean).mul_((var + NORM_EPS).rsqrt()), g)
-        if masks is not None:
-            width, m = widths[l].to(torch.float32).view(-1, 1, 1), masks[l]
-            mean = z.sum(-1, keepdim=True) / width
-            zc = (z - mean).mul_(m)
-            var = zc.square().sum(-1, keepdim=True) / width
-        else:
-            mean = z.mean(-1, keepdim=True)
-            zc = z - mean
-            var = zc.square().mean(-1, keepdim=True)
+        zc, var = _layer_stats(z, widths[l] if masks is not None else None, masks[l] if masks is not None else None)
         return torch.addcmul(b, zc.mul_((var + NORM_EPS).rsqrt_()), g)
 
     def forward_train(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, list]:
@@ -382,7 +364,7 @@ class StackedMLP:
             sq += err.square().sum(1, dtype=torch.float64)
             ab += err.abs().sum(1, dtype=torch.float64)
             if self.huber:
-                crit += mse_and_grad(h, yc.expand(h.shape[0], -1), True)[0].to(torch.float64)
+                crit += huber(err).sum(1, dtype=torch.float64)
         n = x.shape[0]
         return (crit if self.huber else sq) / n, sq / n, ab / n
 
@@ -421,6 +403,19 @@ class StackedMLP:
         return out
 
 
+def _layer_stats(z: torch.Tensor, widths: torch.Tensor | None, mask: torch.Tensor | None):
+    """Layer norm's centred input and variance over the last axis: over each member's own
+    units (``widths`` ``[T]``, ``mask`` ``[T, 1, W]``) in a padded stack, else all of them."""
+    if mask is None:
+        mean = z.mean(-1, keepdim=True)
+        zc = z - mean
+        return zc, zc.square().mean(-1, keepdim=True)
+    width = widths.to(torch.float32).view(-1, 1, 1)
+    mean = z.sum(-1, keepdim=True) / width
+    zc = (z - mean).mul_(mask)
+    return zc, zc.square().sum(-1, keepdim=True) / width
+
+
 def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-member summed cross-entropy, correct count, and dL/dlogits of the batch means.
@@ -445,18 +440,22 @@ def loss_and_grad(logits: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor
     return nll.sum(1), correct, grad
 
 
-def mse_and_grad(out: torch.Tensor, y: torch.Tensor, huber: bool = False
+def huber(err: torch.Tensor) -> torch.Tensor:
+    """Huber's loss of each error, delta :data:`HUBER_DELTA`: ½e² within it, linear beyond."""
+    a = err.abs()
+    return torch.where(a <= HUBER_DELTA, 0.5 * err.square(), HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
+
+
+def mse_and_grad(out: torch.Tensor, y: torch.Tensor, huber_loss: bool = False
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A regression's per-member summed loss, a zero correct count, and dL/dout of the
     batch mean: squared error (torch's ``mse_loss``: gradient ``2 (pred - y) / B``) or,
-    with ``huber``, Huber's with delta 1 (``huber_loss``: ½e² within 1, |e| − ½ beyond;
+    with ``huber_loss``, Huber's with delta 1 (``huber_loss``: ½e² within 1, |e| − ½ beyond;
     gradient ``clamp(e, ±1) / B``)."""
     err = out[..., 0] - y
-    if huber:
-        a = err.abs()
-        loss = torch.where(a <= HUBER_DELTA, 0.5 * err.square(), HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
+    if huber_loss:
         grad = (err.clamp(-HUBER_DELTA, HUBER_DELTA) / y.shape[1]).unsqueeze(-1)
-        return loss.sum(1), torch.zeros(y.shape[0], dtype=torch.int64, device=y.device), grad
+        return huber(err).sum(1), torch.zeros(y.shape[0], dtype=torch.int64, device=y.device), grad
     grad = (err * (2.0 / y.shape[1])).unsqueeze(-1)
     return err.square().sum(1), torch.zeros(y.shape[0], dtype=torch.int64, device=y.device), grad
 
