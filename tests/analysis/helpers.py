@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from tunebook.analysis.aggregate import SUMMARISED, ConfigStats, config_key
 from tunebook.analysis.stats import summarize
@@ -10,9 +11,19 @@ from tunebook.records import History
 from tunebook.spec import parse_spec
 
 
+@lru_cache(maxsize=1)
+def _default_config():
+    return parse_spec('[study]\nname = "s"\n').configs()[0]
+
+
+@lru_cache(maxsize=256)
+def _summary(values: tuple):
+    """summarize, once per distinct tuple (the constant metrics repeat in every simulation)."""
+    return summarize(values)
+
+
 def base_config(**kw):
-    c = parse_spec('[study]\nname = "s"\n').configs()[0]
-    return replace(c, **kw)
+    return replace(_default_config(), **kw)
 
 
 def stats(values, params=100_000, seconds=1.0, share=None, metric="val_acc", **cfg) -> ConfigStats:
@@ -26,7 +37,7 @@ def stats(values, params=100_000, seconds=1.0, share=None, metric="val_acc", **c
     hist = History((1.0,), (0.5,), (1.0,), (0.5,), (seconds,))
     return ConfigStats(key=config_key(c), config=c, seeds=tuple(range(len(values))), n_complete=len(values),
                        n_diverged=0, n_failed=0, params=params, flops=1, values=vals,
-                       stats={m: summarize(v) for m, v in vals.items()}, histories=(hist,) * len(values),
+                       stats={m: summarize(v) if m == metric else _summary(v) for m, v in vals.items()}, histories=(hist,) * len(values),
                        seconds_alone=seconds)
 
 

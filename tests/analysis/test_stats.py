@@ -63,3 +63,24 @@ def test_bootstrap_means_resamples_each_group():
     assert out.shape == (500, 2)
     assert out[:, 0].min() >= min(A) and out[:, 0].max() <= max(A)
     assert abs(out[:, 0].mean() - np.mean(A)) < 0.001
+
+
+def test_the_t_quantile_and_tail_are_scipy_s_own():
+    from tunebook.analysis.stats import t_ppf, t_sf
+
+    for df in (1, 2.5, 7, 29, 1e6):
+        for q in (0.5, 0.9, 0.975, 0.9999):
+            assert t_ppf(q, df) == st.t.ppf(q, df)
+        for x in (-3.0, -0.2, 0.0, 1.7, 9.0):
+            assert t_sf(x, df) == pytest.approx(st.t.sf(x, df), rel=1e-13, abs=1e-300)
+
+
+def test_the_skewness_test_and_skewness_equal_scipy_s():
+    from tunebook.analysis.bounded import _adjusted_skewness, skew_test_p
+
+    rng = np.random.default_rng(3)
+    for n in (8, 9, 20, 100):
+        x = np.vstack([rng.normal(size=(5, n)), rng.exponential(size=(5, n)), -rng.lognormal(size=(2, n))])
+        assert skew_test_p(x) == pytest.approx(st.skewtest(x, axis=1).pvalue, rel=1e-10)
+        for row in x:
+            assert _adjusted_skewness(row) == pytest.approx(st.skew(row, bias=False), rel=1e-10)

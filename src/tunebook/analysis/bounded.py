@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as st
+from scipy import special
 
 BET_CAP = 0.75         # c: the largest fraction of the capital bet at once (any c < 1 is valid)
 GRID = 4001            # candidate means (per unit of the rescaled range) for the vectorised simulation
@@ -161,8 +161,37 @@ def _checks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mad = np.where(mad > 0, mad, 1.2533 * dev.mean(axis=1, keepdims=True))
     outliers = ((dev > OUTLIER_MADS * mad) & (mad > 0)).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.nan_to_num(st.skewtest(x, axis=1).pvalue, nan=1.0)
+        p = np.nan_to_num(skew_test_p(x), nan=1.0)
     return np.where(x.std(axis=1) > 0, p, 1.0), outliers
+
+
+def _adjusted_skewness(v: np.ndarray) -> float:
+    """The adjusted Fisher–Pearson skewness G1 = g1 · √(n(n−1)) / (n−2) (``scipy.stats.skew``
+    with ``bias=False``)."""
+    n = len(v)
+    d = v - v.mean()
+    g1 = (d ** 3).mean() / (d ** 2).mean() ** 1.5
+    return float(g1 * math.sqrt(n * (n - 1)) / (n - 2))
+
+
+def skew_test_p(x: np.ndarray) -> np.ndarray:
+    """D'Agostino's (1970) test of zero skewness, two-sided p-value per row of ``x``
+    [rows, n ≥ 8]: the sample skewness g1 = m3 / m2^1.5 transformed to a standard normal
+    Z (D'Agostino, Belanger & D'Agostino 1990, eqs. 2–4) — what ``scipy.stats.skewtest``
+    computes, written out here because its wrapper's checks cost a simulation most of its
+    time (``tests/analysis/test_stats.py`` holds the two equal)."""
+    n = x.shape[1]
+    d = x - x.mean(axis=1, keepdims=True)
+    m2, m3 = (d ** 2).mean(axis=1), (d ** 3).mean(axis=1)
+    g1 = m3 / m2 ** 1.5
+    y = g1 * math.sqrt((n + 1) * (n + 3) / (6.0 * (n - 2)))
+    beta2 = 3.0 * (n * n + 27 * n - 70) * (n + 1) * (n + 3) / ((n - 2.0) * (n + 5) * (n + 7) * (n + 9))
+    w2 = -1.0 + math.sqrt(2.0 * (beta2 - 1.0))
+    delta = 1.0 / math.sqrt(0.5 * math.log(w2))
+    alpha = math.sqrt(2.0 / (w2 - 1.0))
+    y = np.where(y == 0, 1.0, y)
+    z = delta * np.log(y / alpha + np.sqrt((y / alpha) ** 2 + 1.0))
+    return special.erfc(np.abs(z) / math.sqrt(2.0))
 
 
 def diagnose(x: Sequence[float]) -> Diagnosis:
@@ -175,7 +204,7 @@ def diagnose(x: Sequence[float]) -> Diagnosis:
     if n < MIN_N:
         return Diagnosis(n, math.nan, 0, False, "")
     (p,), (outliers,) = _checks(v[None, :])
-    skew = float(st.skew(v, bias=False)) if v.std() > 0 else 0.0
+    skew = _adjusted_skewness(v) if v.std() > 0 else 0.0
     why = []
     if p < SKEW_P:
         why.append(f"skewness {skew:+.2f}, skewness test p = {p:.2g}")

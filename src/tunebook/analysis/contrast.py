@@ -41,12 +41,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as st
 
 from .aggregate import ConfigStats
 from .bounded import betting_interval, betting_pvalue, diagnose
 from .sequential import avt_evalue, avt_interval
-from .stats import welch
+from .stats import t_ppf, t_sf, welch
 
 #: Fields two configurations must share for a seed to fix the same data order.
 PAIR_KEYS = ("batch_size", "dataset", "validation", "split_seed", "train_subset")
@@ -78,10 +77,10 @@ def arm(cs: Sequence[ConfigStats], metric: str) -> dict[int, float]:
     common = set(cs[0].seeds)
     for c in cs[1:]:
         common &= set(c.seeds)
-    out = {}
-    for s in sorted(common):
-        out[s] = float(np.mean([c.metric(metric)[c.seeds.index(s)] for c in cs]))
-    return out
+    at = [dict(zip(c.seeds, c.metric(metric))) for c in cs]
+    if len(cs) == 1:
+        return {s: float(at[0][s]) for s in sorted(common)}
+    return {s: float(np.mean([a[s] for a in at])) for s in sorted(common)}
 
 
 def pairable(a: Sequence[ConfigStats], b: Sequence[ConfigStats]) -> bool:
@@ -146,7 +145,7 @@ class Contrast:
             p = 0.0 if hit else 1.0
         else:
             t = (est - m) / se
-            p = {"two": 2 * st.t.sf(abs(t), df), "above": st.t.sf(t, df), "below": st.t.cdf(t, df)}[side]
+            p = {"two": 2 * t_sf(abs(t), df), "above": t_sf(t, df), "below": t_sf(-t, df)}[side]
         scale = self.mode.looks if self.mode.sequential and self.kind == "welch" else 1
         return float(min(1.0, scale * p))
 
@@ -225,7 +224,7 @@ def _t_stats(d, a, b) -> tuple[float, float, float]:
 def _t_interval(d, a, b, alpha: float) -> tuple[float, float]:
     """(estimate, half-width) of the two-sided 1 − alpha t-interval."""
     est, se, df = _t_stats(d, a, b)
-    return est, (float(st.t.ppf(1 - alpha / 2, df)) * se if se > 0 else 0.0)
+    return est, (t_ppf(1 - alpha / 2, df) * se if se > 0 else 0.0)
 
 
 def _diff_range(metric: str) -> tuple[float, float] | None:
