@@ -362,7 +362,7 @@ def test_asha_prunes_within_a_lock_step_batch_and_keeps_the_pruned_as_records(tm
 
 
 @pytest.mark.parametrize("text, message", [
-    ('pruner = "early"', 'study.pruner: must be one of "none", "asha", "hyperband", "median", got "early"'),
+    ('pruner = "early"', 'study.pruner: must be one of "none", "halving", "asha", "hyperband", "median", got "early"'),
     ('pruner = "asha"\nobjectives = ["val_acc:max", "flops:min"]',
      "study.pruner: prunes on one objective measured every epoch (val_acc, val_loss, or val_rmse — followed by its "
      "validation loss)"),
@@ -566,3 +566,12 @@ def test_a_search_over_norms_skips_and_schedules_trains_them(tmp_path):
         assert isinstance(params["residual"], bool) and isinstance(params["warmup"], int)
         assert (run.config.norm, run.config.residual, run.config.schedule, run.config.warmup) == (
             params["norm"], params["residual"], params["schedule"], params["warmup"])
+
+
+def test_a_smoke_test_of_a_search_confirms_on_one_seed_more_than_it_proposes():
+    spec = parse_spec(SEARCH.format(sampler="tpe", trials=4), "srch.toml")
+    assert (spec.search.confirm_seeds, spec.search.confirm_max_seeds) == (3, 3)
+    smoke = spec.with_overrides(seeds=1)
+    assert (smoke.search.confirm_seeds, smoke.search.confirm_max_seeds) == (2, 2)
+    again = parse_spec(smoke.source, "srch.toml")  # what is stored as study.toml reads back the same
+    assert (again.search.confirm_seeds, again.search.confirm_max_seeds, len(again.seeds)) == (2, 2, 1)

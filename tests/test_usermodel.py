@@ -219,11 +219,25 @@ def test_a_pruner_is_refused_with_a_user_model_for_now(tmp_path):
                for p in exc.value.problems), exc.value.problems
 
 
-def test_a_budget_stops_a_user_model_study_and_the_next_run_finishes_it_alike(trained, tmp_path):
+def test_a_budget_stops_a_user_model_study_and_the_next_run_goes_on_from_its_checkpoint_alike(trained, tmp_path):
     from tunebook.budget import Budget
+    from tunebook.checkpoints import FOLDER
+    from tunebook.reporter import Reporter
+
+    class Epochs(Reporter):
+        def __init__(self):
+            self.seen = []
+
+        def epoch(self, event):
+            self.seen.append(event.epoch)
 
     _, spec, whole = trained
     first = tunebook.run_study(spec, tmp_path / "b", device="cpu", quiet=True, budget=Budget(model_epochs=4))
     assert first.stopped_by_budget and first.trained == 0  # its one group stopped after an epoch: nothing stored
-    second = tunebook.run_study(spec, tmp_path / "b", device="cpu", quiet=True)
+    (state,) = [__import__("tomllib").loads(p.read_text()) for p in (tmp_path / "b" / FOLDER).glob("*.toml")]
+    assert state["epoch"] == 1 and len(state["trials"]) == 4  # the stack's state at the end of its first epoch
+    seen = Epochs()
+    second = tunebook.run_study(spec, tmp_path / "b", device="cpu", reporter=seen)
+    assert seen.seen == [2]  # it went on from there: the second epoch only
     assert second.trained == 4 and numbers(second) == numbers(whole)
+    assert not list((tmp_path / "b" / FOLDER).iterdir())

@@ -3,7 +3,7 @@
 accuracy reported each epoch for the pruner). Written here, after that example; nothing
 of tunebook is used but the dataset's arrays (the same split tunebook trains on).
 
-    python benchmarks/peers/optuna_loop.py --trials 30 --sampler-seed 0 [--prune] [--device cuda]
+    python benchmarks/peers/optuna_loop.py --trials 30 --sampler-seed 0 [--pruner median] [--device cuda]
 
 The search space is the one ``benchmarks/search_vs_peer.py`` gives tunebook: depth 1–3,
 one width for every layer 32–512 (log), lr 1e-4–1e-1 (log), dropout 0–0.5, the optimizer
@@ -68,11 +68,18 @@ def objective(trial, data, device: str = "cpu") -> float:
     return accuracy
 
 
+PRUNERS = {"none": lambda: optuna.pruners.NopPruner(), "median": lambda: optuna.pruners.MedianPruner(),
+           "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--sampler-seed", type=int, default=0)
-    ap.add_argument("--prune", action="store_true", help="Optuna's median pruner")
+    ap.add_argument("--pruner", choices=("none", "median", "halving"), default="none",
+                    help="Optuna's MedianPruner, or its SuccessiveHalvingPruner (rungs at 1, 3, 9 epochs, "
+                         "reduction factor 3)")
+    ap.add_argument("--prune", action="store_const", const="median", dest="pruner", help="--pruner median")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the example's batches moved to it)")
     args = ap.parse_args()
     from tunebook.data import load_dataset  # the arrays only: the same split tunebook trains on
@@ -82,7 +89,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.sampler_seed),
-                                pruner=optuna.pruners.MedianPruner() if args.prune else optuna.pruners.NopPruner())
+                                pruner=PRUNERS[args.pruner]())
     study.optimize(lambda t: objective(t, data, args.device), n_trials=args.trials)
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "best": study.best_value, "params": study.best_params,

@@ -423,11 +423,14 @@ def _say_aborted(outcomes) -> None:
 
 
 def _say_search(o, spec, args: argparse.Namespace) -> None:
-    done = [r for r in o.results if r.values is not None]
+    done = [r for r in o.results if r.finished]
+    pruned, failed = sum(r.pruned for r in o.results), sum(r.failed and not r.pruned for r in o.results)
+    how = ", ".join(x for x in (f"{pruned} pruned" if pruned else "", f"{failed} failed" if failed else "") if x)
     why = {"trials": "every proposal done", "budget": "time budget spent — run the same command to go on",
            "failed": "groups kept failing"}
-    out.print(f"{spec.name}: {len(done)} of {spec.search.trials} proposals done, each on {len(spec.seeds)} seeds "
-              f"({why[o.stopped]}); {o.seconds:.1f} s")
+    seeds = len(spec.seeds)
+    out.print(f"{spec.name}: {len(done)} of {spec.search.trials} proposals done{f' ({how})' if how else ''}, each on "
+              f"{seeds} seed{'' if seeds == 1 else 's'} ({why[o.stopped]}); {o.seconds:.1f} s")
     best = o.best()
     if best is not None:
         metric = spec.search.objectives[0][0]

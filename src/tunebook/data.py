@@ -338,15 +338,24 @@ def _load_arrays(name: str, folder: str) -> dict[str, np.ndarray]:
     return out
 
 
-def check_available(name: str, data_dir: str | Path | None = None) -> Path:
+def check_available(name: str, data_dir: str | Path | None = None, load: bool = True) -> Path:
     """Find (or download) a dataset's files and check every one of them; a DataError names
     what is wrong. Runs before a study writes anything; the arrays stay cached. A user's
-    dataset is in memory already (read and checked when its study file was)."""
+    dataset is in memory already (read and checked when its study file was).
+
+    ``load=False`` (a driver whose workers read the data themselves): where every file has
+    a published SHA-256, the digests are the check — a file that matches is the published
+    one — and nothing is decompressed here; other files are read whole as with ``load``."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
-    if not DATASETS[name].builtin:
+    info = DATASETS[name]
+    if not info.builtin:
         return _user_arrays(name)[1]
-    folder = locate(DATASETS[name], data_dir)
+    folder = locate(info, data_dir)
+    if not load and all(f.archive_sha256 for f in info.files.values()):
+        for f in info.files.values():
+            check_archive(folder / f.name, f)
+        return folder
     _load_arrays(name, str(folder))
     return folder
 

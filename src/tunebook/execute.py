@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
@@ -22,6 +22,7 @@ from .records import TrialConfig, TrialResult
 from .reporter import Reporter
 from .spec import StudySpec, load_spec
 from .store import Run, RunStore, remove_staging
+from .training import keeps_checkpoints
 from .tboard import LiveScalars
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ class StudyOutcome:
     restored: int = 0              # TensorBoard event files written again from stored results
     stopped_by_budget: bool = False  # the budget ran out before every trial was trained
     aborted: str = ""              # why no further group was started (too many failed in a row), or ""
+    #: groups paused at a successive-halving rung (tunebook.halving): each trial's curves so
+    #: far, by trial id; none of these is stored
+    paused: Mapping[str, TrialResult] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[Run]:
@@ -70,7 +74,7 @@ def check_inputs(specs: Sequence[StudySpec], out: str | Path, options: RunOption
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))
     for name in sorted({s.dataset for s in specs}):
-        check_available(name, options.data_dir)
+        check_available(name, options.data_dir, load=False)  # the digests; the data is read where it trains
 
 
 @contextmanager
@@ -107,6 +111,16 @@ def kept_open(options: RunOptions, pruning: bool = False, search: bool = False) 
         return
     with open_executor(options.executor_options(), options.device, options.data_dir, pruning) as ex:
         yield options.opened(ex)
+
+
+def warm_workers(options: RunOptions, spec: StudySpec) -> None:
+    """Start an opened executor's workers now, each reading the study's built-in dataset
+    (a search: groups will come), so that their start overlaps this process's own."""
+    from .datasets import DATASETS
+
+    ex = options.executor
+    if not isinstance(ex, str) and spec.dataset in DATASETS and DATASETS[spec.dataset].builtin:
+        ex.warm(spec.dataset, None if options.data_dir is None else str(options.data_dir))
 
 
 def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None = None) -> list[str]:
@@ -200,7 +214,8 @@ def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bo
     problems: list[str] = []
     from . import checkpoints as ckpt
 
-    saving = (opts.engine == "stacked" and stop is None and ex.shares_disk and opts.checkpoint_every is not None)
+    saving = (opts.engine == "stacked" and keeps_checkpoints(stop) and ex.shares_disk
+              and opts.checkpoint_every is not None)
     root = ckpt.root_of(out)
     sink = StudySink({s.folder: s for s in specs}, stores, wanted, reporter, budget, opts.max_failures,
                      root if saving else None)
@@ -253,7 +268,8 @@ def _run_studies(specs: Sequence[StudySpec], out, opts: RunOptions, *, fresh: bo
         outcomes = [StudyOutcome(s, stores[s.folder].dir,
                                  tuple(_runs_of(stores[s.folder], study_configs[s.folder], problems)),
                                  sink.trained[s.folder], skipped[s.folder], time.perf_counter() - t0, tuple(problems),
-                                 restored[s.folder], sink.stopped and not sink.aborted, sink.aborted)
+                                 restored[s.folder], sink.stopped and not sink.aborted, sink.aborted,
+                                 {t: r for t, r in sink.paused.items() if s.folder in wanted[t]})
                     for s in specs]
     for o in outcomes:
         reporter.study_end(o)
@@ -322,6 +338,7 @@ class StudySink:
         self.stopped = False        # no further group starts: the budget ran out, or too many failed
         self.failed_in_a_row = 0
         self.aborted = ""
+        self.paused: dict[str, TrialResult] = {}  # trial id -> its curves so far (a halving rung)
 
     def save(self, name: str, c: TrialConfig, r: TrialResult, started: float | None = None) -> None:
         """Into study ``name``, its run folder named by that study's varying parameters."""
@@ -366,6 +383,10 @@ class StudySink:
                         resumes)
 
     def finish(self, slot: "LiveSlot", results: Sequence[TrialResult]) -> None:
+        if any(r.status == "paused" for r in results):  # at a halving rung: kept in its checkpoint, not stored
+            self.paused.update((r.trial_id, r) for r in results)
+            self.failed_in_a_row = 0
+            return
         for c, r in zip(_by_id(slot.group, results), results):
             for name in self.wanted[c.trial_id]:
                 self.save(name, c, r, slot.started)

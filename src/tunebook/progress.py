@@ -77,6 +77,10 @@ class RichReporter(Reporter):
             self.progress.stop()
             self.progress = None
 
+    def rung_done(self, batch, epoch, kept, ranked):
+        self.console.print(f"batch {batch}: at epoch {epoch}, {kept} of {ranked} proposals go on "
+                           f"(successive halving; {ranked - kept} pruned)")
+
     def round_done(self, round_, decided, total, adding, configs, seeds):
         self.console.print(f"decided {decided} of {total} {'hypothesis' if total == 1 else 'hypotheses'}; "
                            f"round {round_} asks for {adding} more {'trial' if adding == 1 else 'trials'} "

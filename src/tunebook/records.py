@@ -136,6 +136,9 @@ class TrialConfig:
 
 
 STATUSES = ("complete", "diverged", "failed", "pruned")
+#: A result on its way from an engine to the driver that is never stored: ``paused`` — a
+#: group stopped at a successive-halving rung (tunebook.halving), its curves so far.
+TRANSIENT = ("paused",)
 #: What a regression's result measures besides its loss (errors in the target's units).
 REGRESSION_METRICS = ("val_rmse", "val_mae", "val_r2", "test_rmse", "test_mae", "test_r2")
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds")
@@ -217,7 +220,7 @@ class TrialResult:
     weights: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
+        if self.status not in STATUSES + TRANSIENT:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
         if len(self.history) != self.epochs_run:
             raise ValueError(f"history has {len(self.history)} epochs but epochs_run = {self.epochs_run}")

@@ -30,6 +30,9 @@ class Reporter:
         began the group (process and ray executors)."""
     def group_retry(self, label: str, attempt: int, why: str) -> None:
         """The worker training a group was lost after ``attempt`` attempts; it is sent again."""
+    def rung_done(self, batch: int, epoch: int, kept: int, ranked: int) -> None:
+        """A search's successive halving ranked batch ``batch`` at epoch ``epoch``: ``kept``
+        of the ``ranked`` proposals go on, the rest are pruned there."""
     def round_done(self, round_: int, decided: int, total: int, adding: int, configs: int, seeds: int) -> None:
         """--until-decided: a round was judged; ``adding`` trials (``configs`` configurations
         up to ``seeds`` seeds) train next."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .budget import Budget
 from .errors import SpecError
-from .execute import StudyOutcome, holding, kept_open, load_specs, run_studies
+from .execute import StudyOutcome, holding, kept_open, load_specs, run_studies, warm_workers
 from .live import default_reporter
 from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
@@ -130,14 +130,15 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
             done(outcomes)
     searches = []
     for spec in searched:
-        from .search import run_search
-
         pruning = spec.search.prunes_in_driver
-        with kept_open(options, pruning, search=True) as opts, holding([spec], out, opts, fresh=fresh,
-                                                                        pruning=pruning):
-            searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))
-            _kept([searches[-1]])
-            done([searches[-1]])
+        with kept_open(options, pruning, search=True) as opts:
+            warm_workers(opts, spec)  # they start while this process imports and checks
+            from .search import run_search
+
+            with holding([spec], out, opts, fresh=fresh, pruning=pruning):
+                searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))
+                _kept([searches[-1]])
+                done([searches[-1]])
     return Programme(tuple(outcomes), tuple(searches))
 
 

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import halving
 from .analysis.search import (Confirmed, ProposalResult, confirm_seeds, confirmation, confirmation_looks,  # noqa: F401
                               confirmed, curve_of, importances, pareto_numbers, results_of, search_analysis,
                               top_proposals, value_of)
 from .budget import Budget
 from .datasets import DATASETS
 from .errors import SpecError
-from .execute import StudyOutcome, holding, kept_open, run_studies
+from .execute import StudyOutcome, holding, kept_open, run_studies, warm_workers
 from .ledger import LEDGER, Proposal, ledger_problems, read_ledger, write_ledger  # noqa: F401
 from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
@@ -89,9 +90,10 @@ def run_search(spec: StudySpec, out: str | Path = "modellogs", options: RunOptio
         raise SpecError([f"{spec.path}: not a searched study (no [search] table)"])
     optuna_module()
     pruning = spec.search.prunes_in_driver  # a median pruner decides in any worker
-    with kept_open(opts, pruning=pruning, search=True) as opts, holding([spec], out, opts, fresh=fresh,
-                                                                       pruning=pruning):
-        return _search(spec, out, reporter, budget, opts)  # the lock held across every batch
+    with kept_open(opts, pruning=pruning, search=True) as opts:
+        warm_workers(opts, spec)  # they start while the inputs are checked
+        with holding([spec], out, opts, fresh=fresh, pruning=pruning):
+            return _search(spec, out, reporter, budget, opts)  # the lock held across every batch
 
 
 def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | None,
@@ -107,13 +109,14 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
     while True:
         with RunStore(out, spec.folder) as store:
             proposals = read_ledger(folder, spec.search)
+            decisions = halving.read_decisions(folder) if plan.pruner == "halving" else []  # before any write
             runs = {r.trial_id: r for r in store.iter_runs([])}
             results = results_of(spec, proposals, runs)
             pending = [r for r in results if not r.finished]
             new: list[Proposal] = []
             trials: dict[int, Any] = {}
             can_ask = not pending and len(proposals) < plan.trials and not (budget is not None and budget.spent())
-            if can_ask or (pending and plan.pruner != "none"):
+            if can_ask or (pending and plan.prunes_in_driver):  # asha, hyperband: the batch's live trials
                 batch_number = pending[0].proposal.batch if pending else max((p.batch for p in proposals), default=-1) + 1
                 _, trials, new = open_batch(spec, [r for r in results if r.finished], batch_number,
                                             [r.proposal for r in pending], len(proposals),
@@ -123,7 +126,10 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
         batch = [*pending, *results_of(spec, new, {})]
         todo = [c for r in batch for c in r.configs]
         stop = None
-        if plan.pruner != "none" and todo:
+        rung_of: dict[int, int] = {}
+        if plan.pruner == "halving" and todo:  # the batch's next phase: to its next rung, or to the end
+            stop, rung_of = halving.phases(batch, decisions)
+        elif plan.pruner != "none" and todo:
             proposal_of = {c.trial_id: r.proposal.number for r in batch for c in r.configs}
             stop = (Pruning(spec, trials, proposal_of) if plan.prunes_in_driver
                     else FinishedPruning(spec, [r for r in results if r.finished], proposal_of))
@@ -143,11 +149,30 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
         if last.aborted:  # too many groups failed in a row: said by the outcome
             stopped = "failed"
             break
+        for number, rung in rung_of.items():  # a batch that stands at a rung: rank it
+            if rung:
+                _decide_rung(spec, folder, [r for r in batch if r.proposal.batch == number], last.paused, rung,
+                             reporter)
     with RunStore(out, spec.folder) as store:
         runs = {r.trial_id: r for r in store.iter_runs([])}
     results = results_of(spec, read_ledger(folder, spec.search), runs)
     return SearchOutcome(spec, folder, tuple(results), last, stopped, time.perf_counter() - t0,
                          tuple(confirmed(spec, results, runs)))
+
+
+def _decide_rung(spec: StudySpec, folder: Path, batch: Sequence[ProposalResult], paused, epoch: int,
+                 reporter: Reporter) -> None:
+    """Successive halving at a rung: the paused proposals ranked, the decision written
+    before any survivor goes on (a resumed search reads it back)."""
+    metric = spec.search.objectives[0][0]
+    curves = halving.rung_curves(batch, paused, epoch, metric)
+    decisions = halving.read_decisions(folder)
+    number = batch[0].proposal.batch
+    if not curves or any(d.batch == number and d.epoch == epoch for d in decisions):
+        return  # nothing paused there, or not all of the batch yet: the phase is run again
+    d = halving.decide(number, epoch, curves, maximize=metric == "val_acc")
+    halving.write_decisions(folder, [*decisions, d])
+    reporter.rung_done(number, epoch, len(d.kept), len(d.values))
 
 
 def load_search(spec: StudySpec, out: str | Path = "modellogs") -> tuple[list[ProposalResult], list[Confirmed]]:

@@ -26,10 +26,11 @@ from .hparams import HPARAM_RULES, fmt_value
 from .problems import Problems
 
 SAMPLERS = ("random", "tpe", "gp", "cmaes", "nsga2")
-PRUNERS = ("none", "asha", "hyperband", "median")
+PRUNERS = ("none", "halving", "asha", "hyperband", "median")
 #: Pruners that compare a proposal with the others still training (a rung's cohort): they
 #: decide in the driver, which sees every group of a batch. ``median`` compares with
-#: finished proposals only, so any worker can decide it from a copy of them.
+#: finished proposals only, so any worker can decide it from a copy of them; ``halving``
+#: pauses the batch at each rung and ranks it here (tunebook.halving), on any executor.
 DRIVER_PRUNERS = ("asha", "hyperband")
 #: What a search may optimise, and in which direction it is better.
 OBJECTIVE_METRICS = {"val_acc": "max", "val_loss": "min", "params": "min", "flops": "min",

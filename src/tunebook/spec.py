@@ -146,7 +146,9 @@ class StudySpec:
 
         The result is a smoke test: it lives in its own folder (:attr:`folder`) and its
         ``source`` (what is stored as study.toml) says what was overridden. Asking for more
-        seeds than the study has, or a subset larger than its training split, is an error."""
+        seeds than the study has, or a subset larger than its training split, is an error.
+        A searched study's confirmation then trains on one seed more than its proposals (a
+        smoke test runs each step once, not confirmation's 10 to 30 seeds)."""
         import tomli_w
 
         spec, raw, said = self, tomlio.loads(self.source) if self.source else {}, []
@@ -162,6 +164,9 @@ class StudySpec:
             spec = replace(spec, seeds=spec.seeds[:seeds])
             raw["study"]["seeds"] = list(spec.seeds)
             said.append(f"--seeds {seeds}")
+            if spec.search is not None and spec.search.confirm:
+                spec = replace(spec, search=replace(spec.search, confirm_seeds=seeds + 1, confirm_max_seeds=seeds + 1))
+                raw["study"]["confirm_seeds"] = raw["study"]["confirm_max_seeds"] = seeds + 1
         if epochs is not None:
             grid = tuple((k, v) for k, v in spec.grid if k != "epochs")
             defaults = tuple((k, v) for k, v in spec.defaults if k != "epochs") + (("epochs", epochs),)

@@ -36,7 +36,7 @@ from . import tomlio
 from ._version import __version__
 from .errors import StoreError, StoreIOError
 from .lock import StudyLock
-from .records import TrialResult, unknown_keys
+from .records import STATUSES, TrialResult, unknown_keys
 from .records import TrialConfig
 
 #: tunebook's run-folder names: start stamp, an optional label, the trial id.
@@ -326,6 +326,8 @@ class RunStore:
         raised as :class:`StoreIOError`."""
         from .tboard import write_events
 
+        if result.status not in STATUSES:
+            raise ValueError(f"{config.trial_id}: a {result.status} result is not stored (it is on its way, not final)")
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started or time.time()))
         label = safe_label(label)
         final = self.runs_dir / (f"{stamp}_{label}_{config.trial_id}" if label else f"{stamp}_{config.trial_id}")

@@ -65,14 +65,15 @@ def train_safely(group: Sequence[TrialConfig], engine: str, data, hooks: Sequenc
     ``SystemExit`` and any other ``BaseException`` (an executor's stop signal). ``keep``:
     complete results carry their trained weights (``result.weights``). ``checkpoints``:
     (folder, seconds between saves) — the group goes on from its checkpoint and keeps one
-    (:mod:`tunebook.checkpoints`), where the engine can and no pruner stops members."""
+    (:mod:`tunebook.checkpoints`), where the engine can and no pruner stops members (a
+    pruner of plain decisions, ``stop.pauses``, may: :mod:`tunebook.halving`)."""
     from .engine import ENGINES
 
     try:
         data = data() if callable(data) else data
         fn = ENGINES[engine]
         kwargs = {"keep": True} if keep and _takes(fn, "keep") else {}  # an engine that keeps no weights need not
-        if checkpoints is not None and stop is None and _takes(fn, "checkpoint"):  # know the word
+        if checkpoints is not None and keeps_checkpoints(stop) and _takes(fn, "checkpoint"):  # know the word
             from .checkpoints import GroupCheckpoint
 
             kwargs["checkpoint"] = GroupCheckpoint(checkpoints[0], group, engine, checkpoints[1])
@@ -81,6 +82,13 @@ def train_safely(group: Sequence[TrialConfig], engine: str, data, hooks: Sequenc
         raise
     except Exception as exc:  # noqa: BLE001 - recorded as a failed trial (TrialError)
         return failed_group(group, exc, engine)
+
+
+def keeps_checkpoints(stop) -> bool:
+    """Whether groups keep checkpoints under this stopper: none, or one whose decisions are
+    plain data that a resumed group reads again (``pauses``). A live pruner's state (Optuna
+    trials, what it has seen) is not in a checkpoint, so a group it stops trains whole."""
+    return stop is None or bool(getattr(stop, "pauses", False))
 
 
 def _takes(fn, word: str) -> bool:

@@ -112,6 +112,40 @@ def test_batch_norm_stacks_with_each_member_s_own_running_statistics(images):
         assert r.weights["body.2.num_batches_tracked"] == alone.weights["body.2.num_batches_tracked"] == 2 * 12
 
 
+class BatchNormDropout(WithBatchNorm):
+    def __init__(self):
+        super().__init__()
+        self.body.insert(4, nn.Dropout(0.3))
+
+
+def test_a_stack_stopped_at_an_epoch_s_end_goes_on_from_its_checkpoint_bit_for_bit(images, tmp_path):
+    """Parameters, optimizer state, BatchNorm's running statistics and the curves are the
+    checkpoint; dropout masks and data order are counter-based: the resumed stack's numbers
+    and kept weights equal an uninterrupted one's exactly."""
+    from tunebook.checkpoints import GroupCheckpoint
+
+    cfgs = configs('optimizer = ["adam", "sgd"]')
+    build = lambda c: BatchNormDropout()  # noqa: E731
+    whole = modules.train_modules(cfgs, images, build, (1, 28, 28), keep=True)
+
+    def stop_after_first(event):
+        if event.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        modules.train_modules(cfgs, images, build, (1, 28, 28), [stop_after_first], keep=True,
+                              checkpoint=GroupCheckpoint(tmp_path, cfgs, "stacked", every=3600))
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    epochs = []
+    again = modules.train_modules(cfgs, images, build, (1, 28, 28), [lambda e: epochs.append(e.epoch)], keep=True,
+                                  checkpoint=GroupCheckpoint(tmp_path, cfgs, "stacked", every=3600))
+    assert epochs == [2]
+    for a, b in zip(again, whole):
+        assert (a.history.train_loss, a.history.val_loss, a.val_acc, a.test_loss) == \
+            (b.history.train_loss, b.history.val_loss, b.val_acc, b.test_loss)
+        assert all(torch.equal(torch.as_tensor(a.weights[k]), torch.as_tensor(b.weights[k])) for k in b.weights)
+
+
 class Branching(nn.Module):
     """Data-dependent control flow: vmap cannot batch a Python ``if`` on a tensor."""
 

@@ -8,7 +8,7 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -166,7 +166,10 @@ def n_seen(n: int, batch_size: int, steps: int) -> int:
 
 
 #: A pruner as an engine sees it: called after every epoch's hooks, it returns the trial
-#: ids (of members' longest configs) to stop now; they are recorded ``pruned``.
+#: ids (of members' longest configs) to stop now; they are recorded ``pruned``. It may
+#: also pause groups at an epoch (``pause_for(ids)``) and name members already decided
+#: (``decided_at(epoch)``): :mod:`tunebook.halving`, read through :func:`pause_at` and
+#: :func:`decided_at`.
 Stopper = Callable[[EpochEvent], "set[str]"]
 
 
@@ -256,6 +259,56 @@ def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: Devic
                                  val_class_acc=hist.val_class.get(c.epochs, ()), **common)
         out.append(_flag_collapse(result, data.n_classes))
     return out
+
+
+def paused_results(configs: Sequence[TrialConfig], hist: MemberHistory, data: DeviceData,
+                   group_seconds: float, group_size: int, engine: str) -> list[TrialResult]:
+    """A paused group's member (:mod:`tunebook.halving`): one ``paused`` result per config
+    with the curves so far — never stored; the driver reads its value at the rung."""
+    h = hist.frozen()
+    n_out = data.n_outputs
+    return [TrialResult(trial_id=c.trial_id, status="paused", epochs_run=len(h), history=h,
+                        train_seconds=sum(h.epoch_seconds),
+                        params=param_count(c.layers, data.n_features, n_out) + extra_param_count(c.layers, c.norm,
+                                                                                                 c.residual),
+                        flops=train_flops(c.layers, data.x_train.shape[0], len(h), data.n_features, n_out),
+                        group_seconds=group_seconds, group_size=group_size, engine=engine,
+                        device=device_name(data.device), diverged_epoch=hist.diverged_epoch) for c in configs]
+
+
+def pause_at(stop, trial_ids: Sequence[str]) -> int:
+    """The epoch at whose end a stopper pauses a group of these (lead) trials (0: never;
+    tunebook.halving)."""
+    fn = getattr(stop, "pause_for", None)
+    return int(fn(trial_ids)) if fn is not None else 0
+
+
+def decided_at(stop, epoch: int) -> set[str]:
+    """Trial ids a stopper has already decided to stop at ``epoch`` (a group that goes on
+    from a checkpoint taken there stops them before training on)."""
+    fn = getattr(stop, "decided_at", None)
+    return set(fn(epoch)) if fn is not None else set()
+
+
+def to_device(obj, device):
+    """Tensors in nested tuples, lists and dicts, moved (the optimizer's snapshot, kept weights)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+def history_state(h: MemberHistory) -> dict:
+    """A member's curves so far as plain lists, dicts and numbers (a checkpoint's; torch
+    reads them back with ``weights_only=True``)."""
+    return asdict(h)
+
+
+def history_from_state(d: dict) -> MemberHistory:
+    return MemberHistory(**d)
 
 
 def _variance(y: torch.Tensor) -> float:

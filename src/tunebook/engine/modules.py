@@ -33,7 +33,8 @@ from torch import nn
 
 from ..records import TrialConfig, TrialResult
 from . import rng
-from .common import DeviceData, EpochEvent, MemberHistory, device_name, diverged, under_flush
+from .common import (DeviceData, EpochEvent, MemberHistory, device_name, diverged, history_from_state, history_state,
+                     to_device, under_flush)
 from .optim import StackedOptimizer, hparams_of, torch_optimizer
 
 Build = Callable[[TrialConfig], nn.Module]
@@ -226,10 +227,16 @@ def _result(config, hist: MemberHistory, module, data, seconds: float, group: in
 @under_flush
 def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build, input_shape: Sequence[int] = (),
                   hooks: Sequence[Callable] = (), label: str = "", notes: list | None = None,
-                  keep: bool = False) -> list[TrialResult]:
+                  keep: bool = False, checkpoint=None) -> list[TrialResult]:
     """Train ``build(c)`` for every config, stacked where :func:`unstackable` allows (else
     one by one, the reason appended to ``notes``). Configs share ``epochs`` and
-    ``batch_size``; seeds, optimizers and their settings may differ."""
+    ``batch_size``; seeds, optimizers and their settings may differ.
+
+    ``checkpoint`` (a :class:`tunebook.checkpoints.GroupCheckpoint`), for a stack: it goes
+    on from the state saved there (parameters, optimizer state, buffers such as BatchNorm's
+    running statistics, the curves so far), saves it when due, and whenever a hook stops the
+    run at an epoch's end (a budget, Ctrl-C: raised again once saved). Trained one by one, a
+    group keeps none (it trains again from its first epoch)."""
     if len({(c.epochs, c.batch_size) for c in configs}) != 1:
         raise ValueError("configs of one stack of modules must share epochs and batch_size")
     built = _built(configs, build)
@@ -276,7 +283,16 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         if notes is not None:
             notes.append(f"{label or 'modules'}: trained one by one — torch.func's vmap cannot batch it ({why})")
         return [train_module_alone(c, data, build, input_shape, hooks, label, keep) for c in configs]
-    for epoch in range(1, cfgs[0].epochs + 1):
+    first, seconds_before = 1, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        first, seconds_before = int(saved["epoch"]) + 1, float(saved["seconds"])
+        opt.restore(to_device(saved["opt"], data.device))
+        for k, v in saved["buffers"].items():
+            stacked_buffers[k].copy_(v.to(data.device))
+        hists = [history_from_state(h) for h in saved["histories"]]
+        t_start -= seconds_before
+    for epoch in range(first, cfgs[0].epochs + 1):
         t0 = time.perf_counter()
         base.train()
         perm = rng.permutations(seeds, epoch, n, data.device)
@@ -303,8 +319,21 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         share = (time.perf_counter() - t0) / t
         for i, h in enumerate(hists):
             h.add(train_loss[i], train_acc[i], val[0][i], val[1][i], share)
-        for hook in hooks:
-            hook(EpochEvent(label, epoch, cfgs[0].epochs, t, list(val[1]), share * t))
+        interrupt = None
+        try:
+            for hook in hooks:
+                hook(EpochEvent(label, epoch, cfgs[0].epochs, t, list(val[1]), share * t))
+        except BaseException as exc:  # a budget or Ctrl-C at this epoch's end: save the state, then stop
+            if checkpoint is None or epoch == cfgs[0].epochs:
+                raise
+            interrupt = exc
+        if checkpoint is not None and epoch < cfgs[0].epochs and (interrupt is not None or checkpoint.due()):
+            checkpoint.save({"epoch": epoch, "opt": to_device(opt.snapshot(), "cpu"),
+                             "buffers": {k: v.cpu() for k, v in stacked_buffers.items()},
+                             "seconds": time.perf_counter() - t_start,
+                             "histories": [history_state(h) for h in hists]})
+        if interrupt is not None:
+            raise interrupt
     test = _evaluate_stack(base, names, opt.params, stacked_buffers, data.x_test, data.y_test, input_shape)
     seconds = time.perf_counter() - t_start
     results = {}
@@ -366,14 +395,14 @@ def input_shape_of(config: TrialConfig) -> tuple[int, ...]:
 
 
 def train_user_models(configs: Sequence[TrialConfig], data: DeviceData, hooks: Sequence[Callable] = (),
-                      label: str = "", keep: bool = False) -> list[TrialResult]:
+                      label: str = "", keep: bool = False, checkpoint=None) -> list[TrialResult]:
     """A planned group of a user model's trials (one architecture, one epoch count): stacked
     where torch.func can, one by one otherwise — the reason said as a warning."""
     import warnings
 
     notes: list[str] = []
     results = train_modules(configs, data, build_of(configs[0]), input_shape_of(configs[0]), hooks, label, notes,
-                            keep)
+                            keep, checkpoint)
     for note in notes:
         warnings.warn(note, ModelWarning, stacklevel=2)
     return results

@@ -22,7 +22,7 @@ from ..records import TrialConfig
 from . import rng
 from ..records import steps_of
 from .common import (GRAD_EVERY, DeviceData, EpochEvent, MemberHistory, Stopper, diverged, grad_samples, n_seen,
-                     results_for, under_flush)
+                     pause_at, paused_results, results_for, under_flush)
 from .schedule import scheduler, step_scheduler
 from .optim import hparams_of, torch_optimizer
 
@@ -189,6 +189,8 @@ def train_one(cfg: TrialConfig, data: DeviceData,
         if stop is not None and epoch < cfg.epochs and cfg.trial_id in stop(event):
             hist.pruned_epoch = epoch
             break
+        if epoch == pause_at(stop, [cfg.trial_id]) and epoch < cfg.epochs:  # a halving rung; no checkpoint: trained again
+            return paused_results([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]
     result = results_for([cfg], hist, data, time.perf_counter() - t_start, 1, engine="reference")[0]
     if keep and result.status == "complete":
         from ..weights import module_state

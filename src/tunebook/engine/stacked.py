@@ -21,7 +21,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict, astuple, dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from ..model import init_params
 from ..records import TrialConfig, TrialResult, steps_of
 from . import rng
-from .common import (GRAD_EVERY, DeviceData, EpochEvent, MemberHistory, Stopper, grad_samples, n_seen, results_for,
-                     under_flush)
+from .common import (GRAD_EVERY, DeviceData, EpochEvent, MemberHistory, Stopper, decided_at, grad_samples,
+                     history_from_state, history_state, n_seen, pause_at, paused_results, results_for, under_flush)
+from .common import to_device as _to_device
 from .common import diverged as is_diverged
 from .optim import StackedOptimizer, hparams_of
 
@@ -640,12 +641,12 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     raised again once the state is saved).
 
     A user's model (``configs[0].model``) trains in :mod:`.modules` (torch.func) instead:
-    stacked where its copies agree, else one by one (weights kept as ``keep`` says; no
-    pruner or checkpoint there yet)."""
+    stacked where its copies agree, else one by one (weights kept as ``keep`` says; a
+    stacked one keeps ``checkpoint`` too; no pruner there yet)."""
     if configs[0].model:
         from .modules import train_user_models
 
-        return train_user_models(configs, data, hooks, label, keep)
+        return train_user_models(configs, data, hooks, label, keep, checkpoint)
     members = plan_members(configs)
     lead = members[0].lead
     for m in members:
@@ -676,9 +677,26 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             for dst, src in zip(pair, kept_pair):
                 dst.copy_(src.to(device))
         kept = {tid: {k: t.numpy() for k, t in w.items()} for tid, w in kept.items()}  # as member_state gives them
+    max_epochs = max(m.lead.epochs for m in members)
+    pausing = pause_at(stop, lead_ids)
+    if saved is not None and stop is not None:  # decided at the checkpoint's epoch (a halving rung): stop them now
+        at = first - 1
+        gone = decided_at(stop, at)
+        for i in rows:
+            if lead_ids[i] in gone and at < members[i].lead.epochs:
+                members[i].history.pruned_epoch = at
+        staying = [r for r, i in enumerate(rows) if not members[i].history.pruned_epoch]
+        if not staying:
+            first = max_epochs + 1  # nothing left to train: the results as they stand
+        elif len(staying) < len(rows):
+            staying_t = torch.tensor(staying, device=device)
+            model.select(staying_t)
+            opt.select(staying_t, model.params, model.grads)
+            rows = [rows[r] for r in staying]
+        if staying and pausing == at:  # paused here already (a search resumed before deciding)
+            return _paused(members, data, seconds_before, len(members))
     loop = make_loop(model, opt, data, lead.batch_size)
     n = data.x_train.shape[0]
-    max_epochs = max(m.lead.epochs for m in members)
     for epoch in range(first, max_epochs + 1):
         t0 = time.perf_counter()
         loop, loss_sum, correct = _run_epoch(loop, epoch)
@@ -745,7 +763,8 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
             opt.select(staying_t, model.params, model.grads)
             loop.reset()
             rows = [rows[r] for r in staying]
-        if checkpoint is not None and (interrupt is not None or checkpoint.due()):
+        pause = pausing == epoch and interrupt is None
+        if checkpoint is not None and (interrupt is not None or pause or checkpoint.due()):
             _sync(device)
             checkpoint.save({"epoch": epoch, "rows": rows, "opt": _to_device(opt.snapshot(), "cpu"),
                              "running": _to_device(model.running, "cpu"),
@@ -754,6 +773,8 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                              "kept": {tid: {k: torch.from_numpy(a) for k, a in w.items()} for tid, w in kept.items()}})
         if interrupt is not None:
             raise interrupt
+        if pause:  # a halving rung: the driver ranks the batch, the survivors go on from the checkpoint
+            return _paused(members, data, seconds_before + time.perf_counter() - t_start, len(members))
     group_seconds = seconds_before + time.perf_counter() - t_start
     results = [r for m in members
                for r in results_for(m.configs, m.history, data, group_seconds, len(members), engine="stacked")]
@@ -762,25 +783,8 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     return results
 
 
-def _to_device(obj, device):
-    """Tensors in nested tuples, lists and dicts, moved (the optimizer's snapshot, kept weights)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
-
-
-def history_state(h: MemberHistory) -> dict:
-    """A member's curves so far as plain lists, dicts and numbers (a checkpoint's; torch
-    reads them back with ``weights_only=True``)."""
-    return asdict(h)
-
-
-def history_from_state(d: dict) -> MemberHistory:
-    return MemberHistory(**d)
+def _paused(members: Sequence[Member], data: DeviceData, seconds: float, size: int) -> list[TrialResult]:
+    return [r for m in members for r in paused_results(m.configs, m.history, data, seconds, size, engine="stacked")]
 
 
 def class_accuracy(hits: torch.Tensor, y: torch.Tensor, rows: list[int]) -> dict[int, tuple[float, ...]]:

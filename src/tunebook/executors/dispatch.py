@@ -59,6 +59,12 @@ class RemoteExecutor(Executor):
                                     checkpoints=work.checkpoints if self.shares_disk else None), sink,
                  retries=self.retries)
 
+    def warm(self, dataset: str, data_dir: str | None = None) -> None:
+        if hasattr(self.backend, "warm"):
+            from .messages import Warm
+
+            self.backend.warm(Warm(dataset, data_dir))
+
     def close(self) -> None:
         self.backend.close()
 

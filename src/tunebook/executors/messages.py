@@ -34,6 +34,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Warm:
+    """Start up now and read a built-in dataset's files into memory (a search that will
+    send groups soon): no reply; a failure here is left for the first job to report."""
+
+    dataset: str
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class Started:
     """A worker began a job. A second ``Started`` of one job (a new ``token``) is a retry:
     what the first attempt sent is void."""

@@ -17,7 +17,7 @@ import signal
 from multiprocessing.connection import wait
 
 from .contract import Kind
-from .messages import Done, Job, Lost
+from .messages import Done, Job, Lost, Warm
 
 JOIN_SECONDS = 5.0
 
@@ -47,7 +47,19 @@ def _main(conn, device: str, threads: int, parent: int) -> None:  # pragma: no c
             return
         if job is None:
             return
+        if isinstance(job, Warm):
+            _warm(job)
+            continue
         send(run_job(job, device, send, hooks=[orphaned]))
+
+
+def _warm(msg: Warm) -> None:  # pragma: no cover - runs in the worker
+    from ..data import check_available
+
+    try:
+        check_available(msg.dataset, msg.data_dir)  # the arrays stay cached for the first job
+    except Exception:  # noqa: BLE001 - the first job meets it again and records it
+        pass
 
 
 def _entry_point_is_tunebook() -> bool:
@@ -99,6 +111,7 @@ class ProcessBackend:
         self.ctx = mp.get_context("spawn")
         self.devices, self.threads = list(devices), threads
         self.workers: list[_Worker | None] = [None] * len(self.devices)  # a slot starts its worker when used
+        self.warmed: set[Warm] = set()
 
     def describe(self) -> str:
         started = sum(w is not None for w in self.workers)
@@ -107,6 +120,20 @@ class ProcessBackend:
 
     def free(self) -> int:
         return sum(w is None or w.job is None for w in self.workers)
+
+    def warm(self, msg: Warm) -> None:
+        """Start every worker now and have each read the dataset: their start overlaps the
+        driver's own (a search's first batch would otherwise wait for it). Once per message."""
+        if msg in self.warmed:
+            return
+        self.warmed.add(msg)
+        for i, w in enumerate(self.workers):
+            if w is None:
+                w = self.workers[i] = _Worker(self.ctx, self.devices[i], self.threads)
+            try:
+                w.conn.send(msg)
+            except OSError:  # died already: replaced when a job comes
+                pass
 
     def submit(self, job: Job) -> None:
         idle = [i for i, w in enumerate(self.workers) if w is not None and w.job is None]

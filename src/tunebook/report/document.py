@@ -396,6 +396,31 @@ def search_line(a: StudyAnalysis) -> str:
             f"objective: {objectives}")
 
 
+def pruner_note(spec, metric: str) -> str:
+    """The search's pruning rule, named, with what it assumes."""
+    plan = spec.search
+    if plan.pruner == "halving":
+        from ..halving import ETA, rungs
+
+        from ..hparams import BASE_DEFAULTS
+
+        epochs = max([int(d.high) for d in plan.dimensions if d.name == "epochs"]
+                     or [int(dict(spec.defaults).get("epochs", BASE_DEFAULTS["epochs"]))])
+        at = ", ".join(str(r) for r in rungs(epochs)) or "none"
+        return (f"Pruning rule: synchronous successive halving (Jamieson and Talwalkar 2016): each batch paused at "
+                f"epoch {at}; its proposals still training were ranked by their mean {metric} over their seeds "
+                f"and the best 1/{ETA} went on, the rest were stopped there (the ranks: search/rungs.toml). It "
+                "assumes that the ranking at a rung predicts the ranking at the end, so a slow starter can be "
+                "lost; it is a budget rule, not a test, and claims no error rate.")
+    if plan.pruner == "median":
+        return (f"Pruning rule: Optuna's median pruner: a proposal stopped at the end of an epoch when its mean "
+                f"{metric} there was worse than the median of the completed proposals' at that epoch, once 5 had "
+                "completed. It assumes early epochs predict the end; it claims no error rate.")
+    name = {"asha": "successive-halving", "hyperband": "Hyperband"}.get(plan.pruner, plan.pruner)
+    return (f"Pruning rule: Optuna's {name} pruner, asked epoch by epoch as the batch trained in lock-step. It "
+            "assumes early epochs predict the end; it claims no error rate.")
+
+
 def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     """Progress of a searched study: what was proposed, the best mean so far."""
     results, confirmed = list(a.search.results), list(a.search.confirmed)
@@ -409,6 +434,7 @@ def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
     blocks: list[Block] = [("h", level, "Search"), ("p", f"{len(done)} of {a.spec.search.trials} proposals "
                             "complete" + (f"; {', '.join(x for x in parts if x)}" if any(parts) else "") + ".")]
     if pruned:
+        blocks.append(("p", pruner_note(a.spec, metric)))
         blocks.append(("table", ["proposal", "hyperparameters", "pruned at epoch", f"its last mean {metric}"],
                        [[str(r.proposal.number), r.describe(), str(len(r.curve)) if r.curve else "1",
                          value_text(metric, r.curve[-1]) if r.curve else "—"] for r in sorted(pruned, key=lambda r: r.proposal.number)]))
