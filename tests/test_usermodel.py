@@ -208,15 +208,36 @@ def test_worker_processes_import_the_factory_and_give_the_same_numbers(trained, 
     assert numbers(there) == numbers(local)
 
 
-def test_a_pruner_is_refused_with_a_user_model_for_now(tmp_path):
+@pytest.mark.parametrize("pruner", ["halving", "median"])
+def test_a_user_model_search_prunes_alike_in_this_process_and_in_workers(tmp_path, pruner):
+    """Stacked user models report each member every epoch and stop the ones the pruner
+    names; successive halving pauses them at its rung with a checkpoint. A pruned run is
+    the unpruned run's first epochs."""
+    from tunebook.search import run_search
+
     (tmp_path / "tiny_model.py").write_text(MODEL)
     f = tmp_path / "p.toml"
-    f.write_text('[study]\nname = "mp"\nmodel = "tiny_model:build"\nsampler = "random"\ntrials = 2\npruner = "median"\n'
-                 '[search]\nhidden = { low = 4, high = 32 }\n')
-    with pytest.raises(SpecError) as exc:
-        load_spec(f)
-    assert any('study.pruner: not yet with study.model: a user\'s model trains every epoch of its trials' in p
-               for p in exc.value.problems), exc.value.problems
+    f.write_text(f'[study]\nname = "mp"\nmodel = "tiny_model:build"\nsampler = "random"\ntrials = 10\nbatch = 5\n'
+                 f'seeds = 1\nconfirm = 0\ntrain_subset = 300\nvalidation = 0.02\npruner = "{pruner}"\n[defaults]\nepochs = 3\n'
+                 '[search]\nhidden = { low = 4, high = 32 }\nlr = { choices = [0.00001, 0.01, 0.03] }\n')
+    spec = load_spec(f)
+    here = run_search(spec, tmp_path / "here", device="cpu")
+    there = run_search(spec, tmp_path / "there", device="cpu", executor="process", workers=2)
+    pruned = [r.proposal.number for r in here.results if r.pruned]
+    assert not any(r.failed for r in here.results)  # (stacks of two copies with dropout among them)
+    assert pruned and [r.proposal.number for r in there.results if r.pruned] == pruned
+    assert [(r.params, r.curve, r.values) for r in there.results] == [(r.params, r.curve, r.values) for r in here.results]
+    if pruner != "halving":
+        return
+    f.write_text(f.read_text().replace(f'pruner = "{pruner}"', 'pruner = "none"'))
+    whole = {tuple(sorted(r.params.items())): r for r in run_search(load_spec(f), tmp_path / "whole", device="cpu").results}
+    for r in here.results:
+        if r.pruned:  # its epochs so far, as the run that was never stopped had them
+            (run,) = r.tried
+            full = whole.get(tuple(sorted(r.params.items())))
+            if full is not None:
+                assert run.result.status == "pruned" and run.result.engine in ("modules", "modules-alone")
+                assert r.curve == full.curve[:len(r.curve)]
 
 
 def test_a_budget_stops_a_user_model_study_and_the_next_run_goes_on_from_its_checkpoint_alike(trained, tmp_path):

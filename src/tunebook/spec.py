@@ -283,9 +283,6 @@ def parse_spec(text: str, where: str = "<string>", check_selectors: bool = True,
         for i, (m, _) in enumerate(plan.objectives):
             if metric_problem(m, task):
                 p.add(f"study.objectives[{i}]", metric_problem(m, task), m)
-        if s.get("model") and plan.pruner != "none":
-            p.add("study.pruner", "not yet with study.model: a user's model trains every epoch of its trials "
-                  "(remove the pruner)", plan.pruner)
         if grid_raw:
             p.add("grid", "a study has [grid] or [search], not both")
         if raw.get("hypothesis"):

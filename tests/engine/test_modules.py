@@ -112,6 +112,18 @@ def test_batch_norm_stacks_with_each_member_s_own_running_statistics(images):
         assert r.weights["body.2.num_batches_tracked"] == alone.weights["body.2.num_batches_tracked"] == 2 * 12
 
 
+def test_a_dropout_stack_whose_members_are_reordered_by_their_settings_trains(images):
+    """Members are stacked sorted by their optimizer settings (lr 0.001 before 0.01 here):
+    the dropout layers measured for the masks' shapes are those of the stack's first row
+    (a stack given in the other order once failed with a KeyError)."""
+    cfgs = configs('lr = [0.01, 0.001]', seeds=1)
+    notes: list[str] = []
+    got = modules.train_modules(cfgs, images, cnn_dropout, (1, 28, 28), notes=notes)
+    assert notes == [] and [r.status for r in got] == ["complete", "complete"]
+    for r, c in zip(got, cfgs):
+        assert_same(r, modules.train_module_alone(c, images, cnn_dropout, (1, 28, 28)), images.y_val.shape[0])
+
+
 class BatchNormDropout(WithBatchNorm):
     def __init__(self):
         super().__init__()

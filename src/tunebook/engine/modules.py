@@ -33,8 +33,8 @@ from torch import nn
 
 from ..records import TrialConfig, TrialResult
 from . import rng
-from .common import (DeviceData, EpochEvent, MemberHistory, device_name, diverged, history_from_state, history_state,
-                     to_device, under_flush)
+from .common import (DeviceData, EpochEvent, MemberHistory, decided_at, device_name, diverged, history_from_state,
+                     history_state, pause_at, to_device, under_flush)
 from .optim import StackedOptimizer, hparams_of, torch_optimizer
 
 Build = Callable[[TrialConfig], nn.Module]
@@ -134,18 +134,20 @@ def _inputs(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 @under_flush
 def train_module_alone(config: TrialConfig, data: DeviceData, build: Build, input_shape: Sequence[int] = (),
-                       hooks: Sequence[Callable] = (), label: str = "", keep: bool = False) -> TrialResult:
+                       hooks: Sequence[Callable] = (), label: str = "", keep: bool = False,
+                       stop=None) -> TrialResult:
     """The oracle: one copy of ``build(config)`` trained by plain ``torch.optim`` — the same
     data order and dropout masks as a stacked member. Randomness of the module's own
     (``nn.Dropout2d``, …) draws from torch's generator seeded by the trial's seed, so a run
-    is repeatable on its device; the caller's random state is left as it was."""
+    is repeatable on its device; the caller's random state is left as it was. ``stop``: a
+    search's pruner (:data:`tunebook.engine.common.Stopper`; a pause trains again next time)."""
     devices = [data.device] if data.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(rng.key(config.seed, 0x4D4F44) & 0x7FFFFFFF)  # "MOD"
-        return _train_alone(config, data, build, input_shape, hooks, label, keep)
+        return _train_alone(config, data, build, input_shape, hooks, label, keep, stop)
 
 
-def _train_alone(config, data, build, input_shape, hooks, label, keep) -> TrialResult:
+def _train_alone(config, data, build, input_shape, hooks, label, keep, stop=None) -> TrialResult:
     t_start = time.perf_counter()
     module, drops = prepared(_built([config], build)[0])
     module = module.to(data.device)
@@ -179,12 +181,20 @@ def _train_alone(config, data, build, input_shape, hooks, label, keep) -> TrialR
         train_loss, train_acc = loss_sum.item() / n, correct.item() / n
         val_loss, val_acc = _evaluate_alone(module, data.x_val, data.y_val, input_shape)
         hist.add(train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0)
+        event = EpochEvent(label, epoch, config.epochs, 1, [val_acc], hist.epoch_seconds[-1],
+                           members_detail=((config.trial_id, train_loss, train_acc, val_loss, val_acc),))
         for hook in hooks:
-            hook(EpochEvent(label, epoch, config.epochs, 1, [val_acc], hist.epoch_seconds[-1]))
+            hook(event)
         if diverged(train_loss, val_loss, data.n_classes):
             hist.diverged_epoch = epoch
             break
-    if not hist.diverged_epoch:
+        if stop is not None and epoch < config.epochs and config.trial_id in stop(event):
+            hist.pruned_epoch = epoch
+            break
+        if epoch == pause_at(stop, [config.trial_id]) and epoch < config.epochs:  # a halving rung
+            return _result(config, hist, module, data, time.perf_counter() - t_start, 1, "modules-alone",
+                           paused=True)
+    if not hist.diverged_epoch and not hist.pruned_epoch:
         hist.test[config.epochs] = _evaluate_alone(module, data.x_test, data.y_test, input_shape)
     result = _result(config, hist, module, data, time.perf_counter() - t_start, 1, "modules-alone")
     if keep and result.status == "complete":
@@ -210,14 +220,25 @@ def _state(module: nn.Module) -> dict:
     return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
-def _result(config, hist: MemberHistory, module, data, seconds: float, group: int, engine: str) -> TrialResult:
+def _result(config, hist: MemberHistory, module, data, seconds: float, group: int, engine: str,
+            paused: bool = False) -> TrialResult:
+    """A member's result from its curves: diverged, pruned (at ``hist.pruned_epoch``),
+    complete — or ``paused`` (a halving rung; never stored)."""
     h = hist.frozen()
+    if hist.pruned_epoch:
+        h = h.head(hist.pruned_epoch)
     params = sum(p.numel() for p in module.parameters())
     common = dict(trial_id=config.trial_id, params=params, flops=0, group_seconds=seconds, group_size=group,
                   engine=engine, device=device_name(data.device), train_seconds=sum(h.epoch_seconds))
+    if paused:
+        return TrialResult(status="paused", epochs_run=len(h), history=h, diverged_epoch=hist.diverged_epoch,
+                           **common)
     if hist.diverged_epoch:
         return TrialResult(status="diverged", epochs_run=len(h), history=h, diverged_epoch=hist.diverged_epoch,
                            **common)
+    if hist.pruned_epoch:
+        best = max(range(len(h)), key=lambda e: (h.val_acc[e], -e)) + 1
+        return TrialResult(status="pruned", epochs_run=len(h), history=h, best_epoch=best, **common)
     test_loss, test_acc = hist.test[config.epochs]
     best = max(range(len(h)), key=lambda e: (h.val_acc[e], -e)) + 1
     return TrialResult(status="complete", epochs_run=len(h), history=h, val_acc=h.val_acc[-1],
@@ -227,7 +248,7 @@ def _result(config, hist: MemberHistory, module, data, seconds: float, group: in
 @under_flush
 def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build, input_shape: Sequence[int] = (),
                   hooks: Sequence[Callable] = (), label: str = "", notes: list | None = None,
-                  keep: bool = False, checkpoint=None) -> list[TrialResult]:
+                  keep: bool = False, checkpoint=None, stop=None) -> list[TrialResult]:
     """Train ``build(c)`` for every config, stacked where :func:`unstackable` allows (else
     one by one, the reason appended to ``notes``). Configs share ``epochs`` and
     ``batch_size``; seeds, optimizers and their settings may differ.
@@ -236,7 +257,12 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
     on from the state saved there (parameters, optimizer state, buffers such as BatchNorm's
     running statistics, the curves so far), saves it when due, and whenever a hook stops the
     run at an epoch's end (a budget, Ctrl-C: raised again once saved). Trained one by one, a
-    group keeps none (it trains again from its first epoch)."""
+    group keeps none (it trains again from its first epoch).
+
+    ``stop`` (a search's pruner, :data:`tunebook.engine.common.Stopper`): a member it stops
+    is recorded ``pruned`` there; its row is computed on while others train (rows are
+    independent under vmap) and the stack ends once every member is stopped. A pause
+    (``pause_for``) saves the checkpoint and returns ``paused`` results."""
     if len({(c.epochs, c.batch_size) for c in configs}) != 1:
         raise ValueError("configs of one stack of modules must share epochs and batch_size")
     built = _built(configs, build)
@@ -245,14 +271,14 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
     if reason:
         if notes is not None:
             notes.append(f"{label or 'modules'}: trained one by one — {reason}")
-        return [train_module_alone(c, data, build, input_shape, hooks, label, keep) for c in configs]
+        return [train_module_alone(c, data, build, input_shape, hooks, label, keep, stop) for c in configs]
     t_start = time.perf_counter()
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
     order = sorted(range(len(configs)), key=lambda i: repr(hparams_of(configs[i])))  # equal settings adjacent:
     cfgs = [configs[i] for i in order]                                                # one optimizer run each
     modules = [prepared_[i][0].to(data.device) for i in order]
-    drops = prepared_[0][1]
+    drops = prepared_[order[0]][1]  # the dropout layers of modules[0] (the stack's first row), whose shapes are measured
     params, buffers = stack_module_state(modules)
     names = list(params)
     base = copy.deepcopy(modules[0]).to("meta")
@@ -282,7 +308,7 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         why = str(exc).strip().splitlines()[0]
         if notes is not None:
             notes.append(f"{label or 'modules'}: trained one by one — torch.func's vmap cannot batch it ({why})")
-        return [train_module_alone(c, data, build, input_shape, hooks, label, keep) for c in configs]
+        return [train_module_alone(c, data, build, input_shape, hooks, label, keep, stop) for c in configs]
     first, seconds_before = 1, 0.0
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
@@ -292,6 +318,18 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
             stacked_buffers[k].copy_(v.to(data.device))
         hists = [history_from_state(h) for h in saved["histories"]]
         t_start -= seconds_before
+    ids = [c.trial_id for c in cfgs]
+    pausing = pause_at(stop, ids)
+    if saved is not None and stop is not None:  # decided at the checkpoint's epoch (a halving rung): stop them now
+        gone = decided_at(stop, first - 1)
+        for h, tid in zip(hists, ids):
+            if tid in gone and not h.pruned_epoch:
+                h.pruned_epoch = first - 1
+        if all(h.pruned_epoch for h in hists):
+            first = cfgs[0].epochs + 1
+        elif pausing == first - 1:  # paused here already (a search resumed before deciding)
+            return [_result(c, h, modules[0], data, seconds_before, t, "modules", paused=True)
+                    for c, h in zip(cfgs, hists)]
     for epoch in range(first, cfgs[0].epochs + 1):
         t0 = time.perf_counter()
         base.train()
@@ -319,31 +357,51 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         share = (time.perf_counter() - t0) / t
         for i, h in enumerate(hists):
             h.add(train_loss[i], train_acc[i], val[0][i], val[1][i], share)
+        live = [i for i, h in enumerate(hists) if not h.pruned_epoch]
+        event = EpochEvent(label, epoch, cfgs[0].epochs, len(live), [val[1][i] for i in live], share * t,
+                           members_detail=tuple((ids[i], train_loss[i], train_acc[i], val[0][i], val[1][i])
+                                                for i in live))
         interrupt = None
         try:
             for hook in hooks:
-                hook(EpochEvent(label, epoch, cfgs[0].epochs, t, list(val[1]), share * t))
+                hook(event)
         except BaseException as exc:  # a budget or Ctrl-C at this epoch's end: save the state, then stop
             if checkpoint is None or epoch == cfgs[0].epochs:
                 raise
             interrupt = exc
-        if checkpoint is not None and epoch < cfgs[0].epochs and (interrupt is not None or checkpoint.due()):
+        if stop is not None and interrupt is None and epoch < cfgs[0].epochs:
+            stopped = stop(event)
+            for i in live:
+                if ids[i] in stopped:
+                    hists[i].pruned_epoch = epoch
+        pause = pausing == epoch and interrupt is None and not all(h.pruned_epoch for h in hists)
+        if checkpoint is not None and epoch < cfgs[0].epochs and (interrupt is not None or pause
+                                                                  or checkpoint.due()):
             checkpoint.save({"epoch": epoch, "opt": to_device(opt.snapshot(), "cpu"),
                              "buffers": {k: v.cpu() for k, v in stacked_buffers.items()},
                              "seconds": time.perf_counter() - t_start,
                              "histories": [history_state(h) for h in hists]})
         if interrupt is not None:
             raise interrupt
-    test = _evaluate_stack(base, names, opt.params, stacked_buffers, data.x_test, data.y_test, input_shape)
+        if pause:  # a halving rung: the driver ranks the batch, the survivors go on from the checkpoint
+            return [_result(c, h, modules[0], data, time.perf_counter() - t_start, t, "modules", paused=True)
+                    for c, h in zip(cfgs, hists)]
+        if all(h.pruned_epoch for h in hists):
+            break
+    test = (_evaluate_stack(base, names, opt.params, stacked_buffers, data.x_test, data.y_test, input_shape)
+            if not all(h.pruned_epoch for h in hists) else None)
     seconds = time.perf_counter() - t_start
     results = {}
     for i, (c, h) in enumerate(zip(cfgs, hists)):
-        bad = [e for e, (tl, vl) in enumerate(zip(h.train_loss, h.val_loss)) if diverged(tl, vl, data.n_classes)]
+        last = h.pruned_epoch or len(h.train_loss)  # a pruned row's later epochs are not its own
+        bad = [e for e, (tl, vl) in enumerate(zip(h.train_loss[:last], h.val_loss[:last]))
+               if diverged(tl, vl, data.n_classes)]
         if bad:  # recorded at its first diverged epoch (it trained on, alone in its row, to no effect on the rest)
+            h.pruned_epoch = 0
             h.diverged_epoch = bad[0] + 1
             for key in ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "wall_time"):
                 setattr(h, key, getattr(h, key)[:h.diverged_epoch])
-        else:
+        elif not h.pruned_epoch:
             h.test[c.epochs] = (test[0][i], test[1][i])
         results[c.trial_id] = _result(c, h, modules[0], data, seconds, t, "modules")
         if keep and results[c.trial_id].status == "complete":  # row i of the stack, as the module's state_dict
@@ -395,14 +453,14 @@ def input_shape_of(config: TrialConfig) -> tuple[int, ...]:
 
 
 def train_user_models(configs: Sequence[TrialConfig], data: DeviceData, hooks: Sequence[Callable] = (),
-                      label: str = "", keep: bool = False, checkpoint=None) -> list[TrialResult]:
+                      label: str = "", keep: bool = False, checkpoint=None, stop=None) -> list[TrialResult]:
     """A planned group of a user model's trials (one architecture, one epoch count): stacked
     where torch.func can, one by one otherwise — the reason said as a warning."""
     import warnings
 
     notes: list[str] = []
     results = train_modules(configs, data, build_of(configs[0]), input_shape_of(configs[0]), hooks, label, notes,
-                            keep, checkpoint)
+                            keep, checkpoint, stop)
     for note in notes:
         warnings.warn(note, ModelWarning, stacklevel=2)
     return results

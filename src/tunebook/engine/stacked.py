@@ -642,11 +642,11 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
 
     A user's model (``configs[0].model``) trains in :mod:`.modules` (torch.func) instead:
     stacked where its copies agree, else one by one (weights kept as ``keep`` says; a
-    stacked one keeps ``checkpoint`` too; no pruner there yet)."""
+    stacked one keeps ``checkpoint`` too; ``stop`` as here)."""
     if configs[0].model:
         from .modules import train_user_models
 
-        return train_user_models(configs, data, hooks, label, keep, checkpoint)
+        return train_user_models(configs, data, hooks, label, keep, checkpoint, stop)
     members = plan_members(configs)
     lead = members[0].lead
     for m in members:
