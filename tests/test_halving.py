@@ -278,3 +278,20 @@ def test_a_search_with_an_unreadable_record_of_decisions_stops_before_it_writes(
     assert f"{rungs}: cannot read the record of successive-halving decisions" in err
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == {p: t for p, t in before.items() if p.name != ".lock"}  # the lock: taken and let go
+
+
+def test_proposals_stacked_in_one_group_are_halved_at_every_rung(tmp_path):
+    """One shape: the batch's six proposals train as one stack. At epoch 1 two go on (the
+    four pruned leave the stack); at epoch 3 the stack pauses again holding the pruned four
+    with the survivors, and only the survivors are ranked: one goes on to epoch 4."""
+    f = tmp_path / "one.toml"
+    text = SEARCH.format(trials=6, batch=6, epochs=4).replace("seeds = 2", "seeds = 1")
+    text = text[:text.index("[search]")] + "[search]\nlr = { low = 1e-4, high = 3e-2, log = true }\n"
+    f.write_text(text)
+    spec = load_spec(f)
+    calls = Calls()
+    o = run_search(spec, tmp_path / "out", device="cpu", reporter=calls, pad=False)
+    assert [(d.epoch, len(d.curves), len(d.kept)) for d in read_decisions(o.folder)] == [(1, 6, 2), (3, 2, 1)]
+    epochs = sorted(run.result.epochs_run for r in o.results for run in r.tried)
+    assert epochs == [1, 1, 1, 1, 3, 4]
+    assert [r.values is not None for r in o.results].count(True) == 1

@@ -150,9 +150,10 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
             stopped = "failed"
             break
         for number, rung in rung_of.items():  # a batch that stands at a rung: rank it
-            if rung:
-                _decide_rung(spec, folder, [r for r in batch if r.proposal.batch == number], last.paused, rung,
-                             reporter)
+            if rung and not _decide_rung(spec, folder, [r for r in batch if r.proposal.batch == number], last.paused,
+                                         rung, reporter):
+                raise RuntimeError(f"{folder}: batch {number} paused at epoch {rung} but could not be ranked there "
+                                   "(a seed paused short of the rung); this is a bug in tunebook — please report it")
     with RunStore(out, spec.folder) as store:
         runs = {r.trial_id: r for r in store.iter_runs([])}
     results = results_of(spec, read_ledger(folder, spec.search), runs)
@@ -161,18 +162,25 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
 
 
 def _decide_rung(spec: StudySpec, folder: Path, batch: Sequence[ProposalResult], paused, epoch: int,
-                 reporter: Reporter) -> None:
+                 reporter: Reporter) -> bool:
     """Successive halving at a rung: the paused proposals ranked, the decision written
-    before any survivor goes on (a resumed search reads it back)."""
+    before any survivor goes on (a resumed search reads it back). False where the batch
+    could not be ranked: a seed paused short of the rung (never so, one batch at a time;
+    the caller stops rather than run the phase again and again)."""
     metric = spec.search.objectives[0][0]
-    curves = halving.rung_curves(batch, paused, epoch, metric)
     decisions = halving.read_decisions(folder)
     number = batch[0].proposal.batch
-    if not curves or any(d.batch == number and d.epoch == epoch for d in decisions):
-        return  # nothing paused there, or not all of the batch yet: the phase is run again
-    d = halving.decide(number, epoch, curves, maximize=metric == "val_acc")
-    halving.write_decisions(folder, [*decisions, d])
-    reporter.rung_done(number, epoch, len(d.kept), len(d.values))
+    gone = halving.pruned_numbers(decisions)  # pruned at an earlier rung (a stack pauses them with its survivors)
+    curves = halving.rung_curves([r for r in batch if r.proposal.number not in gone], paused, epoch, metric)
+    if any(d.batch == number and d.epoch == epoch for d in decisions):
+        return True
+    if curves is None:
+        return False
+    if curves:  # else nothing trains past the rung any more (every group ended before it)
+        d = halving.decide(number, epoch, curves, maximize=metric == "val_acc")
+        halving.write_decisions(folder, [*decisions, d])
+        reporter.rung_done(number, epoch, len(d.kept), len(d.values))
+    return True
 
 
 def load_search(spec: StudySpec, out: str | Path = "modellogs") -> tuple[list[ProposalResult], list[Confirmed]]:
