@@ -14,7 +14,7 @@ from tunebook.budget import Budget
 from tunebook.data import load_dataset
 from tunebook.engine.common import DeviceData
 from tunebook.errors import SpecError
-from tunebook.halving import (Decision, Halving, decide, read_decisions, rung_curves, rungs, survivors,
+from tunebook.halving import (Halving, decide, read_decisions, rung_curves, rungs, survivors,
                               write_decisions)
 from tunebook.reporter import Reporter
 from tunebook.search import read_ledger, run_search
@@ -71,13 +71,18 @@ def test_decisions_are_written_and_read_back(tmp_path):
     assert read_decisions(tmp_path / "elsewhere") == []
 
 
-def test_an_unreadable_record_of_decisions_is_named(tmp_path):
+@pytest.mark.parametrize("text, why", [
+    ("[[decision]]\nbatch = 0\n", "'epoch'"),  # no epoch, curves, kept
+    ("[[decision]]\nbatch = 0\nepoch = 1\nkept = [3]\n[decision.curves]\n1 = [0.5]\n",
+     "batch 0, epoch 1: kept [3] were not ranked"),
+])
+def test_an_unreadable_record_of_decisions_is_named(tmp_path, text, why):
     (tmp_path / "search").mkdir()
-    (tmp_path / "search" / "rungs.toml").write_text("[[decision]]\nbatch = 0\n")  # no epoch, curves, kept
+    (tmp_path / "search" / "rungs.toml").write_text(text)
     with pytest.raises(SpecError) as e:
         read_decisions(tmp_path)
     assert e.value.problems[0].startswith(f"{tmp_path / 'search' / 'rungs.toml'}: cannot read the record of "
-                                          "successive-halving decisions")
+                                          f"successive-halving decisions ({why}")
     assert "move it aside to decide the paused batch again" in e.value.problems[0]
 
 
@@ -139,7 +144,7 @@ def test_a_group_paused_at_a_rung_goes_on_to_the_numbers_of_a_run_never_paused(t
     fn = ENGINES[engine]
     kw = (lambda: {"checkpoint": GroupCheckpoint(tmp_path, group, engine, every=3600)}) if engine == "stacked" \
         else (lambda: {})
-    first = fn(group, data, stop=Halving(pause={t: 1 for t in ids}), **kw())
+    first = fn(group, data, stop=Halving(pause_at=1), **kw())
     assert [r.status for r in first] == ["paused"] * 3 and {r.epochs_run for r in first} == {1}
     assert bool(list(tmp_path.glob("*.pt"))) == (engine == "stacked")
     then = fn(group, data, stop=Halving(decided={ids[1]: 1}), **kw())
@@ -156,7 +161,7 @@ def test_a_group_resumed_at_its_rung_before_the_decision_pauses_again_without_tr
 
     group = _group(2)
     data = _data(group[0])
-    stop = Halving(pause={c.trial_id: 1 for c in group})
+    stop = Halving(pause_at=1)
     first = train_group(group, data, stop=stop, checkpoint=GroupCheckpoint(tmp_path, group, "stacked", 3600))
     seen = []
     again = train_group(group, data, hooks=[seen.append], stop=stop,

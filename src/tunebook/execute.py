@@ -385,7 +385,7 @@ class StudySink:
     def finish(self, slot: "LiveSlot", results: Sequence[TrialResult]) -> None:
         if any(r.status == "paused" for r in results):  # at a halving rung: kept in its checkpoint, not stored
             self.paused.update((r.trial_id, r) for r in results)
-            self.failed_in_a_row = 0
+            self._count(group_label(slot.group), results)
             return
         for c, r in zip(_by_id(slot.group, results), results):
             for name in self.wanted[c.trial_id]:

@@ -102,10 +102,15 @@ def read_decisions(study_dir: Path) -> list[Decision]:
         return []
     try:
         doc = tomlio.loads(path.read_text(encoding="utf-8"))
-        return [Decision(int(d["batch"]), int(d["epoch"]),
-                         tuple(sorted((int(n), tuple(float(v) for v in c)) for n, c in dict(d["curves"]).items())),
-                         tuple(sorted(int(n) for n in d["kept"])))
-                for d in doc.get("decision", [])]
+        out = [Decision(int(d["batch"]), int(d["epoch"]),
+                        tuple(sorted((int(n), tuple(float(v) for v in c)) for n, c in dict(d["curves"]).items())),
+                        tuple(sorted(int(n) for n in d["kept"])))
+               for d in doc.get("decision", [])]
+        for d in out:
+            if not set(d.kept) <= dict(d.curves).keys():
+                raise ValueError(f"batch {d.batch}, epoch {d.epoch}: kept {sorted(set(d.kept) - dict(d.curves).keys())} "
+                                 "were not ranked")
+        return out
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise SpecError([f"{path}: cannot read the record of successive-halving decisions ({exc}); move it "
                          "aside to decide the paused batch again"]) from None
@@ -119,23 +124,23 @@ def write_decisions(study_dir: Path, decisions: Sequence[Decision]) -> None:
 
 
 class Halving:
-    """The engines' stopper for one phase of a search: a group *pauses* at the end of the
-    earliest epoch its members are to pause at (``pause``: trial id → epoch; absent: none) —
-    it keeps its checkpoint and returns ``paused`` results with the curves so far — and the
-    members ``decided`` to stop (trial id → rung epoch) are stopped at that epoch: at its
-    end while training, or as soon as a group goes on from a checkpoint taken there
-    (:meth:`decided_at`). Plain data: it decides the same in any worker."""
+    """The engines' stopper for one phase of a batch: its groups *pause* at the end of epoch
+    ``pause_at`` (0: they train to the end) — each keeps its checkpoint and returns
+    ``paused`` results with the curves so far — and the members ``decided`` to stop (trial
+    id → rung epoch) are stopped at that epoch: at its end while training, or as soon as a
+    group goes on from a checkpoint taken there (:meth:`decided_at`). A group left with no
+    member to train does not pause: it ends. Plain data: it decides the same in any worker."""
 
     anywhere = True   # a copy decides the same in a worker process or a Ray task
     pauses = True     # groups keep checkpoints with it (its decisions are plain data)
 
-    def __init__(self, pause: Mapping[str, int] | None = None, decided: Mapping[str, int] | None = None):
-        self.pause = {t: int(e) for t, e in (pause or {}).items() if e}
+    def __init__(self, pause_at: int = 0, decided: Mapping[str, int] | None = None):
+        self.pause_at = int(pause_at)
         self.decided = dict(decided or {})
 
     def pause_for(self, trial_ids) -> int:
         """The epoch at whose end a group of these (lead) trials pauses; 0: it does not."""
-        return min((self.pause[t] for t in trial_ids if t in self.pause), default=0)
+        return self.pause_at
 
     def decided_at(self, epoch: int) -> set[str]:
         return {t for t, e in self.decided.items() if e == epoch}
@@ -158,28 +163,22 @@ def pruned_numbers(decisions: Sequence[Decision]) -> dict[int, Decision]:
     return {n: d for d in decisions for n in d.pruned}
 
 
-def phases(results: Sequence, decisions: Sequence[Decision]) -> tuple[Halving, dict[int, int]]:
-    """The stopper for the next phase of every batch in ``results`` (unfinished proposals;
-    a search trains one batch at a time, but nothing here assumes it), and each batch's rung
-    this phase (0: to the end)."""
-    by_batch: dict[int, list] = {}
-    for r in results:
-        by_batch.setdefault(r.proposal.batch, []).append(r)
-    rung_of = {b: next_rung(rs, decisions, b) for b, rs in by_batch.items()}
+def phase(batch: Sequence, decisions: Sequence[Decision]) -> Halving:
+    """The stopper for the batch's next phase (``batch``: its unfinished proposals): pause
+    at its next undecided rung, stop the proposals pruned at rungs decided before."""
     gone = pruned_numbers(decisions)
-    pause = {c.trial_id: rung_of[r.proposal.batch] for r in results for c in r.configs
-             if rung_of[r.proposal.batch] and r.proposal.number not in gone}
-    decided = {c.trial_id: gone[r.proposal.number].epoch for r in results for c in r.configs
+    decided = {c.trial_id: gone[r.proposal.number].epoch for r in batch for c in r.configs
                if r.proposal.number in gone}
-    return Halving(pause, decided), rung_of
+    return Halving(next_rung(batch, decisions, batch[0].proposal.batch), decided)
 
 
 def rung_curves(batch: Sequence, paused: Mapping, epoch: int, metric: str) -> dict[int, tuple[float, ...]] | None:
     """Each paused proposal's objective epoch by epoch up to the rung ``epoch`` (the mean
     over its seeds that train past it; a seed that diverged makes the value at the rung
     NaN — it ranks last). Proposals none of whose seeds paused, or that end at the rung,
-    are not ranked. None when a seed paused short of the rung (its group paused early for
-    another batch): the batch is not ranked yet."""
+    are not ranked; nor should ones pruned at an earlier rung be passed (a stack pauses
+    them with its survivors). None when a seed paused short of the rung: it cannot be
+    ranked there."""
     out = {}
     for r in batch:
         mine = [paused[c.trial_id] for c in r.configs if c.trial_id in paused and c.epochs > epoch]

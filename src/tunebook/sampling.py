@@ -71,6 +71,10 @@ def make_sampler(plan: SearchPlan, batch_number: int):
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(plan.batch, 4))
 
 
+#: Finished proposals Optuna's median pruner waits for before it prunes (``n_startup_trials``).
+MEDIAN_STARTUP = 5
+
+
 def make_pruner(spec: StudySpec):
     """Optuna's pruner for ``[study] pruner`` (None for "none").
 
@@ -89,7 +93,7 @@ def make_pruner(spec: StudySpec):
         epochs = [d.high for d in plan.dimensions if d.name == "epochs"] or [dict(spec.defaults).get("epochs", 3)]
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=int(epochs[0]), reduction_factor=3)
     if plan.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP, n_warmup_steps=1)
     return None
 
 

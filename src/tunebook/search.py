@@ -126,9 +126,8 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
         batch = [*pending, *results_of(spec, new, {})]
         todo = [c for r in batch for c in r.configs]
         stop = None
-        rung_of: dict[int, int] = {}
         if plan.pruner == "halving" and todo:  # the batch's next phase: to its next rung, or to the end
-            stop, rung_of = halving.phases(batch, decisions)
+            stop = halving.phase(batch, decisions)
         elif plan.pruner != "none" and todo:
             proposal_of = {c.trial_id: r.proposal.number for r in batch for c in r.configs}
             stop = (Pruning(spec, trials, proposal_of) if plan.prunes_in_driver
@@ -149,11 +148,11 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
         if last.aborted:  # too many groups failed in a row: said by the outcome
             stopped = "failed"
             break
-        for number, rung in rung_of.items():  # a batch that stands at a rung: rank it
-            if rung and not _decide_rung(spec, folder, [r for r in batch if r.proposal.batch == number], last.paused,
-                                         rung, reporter):
-                raise RuntimeError(f"{folder}: batch {number} paused at epoch {rung} but could not be ranked there "
-                                   "(a seed paused short of the rung); this is a bug in tunebook — please report it")
+        if isinstance(stop, halving.Halving) and stop.pause_at:  # the batch stands at a rung: rank it
+            if not _decide_rung(spec, folder, batch, decisions, last.paused, stop.pause_at, reporter):
+                raise RuntimeError(f"{folder}: batch {batch[0].proposal.batch} paused at epoch {stop.pause_at} but "
+                                   "could not be ranked there (a seed paused short of the rung); this is a bug in "
+                                   "tunebook — please report it")
     with RunStore(out, spec.folder) as store:
         runs = {r.trial_id: r for r in store.iter_runs([])}
     results = results_of(spec, read_ledger(folder, spec.search), runs)
@@ -161,25 +160,22 @@ def _search(spec: StudySpec, out, reporter: Reporter | None, budget: Budget | No
                          tuple(confirmed(spec, results, runs)))
 
 
-def _decide_rung(spec: StudySpec, folder: Path, batch: Sequence[ProposalResult], paused, epoch: int,
-                 reporter: Reporter) -> bool:
-    """Successive halving at a rung: the paused proposals ranked, the decision written
-    before any survivor goes on (a resumed search reads it back). False where the batch
-    could not be ranked: a seed paused short of the rung (never so, one batch at a time;
-    the caller stops rather than run the phase again and again)."""
+def _decide_rung(spec: StudySpec, folder: Path, batch: Sequence[ProposalResult], decisions: Sequence,
+                 paused, epoch: int, reporter: Reporter) -> bool:
+    """Successive halving at a rung: the paused proposals ranked, the decision added to
+    ``decisions`` (the record as this phase began) and written before any survivor goes on
+    (a resumed search reads it back). False where the batch could not be ranked: a seed
+    paused short of the rung (never so; the caller stops rather than run the phase again
+    and again)."""
     metric = spec.search.objectives[0][0]
-    decisions = halving.read_decisions(folder)
-    number = batch[0].proposal.batch
     gone = halving.pruned_numbers(decisions)  # pruned at an earlier rung (a stack pauses them with its survivors)
     curves = halving.rung_curves([r for r in batch if r.proposal.number not in gone], paused, epoch, metric)
-    if any(d.batch == number and d.epoch == epoch for d in decisions):
-        return True
     if curves is None:
         return False
     if curves:  # else nothing trains past the rung any more (every group ended before it)
-        d = halving.decide(number, epoch, curves, maximize=metric == "val_acc")
+        d = halving.decide(batch[0].proposal.batch, epoch, curves, maximize=metric == "val_acc")
         halving.write_decisions(folder, [*decisions, d])
-        reporter.rung_done(number, epoch, len(d.kept), len(d.values))
+        reporter.rung_done(d.batch, epoch, len(d.kept), len(d.curves))
     return True
 
 

@@ -264,16 +264,13 @@ def results_for(configs: Sequence[TrialConfig], hist: MemberHistory, data: Devic
 def paused_results(configs: Sequence[TrialConfig], hist: MemberHistory, data: DeviceData,
                    group_seconds: float, group_size: int, engine: str) -> list[TrialResult]:
     """A paused group's member (:mod:`tunebook.halving`): one ``paused`` result per config
-    with the curves so far — never stored; the driver reads its value at the rung."""
+    with the curves so far (and whether it diverged) — never stored: the driver reads its
+    value at the rung, so its sizes are not counted (params and flops 0)."""
     h = hist.frozen()
-    n_out = data.n_outputs
-    return [TrialResult(trial_id=c.trial_id, status="paused", epochs_run=len(h), history=h,
-                        train_seconds=sum(h.epoch_seconds),
-                        params=param_count(c.layers, data.n_features, n_out) + extra_param_count(c.layers, c.norm,
-                                                                                                 c.residual),
-                        flops=train_flops(c.layers, data.x_train.shape[0], len(h), data.n_features, n_out),
-                        group_seconds=group_seconds, group_size=group_size, engine=engine,
-                        device=device_name(data.device), diverged_epoch=hist.diverged_epoch) for c in configs]
+    return [TrialResult(trial_id=c.trial_id, status="paused", params=0, flops=0, epochs_run=len(h), history=h,
+                        train_seconds=sum(h.epoch_seconds), group_seconds=group_seconds, group_size=group_size,
+                        engine=engine, device=device_name(data.device), diverged_epoch=hist.diverged_epoch)
+                   for c in configs]
 
 
 def pause_at(stop, trial_ids: Sequence[str]) -> int:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..records import TrialConfig, TrialResult
+from ..records import TrialConfig, TrialResult, best_epoch_of
 from . import rng
 from .common import (DeviceData, EpochEvent, MemberHistory, decided_at, device_name, diverged, history_from_state,
                      history_state, pause_at, to_device, under_flush)
@@ -237,12 +237,11 @@ def _result(config, hist: MemberHistory, module, data, seconds: float, group: in
         return TrialResult(status="diverged", epochs_run=len(h), history=h, diverged_epoch=hist.diverged_epoch,
                            **common)
     if hist.pruned_epoch:
-        best = max(range(len(h)), key=lambda e: (h.val_acc[e], -e)) + 1
-        return TrialResult(status="pruned", epochs_run=len(h), history=h, best_epoch=best, **common)
+        return TrialResult(status="pruned", epochs_run=len(h), history=h, best_epoch=best_epoch_of(h), **common)
     test_loss, test_acc = hist.test[config.epochs]
-    best = max(range(len(h)), key=lambda e: (h.val_acc[e], -e)) + 1
     return TrialResult(status="complete", epochs_run=len(h), history=h, val_acc=h.val_acc[-1],
-                       val_loss=h.val_loss[-1], test_acc=test_acc, test_loss=test_loss, best_epoch=best, **common)
+                       val_loss=h.val_loss[-1], test_acc=test_acc, test_loss=test_loss, best_epoch=best_epoch_of(h),
+                       **common)
 
 
 @under_flush
@@ -374,7 +373,8 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
             for i in live:
                 if ids[i] in stopped:
                     hists[i].pruned_epoch = epoch
-        pause = pausing == epoch and interrupt is None and not all(h.pruned_epoch for h in hists)
+        all_stopped = all(h.pruned_epoch for h in hists)
+        pause = pausing == epoch and interrupt is None and not all_stopped
         if checkpoint is not None and epoch < cfgs[0].epochs and (interrupt is not None or pause
                                                                   or checkpoint.due()):
             checkpoint.save({"epoch": epoch, "opt": to_device(opt.snapshot(), "cpu"),
@@ -386,10 +386,10 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         if pause:  # a halving rung: the driver ranks the batch, the survivors go on from the checkpoint
             return [_result(c, h, modules[0], data, time.perf_counter() - t_start, t, "modules", paused=True)
                     for c, h in zip(cfgs, hists)]
-        if all(h.pruned_epoch for h in hists):
+        if all_stopped:
             break
     test = (_evaluate_stack(base, names, opt.params, stacked_buffers, data.x_test, data.y_test, input_shape)
-            if not all(h.pruned_epoch for h in hists) else None)
+            if not all(h.pruned_epoch for h in hists) else None)  # (every member stopped: no test to measure)
     seconds = time.perf_counter() - t_start
     results = {}
     for i, (c, h) in enumerate(zip(cfgs, hists)):
@@ -407,8 +407,7 @@ def train_modules(configs: Sequence[TrialConfig], data: DeviceData, build: Build
         if keep and results[c.trial_id].status == "complete":  # row i of the stack, as the module's state_dict
             from dataclasses import replace
 
-            state = {k: opt.params[names.index(k)][i] for k in names} | {
-                k: v[i] for k, v in stacked_buffers.items()}
+            state = {k: p[i] for k, p in zip(names, opt.params)} | {k: v[i] for k, v in stacked_buffers.items()}
             module = copy.deepcopy(modules[0])
             module.load_state_dict(state, strict=False)
             results[c.trial_id] = replace(results[c.trial_id], weights=_state(module))

@@ -669,9 +669,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         for m, h in zip(members, saved["histories"]):
             m.history = history_from_state(h)
         if len(rows) < len(members):
-            rows_t = torch.tensor(rows, device=device)
-            model.select(rows_t)
-            opt.select(rows_t, model.params, model.grads)
+            _keep_rows(model, opt, rows)
         opt.restore(_to_device(saved["opt"], device))
         for pair, kept_pair in zip(model.running, saved.get("running", [])):
             for dst, src in zip(pair, kept_pair):
@@ -689,9 +687,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
         if not staying:
             first = max_epochs + 1  # nothing left to train: the results as they stand
         elif len(staying) < len(rows):
-            staying_t = torch.tensor(staying, device=device)
-            model.select(staying_t)
-            opt.select(staying_t, model.params, model.grads)
+            _keep_rows(model, opt, staying)
             rows = [rows[r] for r in staying]
         if staying and pausing == at:  # paused here already (a search resumed before deciding)
             return _paused(members, data, seconds_before, len(members))
@@ -758,9 +754,7 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
                 raise interrupt
             break
         if len(staying) < len(rows):  # members that are done or diverged leave the stack
-            staying_t = torch.tensor(staying, device=device)
-            model.select(staying_t)
-            opt.select(staying_t, model.params, model.grads)
+            _keep_rows(model, opt, staying)
             loop.reset()
             rows = [rows[r] for r in staying]
         pause = pausing == epoch and interrupt is None
@@ -781,6 +775,13 @@ def train_group(configs: Sequence[TrialConfig], data: DeviceData,
     if keep:
         results = [replace(r, weights=kept.get(r.trial_id)) if r.status == "complete" else r for r in results]
     return results
+
+
+def _keep_rows(model: StackedMLP, opt: StackedOptimizer, keep: list[int]) -> None:
+    """Only the stack's rows ``keep`` train on (members done, diverged or pruned leave)."""
+    keep_t = torch.tensor(keep, device=model.params[0].device)
+    model.select(keep_t)
+    opt.select(keep_t, model.params, model.grads)
 
 
 def _paused(members: Sequence[Member], data: DeviceData, seconds: float, size: int) -> list[TrialResult]:

@@ -401,7 +401,6 @@ def pruner_note(spec, metric: str) -> str:
     plan = spec.search
     if plan.pruner == "halving":
         from ..halving import ETA, rungs
-
         from ..hparams import BASE_DEFAULTS
 
         epochs = max([int(d.high) for d in plan.dimensions if d.name == "epochs"]
@@ -413,9 +412,11 @@ def pruner_note(spec, metric: str) -> str:
                 "assumes that the ranking at a rung predicts the ranking at the end, so a slow starter can be "
                 "lost; it is a budget rule, not a test, and claims no error rate.")
     if plan.pruner == "median":
+        from ..sampling import MEDIAN_STARTUP
+
         return (f"Pruning rule: Optuna's median pruner: a proposal stopped at the end of an epoch when its mean "
-                f"{metric} there was worse than the median of the completed proposals' at that epoch, once 5 had "
-                "completed. It assumes early epochs predict the end; it claims no error rate.")
+                f"{metric} there was worse than the median of the completed proposals' at that epoch, once "
+                f"{MEDIAN_STARTUP} had completed. It assumes early epochs predict the end; it claims no error rate.")
     name = {"asha": "successive-halving", "hyperband": "Hyperband"}.get(plan.pruner, plan.pruner)
     return (f"Pruning rule: Optuna's {name} pruner, asked epoch by epoch as the batch trained in lock-step. It "
             "assumes early epochs predict the end; it claims no error rate.")
