@@ -161,3 +161,39 @@ def test_a_download_larger_than_the_file_can_be_is_cut_off(server, tmp_path):
     with pytest.raises(DataError, match=r"larger than the file can be; not kept"):
         fetch(only_labels, target, (url,))
     assert not target.exists()  # nothing kept, not even the folder
+
+
+def test_a_driver_s_check_reads_every_file_but_keeps_no_arrays(tmp_path):
+    """``check_available(load=False)`` where only the decompressed data has a digest
+    (Debian's Fashion-MNIST): every file is still read and checked — a changed one is
+    named — but no arrays stay cached in the driver."""
+    from tunebook import data
+
+    folder = tmp_path / "fm"
+    shutil.copytree(DEBIAN, folder)
+    data._load_arrays.cache_clear()
+    assert data.check_available("fashion-mnist", folder, load=False) == folder
+    assert data._load_arrays.cache_info().currsize == 0
+    raw = bytearray(gzip.decompress((folder / LABELS.name).read_bytes()))
+    raw[100] = (raw[100] + 1) % 10
+    _write_gz(folder / LABELS.name, bytes(raw))
+    with pytest.raises(DataError, match=rf"{LABELS.name}: checksum mismatch"):
+        data.check_available("fashion-mnist", folder, load=False)
+
+
+def test_features_made_after_the_split_equal_the_plain_division_of_every_row():
+    """Images are scaled once the split has picked their rows, in place: the same floats as
+    dividing the whole set by 255 and then picking (the split of every earlier version)."""
+    def plain(role):
+        raw = read_idx(DEBIAN / FASHION_MNIST.files[role].name, FASHION_MNIST.files[role])
+        return raw.reshape(raw.shape[0], -1).astype(np.float32) / 255.0
+
+    from tunebook.splits import strata
+
+    ds = load_dataset(train_subset=5000)
+    groups, n_strata = strata(read_idx(DEBIAN / LABELS.name, LABELS).astype(np.int64), 10)
+    train_idx, val_idx = split_indices(groups, 0.1, 0, n_strata)
+    train_idx = np.sort(np.random.default_rng(1).permutation(train_idx)[:5000])
+    images = plain("train_images")
+    assert np.array_equal(ds.x_train, images[train_idx]) and np.array_equal(ds.x_val, images[val_idx])
+    assert np.array_equal(ds.x_test, plain("test_images")) and ds.x_train.dtype == np.float32

@@ -395,6 +395,11 @@ def test_a_two_objective_search_reports_its_front_slices_and_importances(tmp_pat
     md = (report / "report.md").read_text()
     assert "the Pareto front of" in md and "Confirmation: off." in md
     assert (report / "figures" / "search-pareto.png").is_file() and (report / "figures" / "search-slices.png").is_file()
+    from tunebook.analysis.study import analyze
+
+    full, lean = analyze(tmp_path / "out" / "srch"), analyze(tmp_path / "out" / "srch", importances=False)
+    assert full.search.importances and lean.search.importances == {}  # what keep_best reads: no fANOVA
+    assert lean.search.results == full.search.results and lean.search.pareto == full.search.pareto
 
 
 def test_importance_finds_the_hyperparameter_that_decides():

@@ -326,15 +326,25 @@ def _read_files(info: DatasetInfo, folder: Path) -> dict[str, np.ndarray]:
 
 @functools.lru_cache(maxsize=2)
 def _load_arrays(name: str, folder: str) -> dict[str, np.ndarray]:
+    """A built-in dataset's checked arrays: images as flattened uint8 rows (made features
+    by :func:`_features` once split), labels int64; read-only, cached."""
     info = DATASETS[name]
     out = {}
     for role, arr in _read_files(info, Path(folder)).items():
-        if role.endswith("images"):
-            arr = (arr.reshape(arr.shape[0], -1).astype(np.float32) / 255.0)
-        else:
-            arr = arr.astype(np.int64)
+        arr = arr.reshape(arr.shape[0], -1) if role.endswith("images") else arr.astype(np.int64)
         arr.setflags(write=False)
         out[role] = arr
+    return out
+
+
+def _features(rows: np.ndarray) -> np.ndarray:
+    """Image rows as float32 features in [0, 1] (a user's float features as they are).
+    Rows are converted after the split has picked them, in place: a float copy of the
+    whole set and then of the split's rows cost a process a second of fresh memory."""
+    if rows.dtype != np.uint8:
+        return rows
+    out = rows.astype(np.float32)
+    np.divide(out, np.float32(255.0), out=out)  # x / 255.0 to the bit
     return out
 
 
@@ -345,7 +355,8 @@ def check_available(name: str, data_dir: str | Path | None = None, load: bool = 
 
     ``load=False`` (a driver whose workers read the data themselves): where every file has
     a published SHA-256, the digests are the check — a file that matches is the published
-    one — and nothing is decompressed here; other files are read whole as with ``load``."""
+    one — and nothing is decompressed here; other files are read and checked whole, as with
+    ``load``, but not kept as arrays."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
     info = DATASETS[name]
@@ -355,6 +366,9 @@ def check_available(name: str, data_dir: str | Path | None = None, load: bool = 
     if not load and all(f.archive_sha256 for f in info.files.values()):
         for f in info.files.values():
             check_archive(folder / f.name, f)
+        return folder
+    if not load:  # every check, without the arrays this process will not train on
+        _read_files(info, folder)
         return folder
     _load_arrays(name, str(folder))
     return folder
@@ -396,17 +410,18 @@ def load_dataset(name: str = "fashion-mnist", validation: float | str = 0.1, spl
     else:
         a, folder = _user_arrays(name)
     x, y = a["train_images"], a["train_labels"]
+    x_test = _features(a["test_images"])
     if validation == "test":
         train_idx = np.arange(len(y))
-        x_val, y_val = a["test_images"], a["test_labels"]
+        x_val, y_val = x_test, a["test_labels"]
     else:
         labels, n_strata = strata(y, info.n_classes)
         train_idx, val_idx = split_indices(labels, float(validation), split_seed, n_strata)
         assert len(val_idx) == validation_count(info, float(validation))
-        x_val, y_val = x[val_idx], y[val_idx]
+        x_val, y_val = _features(x[val_idx]), y[val_idx]
     if train_subset and train_subset < len(train_idx):
         rng = np.random.default_rng(split_seed + 1)
         train_idx = np.sort(rng.permutation(train_idx)[:train_subset])
-    return Dataset(name=name, validation=validation, x_train=x[train_idx], y_train=y[train_idx],
-                   x_val=x_val, y_val=y_val, x_test=a["test_images"], y_test=a["test_labels"],
+    return Dataset(name=name, validation=validation, x_train=_features(x[train_idx]), y_train=y[train_idx],
+                   x_val=x_val, y_val=y_val, x_test=x_test, y_test=a["test_labels"],
                    source=str(folder))

@@ -109,7 +109,8 @@ def kept_open(options: RunOptions, pruning: bool = False, search: bool = False) 
     if not isinstance(options.executor, str):
         yield options
         return
-    with open_executor(options.executor_options(), options.device, options.data_dir, pruning) as ex:
+    opts = replace(options.executor_options(), start=search)  # a search's workers start as it opens
+    with open_executor(opts, options.device, options.data_dir, pruning) as ex:
         yield options.opened(ex)
 
 
@@ -120,7 +121,8 @@ def warm_workers(options: RunOptions, spec: StudySpec) -> None:
 
     ex = options.executor
     if not isinstance(ex, str) and spec.dataset in DATASETS and DATASETS[spec.dataset].builtin:
-        ex.warm(spec.dataset, None if options.data_dir is None else str(options.data_dir))
+        split = (spec.dataset, spec.validation, spec.split_seed, spec.train_subset)  # training.data_key's
+        ex.warm(split, None if options.data_dir is None else str(options.data_dir))
 
 
 def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None = None) -> list[str]:

@@ -1,4 +1,5 @@
-"""The MLP: its parameter count, its exact training FLOPs, its initial weights.
+"""The MLP: its initial weights and its torch module (its sizes are :mod:`tunebook.sizes`,
+named here too).
 
 Both engines draw initial weights from :func:`init_params`, so a stacked member and the
 reference trainer with the same seed start from the same numbers (torch.nn.Linear's
@@ -13,39 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-
-def layer_sizes(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> list[tuple[int, int]]:
-    """(fan_in, fan_out) of every Linear layer, output layer included."""
-    dims = [n_in, *layers, n_out]
-    return list(zip(dims[:-1], dims[1:]))
-
-
-def param_count(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
-    return sum(i * o + o for i, o in layer_sizes(layers, n_in, n_out))
-
-
-def forward_flops_per_sample(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
-    """FLOPs of one sample's forward pass (evaluation): 2·in·out + out per layer."""
-    return sum(2 * i * o + o for i, o in layer_sizes(layers, n_in, n_out))
-
-
-def flops_per_sample(layers: Sequence[int], n_in: int = 784, n_out: int = 10) -> int:
-    """Training FLOPs for one sample: matmuls (2 per multiply-add) and bias adds.
-
-    Forward: 2·in·out + out per layer. Backward: the weight gradient (2·in·out) and bias
-    gradient (out) of every layer, and the input gradient (2·in·out) of every layer but
-    the first (the images need none). Activations, the loss and the optimizer are
-    elementwise work and not counted.
-    """
-    sizes = layer_sizes(layers, n_in, n_out)
-    fwd = forward_flops_per_sample(layers, n_in, n_out)
-    bwd = fwd + sum(2 * i * o for i, o in sizes[1:])
-    return fwd + bwd
-
-
-def train_flops(layers: Sequence[int], samples_per_epoch: int, epochs: int,
-                n_in: int = 784, n_out: int = 10) -> int:
-    return flops_per_sample(layers, n_in, n_out) * samples_per_epoch * epochs
+from .sizes import (extra_param_count, flops_per_sample, forward_flops_per_sample, layer_sizes,  # noqa: F401
+                    param_count, train_flops)
 
 
 def init_params(seed: int, layers: Sequence[int], n_in: int = 784, n_out: int = 10,
@@ -96,16 +66,6 @@ def init_projections(seed: int, layers: Sequence[int], init: str = "default") ->
             bound = 1.0 / math.sqrt(fan_in)
             out.append(torch.empty(fan_out, fan_in).uniform_(-bound, bound, generator=g))
     return out
-
-
-def extra_param_count(layers: Sequence[int], norm: str = "none", residual: bool = False) -> int:
-    """Parameters beyond the linear layers: a norm's scale and shift per hidden unit, and
-    a residual network's projections (where consecutive widths differ). Batch norm's
-    Linear layers have no bias (the norm's shift takes its place)."""
-    n = {"none": 0, "layer": 2 * sum(layers), "batch": sum(layers)}[norm]
-    if residual:
-        n += sum(a * b for a, b in zip(layers[:-1], layers[1:]) if a != b)
-    return n
 
 
 #: torch.nn's module of each activation.

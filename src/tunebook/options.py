@@ -25,6 +25,9 @@ MAX_FAILURES = 3
 #: Seconds between a training group's checkpoints (and at every budget stop or Ctrl-C).
 CHECKPOINT_EVERY = 60.0
 PAD = (True, False, "measured")
+#: The engines' names (``tunebook.engine.ENGINES``' keys, pinned by a test): options are
+#: checked without importing the engines, and torch with them.
+ENGINE_NAMES = ("stacked", "reference")
 
 
 @dataclass(frozen=True)
@@ -65,16 +68,18 @@ class RunOptions:
     def problems(self, pruning: bool = False) -> list[str]:
         """Every problem of these options (``pruning``: for a search whose pruner decides
         in this process, ``asha`` or ``hyperband``)."""
-        from .engine import ENGINES
-        from .engine.common import device_form_problem, resolve_device
+        from .devices import device_form_problem
         from .executors import check_options
 
         problems = []
-        if self.engine not in ENGINES:
-            problems.append(f"--engine: must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.executor_name == "ray":
-            problems += [p for p in [device_form_problem(self.device)] if p]
-        else:
+        if self.engine not in ENGINE_NAMES:
+            problems.append(f"--engine: must be one of {', '.join(ENGINE_NAMES)}, got {self.engine!r}")
+        form = device_form_problem(self.device)
+        if form is not None:
+            problems.append(form)
+        elif self.executor_name != "ray" and self.device.startswith("cuda"):  # auto and cpu always exist
+            from .engine.common import resolve_device
+
             try:
                 resolve_device(self.device)
             except ValueError as exc:
@@ -109,10 +114,10 @@ class RunOptions:
             return self
         import os
 
-        from .engine.common import resolve_device
+        from .devices import device_type
 
         cores = os.cpu_count() or 1
-        if search and not pruning and self.concurrent == 1 and cores >= 2 and resolve_device(self.device).type == "cpu":
+        if search and not pruning and self.concurrent == 1 and cores >= 2 and device_type(self.device) == "cpu":
             return replace(self, executor="process", workers=self.workers or cores)
         return replace(self, executor="local", workers=None)
 

@@ -52,7 +52,7 @@ import tomli_w
 
 from . import tomlio
 from .datasets import DATASETS, io_sizes, validation_count
-from .model import flops_per_sample, forward_flops_per_sample, param_count
+from .sizes import flops_per_sample, forward_flops_per_sample, param_count
 from .records import TrialConfig
 
 CPU_GROUP_BYTES = 4 << 30  # at most 4 GiB of stacked state per group on the CPU

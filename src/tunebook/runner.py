@@ -165,11 +165,15 @@ def keep_best(folder: str | Path) -> list[Path]:
     Returns the run folders that keep weights. Other ``keep`` values change nothing."""
     from .analysis.aggregate import config_key
     from .analysis.study import analyze
+    from .spec import load_spec
+    from .store import RunStore
     from .weights import WEIGHTS
 
-    a = analyze(folder)
-    if a.spec.keep != "best":
-        return [r.path for r in a.runs if (r.path / WEIGHTS).is_file()]
+    folder = Path(folder)
+    with_weights = [r.path for r in RunStore(folder.parent, folder.name).iter_runs([]) if (r.path / WEIGHTS).is_file()]
+    if not with_weights or load_spec(folder / "study.toml", check_selectors=False, recorded=True).keep != "best":
+        return with_weights  # nothing to choose between: the study is not analysed
+    a = analyze(folder, importances=False)  # which runs keep weights needs no importances
     listed = Path(folder) / KEEP_LIST
     best: set[str] = set()
     if listed.is_file():  # runs named with `tunebook keep`

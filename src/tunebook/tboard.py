@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from torch.utils.tensorboard import SummaryWriter
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from .records import TrialResult
 from .records import TrialConfig
@@ -36,6 +37,31 @@ METRIC_TAGS = ("hparam/val_acc", "hparam/test_acc")
 REGRESSION_TAGS = ("hparam/val_rmse", "hparam/test_rmse", "hparam/val_r2")  # a regression's runs
 _STATUS = {"complete": api_pb2.STATUS_SUCCESS, "pruned": api_pb2.STATUS_SUCCESS,
            "diverged": api_pb2.STATUS_FAILURE, "failed": api_pb2.STATUS_FAILURE}
+
+
+class SummaryWriter:
+    """The events file of one folder, written by TensorBoard's own ``EventFileWriter``: the
+    events ``torch.utils.tensorboard.SummaryWriter`` writes for the calls made here (a
+    scalar as ``simple_value``), without importing torch — a driver process stores runs
+    that its workers trained and need not load it."""
+
+    def __init__(self, log_dir: str, flush_secs: float = 120) -> None:
+        self._events = EventFileWriter(str(log_dir), max_queue_size=10, flush_secs=flush_secs)
+
+    def add_scalar(self, tag: str, value: float, step: int, walltime: float | None = None) -> None:
+        self.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step, walltime)
+
+    def add_summary(self, summary: Summary, step: int | None = None, walltime: float | None = None) -> None:
+        event = Event(summary=summary, wall_time=time.time() if walltime is None else walltime)
+        if step is not None:
+            event.step = int(step)
+        self._events.add_event(event)
+
+    def flush(self) -> None:
+        self._events.flush()
+
+    def close(self) -> None:
+        self._events.close()
 
 
 def hparam_dict(config: TrialConfig) -> dict[str, float | int | str]:
@@ -125,7 +151,7 @@ def write_events(folder: Path, config: TrialConfig, result: TrialResult, varying
                 writer.add_scalar(tag, value, max(result.epochs_run, 1), walltime=last)
         start = (ends[0] - h.epoch_seconds[0]) if ends and ends[0] is not None else 0.0
         for summary in hparams_summaries(config, result, varying, start):
-            writer.file_writer.add_summary(summary, walltime=last)
+            writer.add_summary(summary, walltime=last)
     finally:
         writer.close()
 

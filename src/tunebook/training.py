@@ -32,14 +32,21 @@ def device_data(c: TrialConfig, dev, data_dir, dataset=None):
     """The dataset split a config trains on, on the device (one at a time is kept per
     process; a group in flight keeps its own reference). ``dataset``: the split's arrays
     when the caller has them (a Ray worker gets them from the object store)."""
+    return split_on(data_key(c), dev, data_dir, dataset)
+
+
+def split_on(split: tuple, dev, data_dir, dataset=None):
+    """The split ``split`` (a :func:`data_key`) on the device, read once per process: a
+    worker told of a search's split before its first group (:class:`~tunebook.executors.messages.Warm`)
+    has it ready when the group comes."""
     from .data import load_dataset
     from .engine.common import DeviceData
 
-    key = (*data_key(c), str(dev), str(data_dir))
+    key = (*split, str(dev), str(data_dir))
     with _DATA_LOCK:
         if key not in _DATA_CACHE:
             _DATA_CACHE.clear()
-            ds = dataset if dataset is not None else load_dataset(*data_key(c), data_dir)
+            ds = dataset if dataset is not None else load_dataset(*split, data_dir)
             _DATA_CACHE[key] = DeviceData.from_dataset(ds, dev)
         return _DATA_CACHE[key]
 
@@ -111,7 +118,7 @@ def failed_group(group: Sequence[TrialConfig], exc: BaseException | str, engine:
 
 
 def failed_result(c: TrialConfig, error: str, engine: str) -> TrialResult:
-    from .model import param_count  # torch: loaded when a trial fails, not when executors are named
+    from .sizes import param_count
 
     return TrialResult(trial_id=c.trial_id, status="failed", params=param_count(c.layers, *io_sizes(c.dataset)), flops=0,
                        epochs_run=0, train_seconds=0.0, error=error, engine=engine)

@@ -36,3 +36,19 @@ def test_a_rate_keeps_about_its_share_and_zero_keeps_all():
     assert bool(mask[0].all())
     kept = mask[1].double().mean().item()
     assert abs(kept - 0.75) < 4 * (0.75 * 0.25 / 65536) ** 0.5
+
+
+def test_the_cpu_form_draws_the_torch_kernels_masks_at_every_rate():
+    """On the CPU the masks are drawn in numpy's uint32 arithmetic (faster); they are the
+    int64 torch kernels' bits (the form every other device runs), rates 0 and 1 included,
+    padded members too."""
+    rate = torch.tensor([0.0, 1e-9, 0.48, 1 - 1e-9, 1.0]).view(-1, 1, 1)
+    seeds = [0, 3, 2**31 - 1, 2**32 + 5, 10**12]
+    widths = torch.tensor([433, 7, 400, 433, 1])
+    for step in (0, 1, 844, 2**40):
+        for w in (None, widths):
+            args = (seeds, step, 2, (64, 433), rate)
+            cpu = rng.keep_mask(*args, widths=w)
+            assert cpu.dtype == torch.bool and cpu.shape == (5, 64, 433)
+            assert torch.equal(cpu, rng._keep_mask_torch(*args, "cpu", w))
+    assert not cpu[4].any() and cpu[0].all()

@@ -219,3 +219,24 @@ def test_the_unguarded_script_hint_is_not_given_under_tunebook_s_own_command(mon
     monkeypatch.setattr(sys, "argv", ["my_script.py"])
     monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
     assert not _entry_point_is_tunebook()
+
+
+def test_a_warmed_worker_has_the_split_ready_before_its_first_group(monkeypatch):
+    """What a worker does with Warm (run here, in this process): the study's split is made
+    ready on its device, and the first group's data is that very object — nothing is read
+    again (the dataset's reader is made to fail after the warm)."""
+    from tunebook import data, training
+    from tunebook.executors.messages import Warm
+    from tunebook.executors.worker import warm
+    from tunebook.spec import parse_spec
+
+    spec = parse_spec('[study]\nname = "w"\nseeds = 1\ntrain_subset = 300\n[defaults]\nlayers = [8]\n')
+    (config,) = spec.configs()
+    training._DATA_CACHE.clear()
+    warm(Warm(training.data_key(config), None), "cpu")
+    ready = [v for k, v in training._DATA_CACHE.items() if k[:4] == training.data_key(config)]
+    assert len(ready) == 1 and ready[0].x_train.shape == (300, 784)
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: pytest.fail("read again"))
+    assert training.device_data(config, __import__("torch").device("cpu"), None) is ready[0]
+    monkeypatch.undo()
+    warm(Warm(("no-such-dataset", 0.1, 0, 0), None), "cpu")  # a failure is left for the first job to record

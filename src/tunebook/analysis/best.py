@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
+
+from .stats import t_ppf
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def prob_best(values: Sequence[Sequence[float]], maximize: bool = True, n_boot: 
     winners = (means == top)                                     # ties: shared
     wins = (winners / winners.sum(axis=0)).sum(axis=1) / n_boot
     out = []
-    t = stats.t.ppf(0.975, n - 1)
+    t = t_ppf(0.975, n - 1)
     for i in range(k):
         m, sd = float(x[i].mean()), float(x[i].std(ddof=1))
         half = t * sd / math.sqrt(n)

@@ -92,9 +92,10 @@ def expected_best(values: Sequence[float], maximize: bool = True) -> list[tuple[
     return out
 
 
-def search_analysis(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str, Run]) -> SearchAnalysis:
+def search_analysis(spec: StudySpec, proposals: Sequence[Proposal], runs: Mapping[str, Run],
+                    with_importances: bool = True) -> SearchAnalysis:
     """The analysis of ``spec``'s search from its recorded ``proposals`` and stored ``runs``
-    (by trial id)."""
+    (by trial id); ``with_importances=False`` leaves the importances empty."""
     results = results_of(spec, proposals, runs)
     two = len(spec.search.objectives) == 2
     metric, direction = spec.search.objectives[0]
@@ -103,7 +104,7 @@ def search_analysis(spec: StudySpec, proposals: Sequence[Proposal], runs: Mappin
     done = [r.values[0] if r.values is not None else r.curve[-1] for r in results
             if (r.values is not None and not r.pruned) or (r.pruned and r.curve)]
     return SearchAnalysis(tuple(results), tuple(confirmed(spec, results, runs)), tuple(confirmation_looks(spec)),
-                          importances(spec, results), frozenset(pareto_numbers(spec, results)) if two else frozenset(),
+                          importances(spec, results) if with_importances else {}, frozenset(pareto_numbers(spec, results)) if two else frozenset(),
                           tuple(expected_best(done, direction == "max")) if not two and len(done) >= 2 else ())
 
 

@@ -11,7 +11,6 @@ from typing import Sequence
 
 import numpy as np
 from scipy import special
-from scipy import stats as st
 
 
 def t_ppf(q: float, df: float) -> float:
@@ -83,6 +82,8 @@ def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> D
 
 def tost(a: Sequence[float], b: Sequence[float], margin: float) -> float:
     """Two one-sided tests for |mean(a) − mean(b)| < margin; returns the larger p."""
+    from scipy import stats as st  # imported when used: a search never needs it
+
     d = welch(a, b)
     if d.se == 0:
         return 0.0 if abs(d.diff) < margin else 1.0
@@ -93,6 +94,8 @@ def tost(a: Sequence[float], b: Sequence[float], margin: float) -> float:
 
 def one_sample(x: Sequence[float], value: float) -> tuple[float, float]:
     """(t, two-sided p) of mean(x) against ``value``."""
+    from scipy import stats as st  # imported when used: a search never needs it
+
     res = st.ttest_1samp(np.asarray(x, float), value)
     return float(res.statistic), float(res.pvalue)
 
@@ -105,6 +108,8 @@ def seeds_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0
     normal approximation. ``None`` when the effect is zero, the noise unknown, or the
     answer above ``cap`` (nothing realistic would resolve it).
     """
+    from scipy import stats as st  # imported when used: a search never needs it
+
     if not (math.isfinite(effect) and math.isfinite(sd)) or effect == 0 or sd == 0:
         return None
     d = abs(effect) / sd
@@ -123,6 +128,8 @@ def seeds_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    from scipy import stats as st  # imported when used: a search never needs it
+
     if len(set(x)) < 2 or len(set(y)) < 2:
         return 0.0
     return float(st.spearmanr(x, y).statistic)

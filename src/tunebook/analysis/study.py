@@ -48,12 +48,14 @@ class StudyAnalysis:
 
 def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
                  problems: Sequence[str] = (), cost_runs: Sequence[Run] = (),
-                 sequential: bool = False, proposals: "Sequence[Proposal] | None" = None) -> StudyAnalysis:
+                 sequential: bool = False, proposals: "Sequence[Proposal] | None" = None,
+                 importances: bool = True) -> StudyAnalysis:
     """``cost_runs``: more runs (other studies under the same root) whose stacked groups
     the cost model may learn from, besides this study's own. ``sequential``: the study
     runs with ``--until-decided``; its verdicts are judged at the planned looks
     (:mod:`.decide`), valid however many seeds were added. ``proposals``: a searched
-    study's record of proposals (its search is then analysed too)."""
+    study's record of proposals (its search is then analysed too). ``importances``: as
+    :func:`analyze`."""
     if spec.search is None:  # a searched study's folder holds only its proposals' runs
         wanted = {config_key(c) for c in spec.configs()}  # any seed of the study's configurations
         runs = [r for r in runs if config_key(r.config) in wanted]
@@ -69,7 +71,7 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
     if spec.search is not None and proposals is not None:
         from .search import search_analysis
 
-        searched = search_analysis(spec, proposals, {r.trial_id: r for r in runs})
+        searched = search_analysis(spec, proposals, {r.trial_id: r for r in runs}, importances)
     return StudyAnalysis(
         spec=spec, folder=folder, runs=tuple(runs), configs=tuple(configs),
         verdicts=verdicts, holm={v.hypothesis.id: r for v, r in zip(verdicts, survives)},
@@ -79,8 +81,10 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
         sequential=sequential, search=searched)
 
 
-def analyze(folder: str | Path) -> StudyAnalysis:
-    """Analyse a study folder (``modellogs/<study>``) as stored on disk."""
+def analyze(folder: str | Path, importances: bool = True) -> StudyAnalysis:
+    """Analyse a study folder (``modellogs/<study>``) as stored on disk. ``importances=False``:
+    a search's hyperparameter importances are left out (their fANOVA forest loads
+    scikit-learn, ~1.6 s, which a caller that only ranks the proposals does not need)."""
     folder = Path(folder)
     spec = load_spec(folder / "study.toml", check_selectors=False, recorded=True)
     problems: list[str] = []
@@ -101,7 +105,7 @@ def analyze(folder: str | Path) -> StudyAnalysis:
 
         proposals = read_ledger(folder, spec.search)
     return analyze_runs(spec, runs, folder, problems, sibling_runs(folder), sequential=sequential,
-                        proposals=proposals)
+                        proposals=proposals, importances=importances)
 
 
 #: Written by ``--until-decided`` into the study folder: the study's verdicts are sequential.

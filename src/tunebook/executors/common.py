@@ -23,6 +23,7 @@ class Options:
     ray_address: str | None = None
     concurrent: int = 1
     retries: int = 2
+    start: bool = False        # every worker started as the executor opens (a search: groups will come)
 
 
 #: `--executor process` refuses more workers than this per CPU core (an absurd count once

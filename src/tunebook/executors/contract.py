@@ -127,9 +127,10 @@ class Executor(ABC):
     def run(self, work: Work, sink: Sink) -> None:
         """Train ``work``'s groups, storing each through ``sink`` (the invariants above)."""
 
-    def warm(self, dataset: str, data_dir: str | None = None) -> None:
-        """Start the workers now and have them read a built-in ``dataset`` (a caller that
-        knows groups will come: a search); by default nothing."""
+    def warm(self, split: tuple, data_dir: str | None = None) -> None:
+        """Start the workers now and have each make a built-in dataset's ``split`` (a
+        :func:`tunebook.training.data_key`) ready on its device — a caller that knows
+        groups will come (a search); by default nothing."""
 
     def close(self) -> None:
         """Stop the workers (idempotent)."""

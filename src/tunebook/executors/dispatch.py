@@ -59,11 +59,11 @@ class RemoteExecutor(Executor):
                                     checkpoints=work.checkpoints if self.shares_disk else None), sink,
                  retries=self.retries)
 
-    def warm(self, dataset: str, data_dir: str | None = None) -> None:
+    def warm(self, split: tuple, data_dir: str | None = None) -> None:
         if hasattr(self.backend, "warm"):
             from .messages import Warm
 
-            self.backend.warm(Warm(dataset, data_dir))
+            self.backend.warm(Warm(split, data_dir))
 
     def close(self) -> None:
         self.backend.close()
@@ -72,7 +72,7 @@ class RemoteExecutor(Executor):
 def _work(group: Sequence[TrialConfig]) -> float:
     """A group's training arithmetic (FLOPs at its padded shape, every member's epochs):
     to send the largest first."""
-    from ..model import flops_per_sample
+    from ..sizes import flops_per_sample
     from ..planner import _streams, padded_shape
 
     lead = group[0]

@@ -35,10 +35,10 @@ class Job:
 
 @dataclass(frozen=True)
 class Warm:
-    """Start up now and read a built-in dataset's files into memory (a search that will
-    send groups soon): no reply; a failure here is left for the first job to report."""
+    """Start up now and make a built-in dataset's split ready on the device (a search that
+    will send groups soon): no reply; a failure here is left for the first job to report."""
 
-    dataset: str
+    split: tuple                      # tunebook.training.data_key of the groups to come
     data_dir: str | None = None
 
 

@@ -18,6 +18,7 @@ from multiprocessing.connection import wait
 
 from .contract import Kind
 from .messages import Done, Job, Lost, Warm
+from .worker import warm
 
 JOIN_SECONDS = 5.0
 
@@ -48,18 +49,9 @@ def _main(conn, device: str, threads: int, parent: int) -> None:  # pragma: no c
         if job is None:
             return
         if isinstance(job, Warm):
-            _warm(job)
+            warm(job, device)
             continue
         send(run_job(job, device, send, hooks=[orphaned]))
-
-
-def _warm(msg: Warm) -> None:  # pragma: no cover - runs in the worker
-    from ..data import check_available
-
-    try:
-        check_available(msg.dataset, msg.data_dir)  # the arrays stay cached for the first job
-    except Exception:  # noqa: BLE001 - the first job meets it again and records it
-        pass
 
 
 def _entry_point_is_tunebook() -> bool:
@@ -121,15 +113,22 @@ class ProcessBackend:
     def free(self) -> int:
         return sum(w is None or w.job is None for w in self.workers)
 
+    def start(self) -> None:
+        """Start every worker now (a search: groups will come), before this process has
+        loaded torch, which each worker loads meanwhile."""
+        for i, w in enumerate(self.workers):
+            if w is None:
+                self.workers[i] = _Worker(self.ctx, self.devices[i], self.threads)
+
     def warm(self, msg: Warm) -> None:
-        """Start every worker now and have each read the dataset: their start overlaps the
-        driver's own (a search's first batch would otherwise wait for it). Once per message."""
+        """Start every worker now and have each make the dataset's split ready: their start
+        overlaps the driver's own (a search's first batch would otherwise wait for it).
+        Once per message."""
         if msg in self.warmed:
             return
         self.warmed.add(msg)
-        for i, w in enumerate(self.workers):
-            if w is None:
-                w = self.workers[i] = _Worker(self.ctx, self.devices[i], self.threads)
+        self.start()
+        for w in self.workers:
             try:
                 w.conn.send(msg)
             except OSError:  # died already: replaced when a job comes
@@ -210,24 +209,30 @@ def _check(opts, device: str, pruning: bool) -> list[str]:
 
 
 def _open(opts, device: str, data_dir):
-    import torch
-
+    from ..devices import device_type
     from ..planner import target_of
     from .common import default_workers, resolved_device
     from .dispatch import RemoteExecutor
 
-    dev = resolved_device(device)
     cpus = os.cpu_count() or 1
-    if dev.type == "cuda" and dev.index is None:
-        gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if device_type(device) == "cpu":  # told without torch: the workers start before this process loads it
+        gpus: list[str] = []
+        workers = opts.workers or default_workers("cpu", 0, cpus)
     else:
-        gpus = [str(dev)] if dev.type == "cuda" else []
-    workers = opts.workers or default_workers(dev.type, len(gpus), cpus)
+        import torch
+
+        dev = resolved_device(device)
+        gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if dev.index is None else [str(dev)]
+        workers = opts.workers or default_workers("cuda", len(gpus), cpus)
     devices = [gpus[i % len(gpus)] for i in range(workers)] if gpus else ["cpu"] * workers
     per_device = max(devices.count(d) for d in set(devices)) if gpus else workers
-    plan = target_of(torch.device(devices[0]), per_device)
     threads = max(1, cpus // workers)
     backend = ProcessBackend(devices, threads)
+    if opts.start:
+        backend.start()
+    import torch
+
+    plan = target_of(torch.device(devices[0]), per_device)
     return RemoteExecutor("process", backend, plan, opts.retries,
                           measure=lambda: _calibrate_with(torch.device(devices[0]), threads))
 

@@ -14,7 +14,7 @@ import uuid
 from functools import partial
 from typing import Callable, Sequence
 
-from .messages import Done, Epoch, Job, Started
+from .messages import Done, Epoch, Job, Started, Warm
 
 
 def where(device) -> str:
@@ -24,14 +24,32 @@ def where(device) -> str:
     return f"{socket.gethostname()} pid {os.getpid()} {device_name(device)}"
 
 
+def _device(device: str):
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def warm(msg: Warm, device: str) -> None:
+    """Make ``msg``'s split ready on ``device`` for the jobs to come (checked as a job would
+    read it); a failure is left for the first job, which meets it again and records it."""
+    from ..training import split_on
+
+    try:
+        split_on(msg.split, _device(device), msg.data_dir)
+    except Exception:  # noqa: BLE001 - reported by the first job
+        pass
+
+
 def run_job(job: Job, device: str, send: Callable[[object], None], dataset=None,
             hooks: Sequence[Callable] = ()) -> Done:
     """Train ``job`` on ``device`` (``cpu``, ``cuda``, ``cuda:N``), calling ``send`` with a
     :class:`Started` and then an :class:`Epoch` per epoch; return its :class:`Done`.
     ``dataset``: the split's arrays when they came with the job (Ray's object store);
     otherwise they are read from this node's dataset files, once per process."""
-    import torch
-
     from ..training import device_data, train_safely
 
     if job.data is not None:  # a user's dataset: known to this process from now on
@@ -42,9 +60,7 @@ def run_job(job: Job, device: str, send: Callable[[object], None], dataset=None,
         from ..usermodel import adopt
 
         adopt(job.model)
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
+    dev = _device(device)
     token = uuid.uuid4().hex
     send(Started(job.id, token, where(dev), os.getpid()))
 
