@@ -22,7 +22,7 @@ demo: setup
 
 test: $(VENV)/.installed
 	scripts/system-deps.sh --with-browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: setup
 	$(PY) benchmarks/engine.py

@@ -16,3 +16,13 @@ def ray_address():
     yield ray.get_runtime_context().gcs_address
     if started:
         ray.shutdown()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test on the local Ray instance runs in one pytest-xdist worker (``make test``
+    runs two, ``--dist loadgroup``): one instance for them all, and no other worker starts
+    or ends a Ray session while a test counts the session folders."""
+    for item in items:
+        if "ray_address" in getattr(item, "fixturenames", ()) or item.path.name == "test_ray.py" \
+                or "[ray]" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("ray"))

@@ -129,3 +129,19 @@ def test_an_interrupt_stops_the_tasks_in_flight_without_ray_cancel(tmp_path, ray
             results = ray.get(ref).results
             assert {r.status for r in results} == {"failed"} and all("Stopped" in r.error for r in results)
     assert not list((tmp_path / "stop" / "runs").glob("[0-9]*"))  # nothing of the stopped groups stored
+
+
+def test_a_task_stopped_before_its_group_began_returns_its_group_failed(ray_address):
+    """The stop can reach a task before its first message (its Started is refused): the task
+    returns the group recorded failed by Stopped, as one stopped at an epoch does, instead
+    of raising (this raced under load in the interrupt test above)."""
+    from tunebook.executors import raycluster
+    from tunebook.executors.messages import Job
+
+    spec = study("early", grid="units1 = [16, 24]", seeds=1, epochs=1)
+    mailbox = raycluster.Mailbox.remote()
+    ray.get(mailbox.stop.remote(["k"]))
+    job = Job(1, tuple(spec.configs()), "stacked", "16 and 24")
+    done = ray.get(raycluster._train.remote(job, "cpu", 1, None, mailbox, "k"))
+    assert [r.trial_id for r in done.results] == [c.trial_id for c in spec.configs()]
+    assert {r.status for r in done.results} == {"failed"} and all("Stopped" in r.error for r in done.results)

@@ -24,7 +24,7 @@ import threading
 
 import ray
 
-from .messages import Job, Lost
+from .messages import Done, Job, Lost
 from .worker import run_job
 
 
@@ -68,7 +68,12 @@ def _train(job: Job, device: str, threads: int, dataset, mailbox, key: str):  # 
         if ray.get(mailbox.put.remote(key, message)):
             raise Stopped(key)
 
-    return run_job(job, device, send, dataset=dataset)
+    try:
+        return run_job(job, device, send, dataset=dataset)
+    except Stopped as exc:  # stopped before its group began (its Started refused): failed alike
+        from ..training import failed_group
+
+        return Done(job.id, "", tuple(failed_group(job.group, exc, job.engine)))
 
 
 @ray.remote
