@@ -77,6 +77,17 @@ def test_keep_best_keeps_the_recommended_configuration_s_runs_only(tmp_path):
     kept = {r.name for r in _runs(outcome.folder) if (r / WEIGHTS).is_file()}
     winner = {r.path.name for r in a.runs if r.config.layers == a.winners.accuracy.config.layers}
     assert kept == winner and len(kept) == 2
+    assert sorted(tunebook.keep_best(outcome.folder)) == sorted(r for r in _runs(outcome.folder) if r.name in kept)
+
+
+def test_keep_best_analyses_nothing_where_no_run_kept_weights(tmp_path, monkeypatch):
+    from tunebook.analysis import study
+
+    outcome = tunebook.run_study(parse_spec(STUDY.format(keep="best")), tmp_path, device="cpu")
+    for run in _runs(outcome.folder):
+        (run / WEIGHTS).unlink(missing_ok=True)
+    monkeypatch.setattr(study, "analyze", lambda *a, **k: pytest.fail("analysed with nothing to choose"))
+    assert tunebook.keep_best(outcome.folder) == []
 
 
 def test_keep_none_writes_no_weights(tmp_path):

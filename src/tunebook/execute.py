@@ -118,11 +118,11 @@ def warm_workers(options: RunOptions, spec: StudySpec) -> None:
     """Start an opened executor's workers now, each reading the study's built-in dataset
     (a search: groups will come), so that their start overlaps this process's own."""
     from .datasets import DATASETS
+    from .training import data_key
 
     ex = options.executor
     if not isinstance(ex, str) and spec.dataset in DATASETS and DATASETS[spec.dataset].builtin:
-        split = (spec.dataset, spec.validation, spec.split_seed, spec.train_subset)  # training.data_key's
-        ex.warm(split, None if options.data_dir is None else str(options.data_dir))
+        ex.warm(data_key(spec), None if options.data_dir is None else str(options.data_dir))
 
 
 def check_out_dir(out: str | Path, flag: str = "--out", shown: str | Path | None = None) -> list[str]:

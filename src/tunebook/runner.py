@@ -170,9 +170,11 @@ def keep_best(folder: str | Path) -> list[Path]:
     from .weights import WEIGHTS
 
     folder = Path(folder)
-    with_weights = [r.path for r in RunStore(folder.parent, folder.name).iter_runs([]) if (r.path / WEIGHTS).is_file()]
-    if not with_weights or load_spec(folder / "study.toml", check_selectors=False, recorded=True).keep != "best":
-        return with_weights  # nothing to choose between: the study is not analysed
+    store = RunStore(folder.parent, folder.name)
+    if load_spec(folder / "study.toml", check_selectors=False, recorded=True).keep != "best":  # nothing to choose
+        return [r.path for r in store.iter_runs([]) if (r.path / WEIGHTS).is_file()]
+    if not any(store.runs_dir.glob(f"*/{WEIGHTS}")):  # no run kept weights: the study is not analysed
+        return []
     a = analyze(folder, importances=False)  # which runs keep weights needs no importances
     listed = Path(folder) / KEEP_LIST
     best: set[str] = set()

@@ -18,13 +18,14 @@ from .records import TrialConfig, TrialResult
 
 if TYPE_CHECKING:
     from .reporter import Reporter
+    from .spec import StudySpec
 
 _DATA_CACHE: dict[tuple, object] = {}
 _DATA_LOCK = threading.Lock()
 
 
-def data_key(c: TrialConfig) -> tuple:
-    """Trials equal here train on the same arrays."""
+def data_key(c: "TrialConfig | StudySpec") -> tuple:
+    """Trials equal here train on the same arrays (a study's own fields name its split)."""
     return (c.dataset, c.validation, c.split_seed, c.train_subset)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..data import Dataset
-from ..devices import DEVICE_RULE, device_form_problem  # noqa: F401  (named here before devices.py)
+from ..devices import device_form_problem
 from ..sizes import extra_param_count, param_count, train_flops
 from ..records import History, TrialResult, best_epoch_of, is_collapsed
 from ..records import TrialConfig
