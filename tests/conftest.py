@@ -11,6 +11,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    # pytest-xdist's workers share the machine's cores: each (and what it starts) gets its
+    # share of threads, not all of them — torch's threads spin, and four on two cores wait
+    # on each other. Tests whose numbers need a thread count set it themselves.
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(_share)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_share)
+
 
 @pytest.fixture(scope="session")
 def small_data():

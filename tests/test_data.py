@@ -174,6 +174,21 @@ def test_a_driver_s_check_reads_every_file_but_keeps_no_arrays(tmp_path):
     data._load_arrays.cache_clear()
     assert data.check_available("fashion-mnist", folder, load=False) == folder
     assert data._load_arrays.cache_info().currsize == 0
+    reads = []
+    real = data._read_files
+    data._read_files = lambda *a: reads.append(a) or real(*a)
+    try:  # checked again, unchanged: not read again (a programme checks once per study)
+        assert data.check_available("fashion-mnist", folder, load=False) == folder and reads == []
+        stricter = dataclasses.replace(FASHION_MNIST, class_counts=(1,) * 10)
+        data.DATASETS["fashion-mnist"], before = stricter, data.DATASETS["fashion-mnist"]
+        try:  # other expectations of the same files: checked again, and refused
+            with pytest.raises(DataError, match="training rows per class"):
+                data.check_available("fashion-mnist", folder, load=False)
+        finally:
+            data.DATASETS["fashion-mnist"] = before
+        assert len(reads) == 1
+    finally:
+        data._read_files = real
     raw = bytearray(gzip.decompress((folder / LABELS.name).read_bytes()))
     raw[100] = (raw[100] + 1) % 10
     _write_gz(folder / LABELS.name, bytes(raw))

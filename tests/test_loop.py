@@ -193,7 +193,10 @@ def test_the_study_lock_is_held_across_every_round_and_the_report(tmp_path, cli_
     lock = out / "dec" / ".lock"
     tries = taken = 0
     while proc.poll() is None:
-        if lock.exists():
+        # Probe only once the command has held the lock (its owner note is written after its
+        # flock): between its creating the file and locking it, a probe of ours would win and
+        # the command would rightly refuse to start (seen once in CI).
+        if lock.exists() and (tries or lock.stat().st_size):
             fd = os.open(lock, os.O_RDWR)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

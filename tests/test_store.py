@@ -35,6 +35,35 @@ def test_save_and_read_back_round_trips(tmp_path):
         assert again.locked
 
 
+def test_within_reading_a_run_is_parsed_once_until_its_files_change(tmp_path):
+    """store.reading(): reports read every study's runs many times; a folder whose two
+    files are the same files is not parsed again, and any change is read — tunebook's own
+    rewrite (a new file), an edit in place, a deleted file."""
+    from tunebook.store import reading, write_atomic
+
+    cfg = _cfg()
+    with RunStore(tmp_path, "s") as store:
+        folder = store.save(cfg, _result(cfg))
+    assert read_run(folder) is not read_run(folder)  # outside it, read every time
+    with reading():
+        first = read_run(folder)
+        assert read_run(folder) is first
+        with reading():  # nested: the outer reads are shared
+            assert read_run(folder) is first
+        res = folder / "result.toml"
+        text = res.read_text()
+        write_atomic(res, text.replace("val_acc = 0.79", "val_acc = 0.81"))  # tunebook's way: a new file
+        assert read_run(folder).result.val_acc == 0.81
+        with open(res, "r+", encoding="utf-8") as fh:  # by hand, in place, another length
+            fh.write(text.replace("val_acc = 0.79", "val_acc = 0.7"))
+            fh.truncate()
+        assert read_run(folder).result.val_acc == 0.7
+        res.unlink()
+        with pytest.raises(ValueError, match="result.toml"):
+            read_run(folder)
+    assert first.result.val_acc == 0.79  # the first read kept its own numbers
+
+
 def test_config_toml_records_when_validation_is_the_test_set(tmp_path):
     import tomllib
     from dataclasses import replace

@@ -472,8 +472,10 @@ def _write_report(folder: Path) -> None:
 
 def _write_combined(outcomes, root: Path) -> None:
     from .report import write_combined_report
+    from .store import reading
 
-    paths = write_combined_report([o.folder for o in outcomes], root)
+    with reading():  # each study's analysis reads every other study's runs
+        paths = write_combined_report([o.folder for o in outcomes], root)
     out.print(f"combined report: {paths[0]}")
 
 
@@ -666,20 +668,21 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import is_smoke, write_combined_report, write_report
-    from .store import find_studies
+    from .store import find_studies, reading
 
     folder = _existing(args.study, "folder")
     studies = find_studies(folder)
     if not studies:
         raise SpecError([f"{folder}: not a study folder (no study.toml), nor a folder of studies"])
-    for study in studies:
-        for p in write_report(study, warn=warning):
-            out.print(str(p))
-    for kind in (False, True):  # full studies and smoke tests get separate combined pages
-        group = [st for st in studies if is_smoke(st) == kind]
-        if len(group) > 1:
-            for p in write_combined_report(group, folder):
+    with reading():  # each study's analysis reads every other study's runs
+        for study in studies:
+            for p in write_report(study, warn=warning):
                 out.print(str(p))
+        for kind in (False, True):  # full studies and smoke tests get separate combined pages
+            group = [st for st in studies if is_smoke(st) == kind]
+            if len(group) > 1:
+                for p in write_combined_report(group, folder):
+                    out.print(str(p))
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any, Mapping
 
 from .datasets import DATASETS, train_count
@@ -82,12 +83,13 @@ class TrialConfig:
     model: str = ""
     model_params: tuple[tuple[str, Any], ...] = ()
 
-    @property
+    @cached_property
     def trial_id(self) -> str:
-        """Stable 12-hex-digit hash (same config, same id, any machine): see :func:`trial_id_of`."""
+        """Stable 12-hex-digit hash (same config, same id, any machine): see :func:`trial_id_of`.
+        Computed once per record (the record is frozen; a report asks it thousands of times)."""
         return trial_id_of(self.to_dict())
 
-    @property
+    @cached_property
     def config_id(self) -> str:
         """The id of the configuration across its seeds (the trial id of its seed-0 twin)."""
         return replace(self, seed=0).trial_id

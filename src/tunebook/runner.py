@@ -20,6 +20,7 @@ from .live import default_reporter
 from .options import CHECKPOINT_EVERY, MAX_FAILURES, RunOptions, picked
 from .reporter import Reporter
 from .spec import StudySpec
+from .store import reading
 
 if TYPE_CHECKING:
     from .loop import DecideOutcome
@@ -126,8 +127,9 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
         # the locks, held until on_done has run
         with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
             outcomes = run_studies(grid, out, opts, reporter=reporter, budget=budget)
-            _kept(outcomes)
-            done(outcomes)
+            with reading():  # keep_best and the reports read the same runs again and again
+                _kept(outcomes)
+                done(outcomes)
     searches = []
     for spec in searched:
         pruning = spec.search.prunes_in_driver
@@ -137,8 +139,9 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
 
             with holding([spec], out, opts, fresh=fresh, pruning=pruning):
                 searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))
-                _kept([searches[-1]])
-                done([searches[-1]])
+                with reading():
+                    _kept([searches[-1]])
+                    done([searches[-1]])
     return Programme(tuple(outcomes), tuple(searches))
 
 
@@ -153,8 +156,9 @@ def _until_decided(specs, out, options: RunOptions, fresh: bool, reporter, budge
     budget = budget if budget is not None else Budget()
     with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
         decided = run_all_until_decided(grid, out, opts, reporter=reporter, budget=budget)
-        _kept(decided)
-        done(decided)
+        with reading():
+            _kept(decided)
+            done(decided)
     return Programme(decided=tuple(decided), skipped=skipped)
 
 

@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -100,11 +101,55 @@ class Run:
 _CONFIG_SECTIONS = {"trial", "hparams", "data", "env"}
 
 
+#: Run folders read within :func:`reading`: folder -> (the two files' identities, the Run).
+_READS: dict[Path, tuple[tuple, Run]] | None = None
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Within it, a run folder read again is not parsed again while its ``config.toml``
+    and ``result.toml`` are the same files (inode, size, modification and change times;
+    tunebook replaces them whole, so a rewrite is a new inode). For read-only passes that
+    read the same runs many times: a programme's reports analyse every study, and each
+    analysis reads every other study's runs for the cost model (9 studies: 81 reads of
+    each folder's files, now 9). Nested uses share the outer one's reads."""
+    global _READS
+    if _READS is not None:
+        yield
+        return
+    _READS = {}
+    try:
+        yield
+    finally:
+        _READS = None
+
+
+def _identity(*paths: Path) -> tuple | None:
+    try:
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for st in map(os.stat, paths))
+    except OSError:
+        return None
+
+
 def read_run(folder: Path) -> Run:
     """Read a run folder; raises ValueError naming the file on anything malformed.
 
     Keys this version does not know are ignored and listed in ``Run.notes``; a missing or
     invalid value, or a config whose hash is not the recorded trial id, is an error."""
+    reads = _READS
+    if reads is None:
+        return _read_run(folder)
+    ident = _identity(folder / "config.toml", folder / "result.toml")
+    seen = reads.get(folder)
+    if ident is not None and seen is not None and seen[0] == ident:
+        return seen[1]
+    run = _read_run(folder)
+    if ident is not None:
+        reads[folder] = (ident, run)
+    return run
+
+
+def _read_run(folder: Path) -> Run:
     cfg_path, res_path = folder / "config.toml", folder / "result.toml"
     notes = []
     try:
