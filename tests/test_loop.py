@@ -253,9 +253,15 @@ def test_cli_budget_on_a_grid_is_its_own_outcome_and_the_same_command_goes_on(tm
     f.write_text('[study]\nname = "g"\nseeds = 2\ntrain_subset = 800\n[defaults]\nlayers = [16]\nepochs = 3\n'
                  '[grid]\nlr = [0.001, 0.003]\n')
     out = tmp_path / "logs"
+    other = tmp_path / "other.toml"  # another study under the same root, stopped too: its checkpoint is not g's
+    other.write_text(f.read_text().replace('name = "g"', 'name = "other"').replace("[0.001, 0.003]", "[0.01, 0.03]"))
+    assert main(["run", str(other), "--out", str(out), "--quiet", "--device", "cpu", "--budget", "2me"]) == 0
+    assert "1 group of this study kept its state at the last epoch" in capsys.readouterr().out
     assert main(["run", str(f), "--out", str(out), "--quiet", "--device", "cpu", "--budget", "2me"]) == 0
     text = capsys.readouterr().out
     assert "g: 0 trained" in text
     assert "budget spent: 4 trials of the study are still to train" in text and "run the same command to go on" in text
+    assert "1 group of this study kept its state at the last epoch" in text  # before: "2 groups in flight"
+    assert len(list((out / ".checkpoints").glob("*.pt"))) == 2  # both studies' are there
     assert main(["run", str(f), "--out", str(out), "--quiet", "--device", "cpu"]) == 0
     assert "g: 4 trained, 0 already done (4 complete)" in capsys.readouterr().out

@@ -149,10 +149,20 @@ def clear(root: Path, key: str) -> None:
             pass
 
 
-def disk_use(root: Path) -> tuple[int, int]:
-    """(checkpoints, bytes) under ``root``."""
-    files = list(root.glob("*.pt")) if root.is_dir() else []
-    return len(files), sum(f.stat().st_size for f in files if f.exists())
+def disk_use(root: Path, trials: "set[str] | frozenset[str] | None" = None) -> tuple[int, int]:
+    """(checkpoints, bytes) under ``root``; with ``trials``, only the checkpoints of groups
+    holding one of them (a study's, not every study's under the same root)."""
+    if trials is None:
+        files = list(root.glob("*.pt")) if root.is_dir() else []
+    else:
+        files = [root / f"{s.key}.pt" for s in describe(root) if set(s.trials) & trials]
+    sizes = []
+    for f in files:
+        try:
+            sizes.append(f.stat().st_size)
+        except OSError:
+            continue  # removed meanwhile, or described without its state
+    return len(sizes), sum(sizes)
 
 
 class GroupCheckpoint:

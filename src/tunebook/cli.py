@@ -491,8 +491,8 @@ def _print_outcome(outcome) -> None:
         from .checkpoints import disk_use, root_of
 
         left = max(0, len(outcome.spec.configs()) - sum(r.result.done for r in outcome.runs))
-        groups, size = disk_use(root_of(outcome.folder.parent))
-        kept = (f"{_n(groups, 'group', 'groups')} in flight kept {'its' if groups == 1 else 'their'} state at the "
+        groups, size = disk_use(root_of(outcome.folder.parent), {c.trial_id for c in outcome.spec.configs()})
+        kept = (f"{_n(groups, 'group', 'groups')} of this study kept {'its' if groups == 1 else 'their'} state at the "
                 f"last epoch ({size / 1e6:.1f} MB in {root_of(outcome.folder.parent)})" if groups else
                 "the groups in flight were not stored")
         out.print(f"  budget spent: {left} trials of the study are still to train ({kept}); run the same command "

@@ -195,3 +195,23 @@ def test_user_text_cannot_make_links_images_or_headings_in_markdown():
     assert "](javascript:" not in md.replace("\\](", "") and "![" not in md.replace("\\!\\[", "")
     assert "\n# " not in md and "<b>" not in md
     assert "\\[click\\](javascript:alert(1))" in md  # shown as text
+
+
+def test_runs_of_two_tunebook_versions_in_one_study_are_said_in_the_report(study_folder, tmp_path):
+    """Seeds trained by another version are pooled with this version's: the analysis says
+    so (an engine's numbers may differ between versions), and the report shows it."""
+    import shutil
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(study_folder, folder)
+    assert not [p for p in analyze(folder).problems if "version" in p]
+    config = sorted((folder / "runs").glob("*/config.toml"))[0]
+    text = config.read_text()
+    assert 'tunebook = "' in text
+    config.write_text(re.sub(r'tunebook = "[^"]+"', 'tunebook = "0.2.0"', text, count=1))
+    (said,) = [p for p in analyze(folder).problems if "version" in p]
+    assert said.startswith("the runs of this study were trained by more than one tunebook version: 0.2.0 (1 run), ")
+    assert "(5 runs)" in said and "numbers may differ between versions" in said
+    md, _ = write_report(folder)
+    assert "Warning: the runs of this study were trained by more than one tunebook version" in " ".join(
+        md.read_text().split())

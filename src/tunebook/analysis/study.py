@@ -77,8 +77,27 @@ def analyze_runs(spec: StudySpec, runs: Sequence[Run], folder: Path = Path("."),
         verdicts=verdicts, holm={v.hypothesis.id: r for v, r in zip(verdicts, survives)},
         overfit={c.key: overfitting(c) for c in configs},
         winners=winners(configs, spec.metric, spec.alpha),
-        params=tuple(varying_params(configs)), problems=tuple(problems), cost_models=tuple(models.values()),
-        sequential=sequential, search=searched)
+        params=tuple(varying_params(configs)), problems=(*problems, *mixed_versions(runs)),
+        cost_models=tuple(models.values()), sequential=sequential, search=searched)
+
+
+def mixed_versions(runs: Sequence[Run]) -> list[str]:
+    """A problem to state where the study's runs were trained by more than one version of
+    tunebook or of torch (``[env]`` of each run's config.toml): their numbers are pooled as
+    seeds of one configuration although an engine's arithmetic may differ between
+    versions — as a checkpoint of another version is not trusted to go on from."""
+    out = []
+    for key, name in (("tunebook", "tunebook"), ("torch", "torch")):
+        seen: dict[str, int] = {}
+        for r in runs:
+            version = str((r.meta or {}).get(key, "unrecorded"))
+            seen[version] = seen.get(version, 0) + 1
+        if len(seen) > 1:
+            shown = ", ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in sorted(seen.items()))
+            out.append(f"the runs of this study were trained by more than one {name} version: {shown}; they are "
+                       "analysed together, though numbers may differ between versions (`tunebook run --fresh` trains "
+                       "the study again under one)")
+    return out
 
 
 def analyze(folder: str | Path, importances: bool = True) -> StudyAnalysis:

@@ -159,7 +159,7 @@ def hypothesis_blocks(v: Verdict, a: StudyAnalysis, fig: Callable[[str, FigureFn
         blocks.append(fig(f"{h.id}-compare", lambda: figures.compare([side["a"], side["b"]], h.metric),
                           f"{h.id}: a = {_selector(h.a)}, b = {_selector(h.b)}"))
     elif h.kind == "trend" and involved:
-        others = [p for p in a.params if p != h.param and p not in h.where]
+        others = series_params(involved, h.param, [p for p in a.params if p not in h.where])
         by = "config" if others else None
         blocks.append(fig(f"{h.id}-trend", lambda: figures.metric_vs_param(involved, h.param, h.metric, by, others),
                           f"{h.id}: {h.metric} against {h.param}"))
@@ -562,19 +562,74 @@ def search_figures(a: StudyAnalysis, results, fig) -> list[Block]:
 
 
 def overview_figures(a: StudyAnalysis, ranked, fig) -> list[Block]:
+    """A heatmap over the first two numeric parameters that vary independently, and the
+    metric against each parameter wherever that draws a line."""
     out = []
     metric = a.spec.metric
     numeric = [p for p in a.params if all(isinstance(c.value(p), (int, float)) and c.value(p) is not None for c in a.configs)]
-    if len(numeric) >= 2:
-        x, y = numeric[0], numeric[1]
+    pair = next(((x, y) for i, x in enumerate(numeric) for y in numeric[i + 1:] if crossed(a.configs, x, y)), None)
+    if pair is not None:
+        x, y = pair
         over = heatmap_cells(a.configs, x, y, metric).over
         out.append(fig(f"heatmap-{x}-{y}", lambda: figures.heatmap(a.configs, x, y, metric),
                        f"Mean {metric} over {x} × {y}" + (f" (each cell: the mean over {', '.join(over)})" if over else "")))
-    for p in a.params:
-        others = [q for q in a.params if q != p]
+    for i, p in enumerate(a.params):
+        if any(same_axis(a.configs, q, p) for q in a.params[:i]):
+            continue  # units2 where it moves with units1 in step: the figure against units1 again
+        others = series_params(a.configs, p, a.params)
+        if not draws_a_line(a.configs, p, others):
+            continue
         out.append(fig(f"vs-{p}", lambda p=p, others=others: figures.metric_vs_param(
             a.configs, p, metric, "config" if others else None, others), f"{metric} against {p}"))
     return out
+
+
+def series_params(configs, param: str, params) -> list[str]:
+    """The parameters that name a series of a figure against ``param``: the other varying
+    ones that every configuration has and that ``param`` does not settle. A depth grid's
+    ``units3`` is set only where depth is 3, and in a grid of layer lists ``units2`` moves
+    with ``units1``: as series keys they would give each configuration a series of its
+    own, and the figure against depth or width no line."""
+    return [q for q in params if q != param and all(c.value(q) is not None for c in configs)
+            and not settles(configs, param, q)]
+
+
+def settles(configs, a: str, b: str) -> bool:
+    """Whether each value of ``a`` comes with one value of ``b`` only (where both are set)."""
+    seen: dict = {}
+    for c in configs:
+        if c.value(a) is not None and c.value(b) is not None:
+            seen.setdefault(repr(c.value(a)), set()).add(repr(c.value(b)))
+    return all(len(v) == 1 for v in seen.values())
+
+
+def same_axis(configs, a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` settle each other where both are set (a figure against one is
+    one against the other: ``units2`` and ``units3`` in a grid of layer lists)."""
+    return settles(configs, a, b) and settles(configs, b, a)
+
+
+def draws_a_line(configs, param: str, others) -> bool:
+    """Whether the metric against ``param`` has a series of two points or more: some
+    configurations that agree on every parameter in ``others`` differ in ``param``. Where
+    none do (``units1`` in a grid of layer lists, where ``units2`` moves with it), the
+    figure is only scattered points that read as a trend which is not there."""
+    values: dict = {}
+    for c in configs:
+        if c.n_complete and c.value(param) is not None:
+            values.setdefault(tuple(repr(c.value(q)) for q in others), set()).add(repr(c.value(param)))
+    return any(len(v) > 1 for v in values.values())
+
+
+def crossed(configs, x: str, y: str) -> bool:
+    """Whether ``x`` and ``y`` vary apart (a heatmap over them is more than a diagonal):
+    some value of each is seen with two values of the other."""
+    def spread(a: str, b: str) -> bool:
+        seen: dict = {}
+        for c in configs:
+            seen.setdefault(repr(c.value(a)), set()).add(repr(c.value(b)))
+        return any(len(v) > 1 for v in seen.values())
+    return spread(x, y) and spread(y, x)
 
 
 def overfit_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:

@@ -115,6 +115,8 @@ def metric_vs_param(configs: Sequence[ConfigStats], param: str, metric: str = "v
         ax.set_xscale("log", base=2)
         ax.set_xticks(values, [_tick(v) for v in values])  # 32 … 256, not 2⁵ … 2⁸
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    elif all(isinstance(v, int) and not isinstance(v, bool) for v in values) and len(values) <= 12:
+        ax.set_xticks(values, [_tick(v) for v in values])  # depth 2 and 3, not 2.0, 2.2, …
     ax.set_xlabel(param)
     ax.set_ylabel(_label(metric))
     ax.set_title(f"{_label(metric)} vs {param} (mean ± 95 % CI over seeds)")
