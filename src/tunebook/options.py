@@ -104,7 +104,7 @@ class RunOptions:
 
     def for_part(self, search: bool, pruning: bool = False) -> "RunOptions":
         """``executor = "auto"`` made definite for one part of a run: a search (without a
-        pruner, or with ``median``, which decides in any worker) on a CPU of two or more cores trains its groups in worker processes, one
+        pruner, or with ``median`` or ``halving``, which decide in any worker) on a CPU of two or more cores trains its groups in worker processes, one
         CPU thread each, side by side (a search's proposals are each of their own shape, so
         its groups are small, and two small groups on two cores train in about half the
         time of one after the other at two threads: docs/performance.md); everything else
