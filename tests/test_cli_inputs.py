@@ -216,6 +216,43 @@ def test_export_csv_json_parquet_read_back(trained, tmp_path, capsys):
     assert "needs -o FILE" in capsys.readouterr().err
 
 
+def test_export_by_class_writes_each_run_s_accuracy_within_each_class(trained, tmp_path, capsys):
+    """--by-class: one row per run and true class, the accuracies result.toml holds; a run
+    stored without them (before tunebook kept them) is left out and named."""
+    import csv
+    import math
+    import tomllib
+
+    import tomli_w
+
+    from tunebook.datasets import DATASETS
+    from tunebook.results import CLASS_COLUMNS, load_runs
+
+    dest = tmp_path / "classes.csv"
+    assert run("export", str(trained), "--by-class", "-o", str(dest)) == EXIT_OK
+    rows = list(csv.DictReader(dest.open()))
+    classes = DATASETS["fashion-mnist"].classes
+    assert list(rows[0]) == list(CLASS_COLUMNS) and len(rows) == 4 * len(classes)
+    runs = {r.trial_id: r for r in load_runs(trained)}
+    for row in rows:
+        want = runs[row["trial"]].result.val_class_acc[int(row["class_index"])]
+        assert row["class"] == classes[int(row["class_index"])]
+        assert (row["val_class_acc"] == "") if math.isnan(want) else float(row["val_class_acc"]) == want
+    out = tmp_path / "logs"
+    shutil.copytree(trained, out)
+    old = sorted((out / "tiny" / "runs").glob("*/result.toml"))[0]
+    doc = tomllib.loads(old.read_text())
+    del doc["val_class_acc"]
+    old.write_text(tomli_w.dumps(doc))
+    capsys.readouterr()
+    assert run("export", str(out), "--by-class", "-o", str(tmp_path / "fewer.csv")) == EXIT_OK
+    assert len(list(csv.DictReader((tmp_path / "fewer.csv").open()))) == 3 * len(classes)
+    assert f"{old.parent}: no validation accuracy by class recorded" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(SystemExit) as e:  # one shape at a time: argparse's usage error
+        run("export", str(trained), "--by-class", "--long")
+    assert e.value.code == EXIT_BAD_INPUT and "not allowed with argument --by-class" in capsys.readouterr().err
+
+
 def test_two_reports_of_one_study_at_once_do_not_crash(trained, tmp_path):
     import subprocess
     import sys

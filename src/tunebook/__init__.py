@@ -21,7 +21,7 @@ _LAZY = {
     "run": "runner", "run_study": "runner", "run_path": "runner", "Programme": "runner", "keep_best": "runner",
     "StudyOutcome": "execute", "RunOptions": "options", "Budget": "budget", "Dataset": "userdata",
     "load_model": "weights", "run_until_decided": "loop", "run_search": "search",
-    "load_runs": "results", "runs_dataframe": "results", "runs_table": "results",
+    "load_runs": "results", "runs_dataframe": "results", "runs_table": "results", "classes_table": "results",
     "configs_dataframe": "results", "verdicts_dataframe": "results", "analyze": "analysis.study",
     "fetch_dataset": "data",
     "hyperparameters": "usermodel", "Int": "usermodel", "Float": "usermodel", "Choice": "usermodel",
@@ -39,5 +39,5 @@ def __getattr__(name: str):
 __all__ = ["DataError", "SpecError", "StoreError", "TrialError", "TunebookError", "StudySpec",
            "TrialConfig", "load_spec", "parse_spec", "run", "run_study", "run_path", "run_search",
            "run_until_decided", "Programme", "RunOptions", "Budget", "Dataset", "load_model", "keep_best", "StudyOutcome",
-           "load_runs", "runs_dataframe", "runs_table", "configs_dataframe", "verdicts_dataframe", "analyze",
+           "load_runs", "runs_dataframe", "runs_table", "classes_table", "configs_dataframe", "verdicts_dataframe", "analyze",
            "fetch_dataset", "hyperparameters", "Int", "Float", "Choice"]

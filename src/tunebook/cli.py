@@ -204,13 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = _command(sub, "export", "Export a study's runs as CSV, JSON or Parquet",
                   "The columns are documented in the README (\"Exported tables\"). --long writes one row\n"
-                  "per run and epoch instead of one per run.",
+                  "per run and epoch instead of one per run; --by-class one per run and true class.",
                   "  tunebook export modellogs/quickstart --format csv -o runs.csv\n"
                   "  tunebook export modellogs --format parquet --long -o epochs.parquet\n"
+                  "  tunebook export modellogs/07-optimizers --by-class -o classes.csv\n"
                   "  tunebook export modellogs/08-search --optuna search.log   # then: optuna-dashboard search.log")
     ex.add_argument("study", help="a study folder or a folder of studies")
     ex.add_argument("--format", default="csv", choices=("csv", "json", "parquet"))
-    ex.add_argument("--long", action="store_true", help="one row per run and epoch")
+    how = ex.add_mutually_exclusive_group()
+    how.add_argument("--long", action="store_true", help="one row per run and epoch")
+    how.add_argument("--by-class", action="store_true",
+                     help="one row per run and true class: its final validation accuracy within the class")
     ex.add_argument("-o", "--output", help="file to write (default: standard output; required for parquet)")
     ex.add_argument("--optuna", metavar="FILE", help="a searched study as an Optuna journal file "
                                                      "(optuna-dashboard FILE opens it); FILE must not exist")
@@ -513,17 +517,20 @@ def _existing(path: str, what: str) -> Path:
     return p
 
 
-def _rows(args: argparse.Namespace, long: bool = False) -> list[dict]:
+def _rows(args: argparse.Namespace, long: bool = False, by_class: bool = False) -> list[dict]:
     """The runs under ``args.dir`` (ls) or ``args.study`` (export) as rows; warnings on stderr."""
-    from .results import epochs_table, filter_rows, load_runs, runs_table, sort_rows
+    from .results import classes_table, epochs_table, filter_rows, load_runs, runs_table, sort_rows
 
     root = _existing(args.dir if hasattr(args, "dir") else args.study, "folder")
     problems: list[str] = []
     runs = load_runs(root, problems)
+    rows = classes_table(runs, problems) if by_class else None
     for p in problems:
         warning(p)
     if long:
         return epochs_table(runs)
+    if rows is not None:
+        return rows
     rows = filter_rows(runs_table(runs), getattr(args, "where", []))
     default = ["study", "layers", "epochs", "batch_size", "optimizer", "lr", "seed"]
     return sort_rows(rows, getattr(args, "sort", []) or default)
@@ -572,7 +579,7 @@ def _pct(x: float) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .results import EPOCH_COLUMNS, RUN_COLUMNS, export_rows
+    from .results import CLASS_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, export_rows
 
     if args.optuna:
         return _export_optuna(args)
@@ -585,9 +592,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             problems.append(f"-o {args.output}: is a folder")
         if problems:
             raise SpecError(problems)
-    rows = _rows(args, long=args.long)
+    rows = _rows(args, long=args.long, by_class=args.by_class)
+    columns = EPOCH_COLUMNS if args.long else CLASS_COLUMNS if args.by_class else RUN_COLUMNS
     try:
-        data = export_rows(rows, EPOCH_COLUMNS if args.long else RUN_COLUMNS, args.format)
+        data = export_rows(rows, columns, args.format)
     except ImportError as exc:
         raise SpecError([f"--format {args.format}: {exc}"]) from None
     if not args.output:

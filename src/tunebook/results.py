@@ -36,6 +36,9 @@ RUN_COLUMNS = (("study", "trial", "config") + HPARAM_COLUMNS + ("status", "colla
 #: The long form: every hyperparameter on every row (a curve can be drawn by lr or width
 #: without joining the runs' table), then the epoch and its numbers.
 EPOCH_COLUMNS = ("study", "trial", "config") + HPARAM_COLUMNS + ("epoch",) + HISTORY_KEYS + ("wall_time",)
+#: One row per run and class: a classifier's final validation accuracy within each true
+#: class (``TrialResult.val_class_acc``), every hyperparameter on every row.
+CLASS_COLUMNS = ("study", "trial", "config") + HPARAM_COLUMNS + ("class_index", "class", "val_class_acc", "path")
 #: Columns ls always shows; the hyperparameters that vary among the listed runs go between.
 LS_LEFT = ("study", "trial")
 #: `ls` shows the model's work (parameters, training FLOPs), not ``train_seconds``: that is a
@@ -93,6 +96,30 @@ def epochs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
             row |= {k: getattr(h, k)[i] for k in HISTORY_KEYS}
             row["wall_time"] = h.wall_time[i] if h.wall_time else math.nan
             out.append(row)
+    return out
+
+
+def classes_table(runs: Sequence[Run], problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """One dict per complete run and true class (keys :data:`CLASS_COLUMNS`): its final
+    validation accuracy within the class, NaN where the validation split has no row of it.
+    A regression has no classes; a run stored before tunebook kept the accuracies by class
+    (0.2) has none — each such run is named in ``problems``, not given made-up rows."""
+    out = []
+    for run in runs:
+        c, r = run.config, run.result
+        info = DATASETS[c.dataset]
+        if not info.n_classes or not r.done:
+            continue
+        if len(r.val_class_acc) != info.n_classes:
+            if problems is not None:
+                problems.append(f"{run.path}: no validation accuracy by class recorded (stored before tunebook "
+                                "kept it); left out of the table by class")
+            continue
+        hparams = {"layers": c.label, "depth": len(c.layers)} | {k: getattr(c, k) for k in HPARAM_COLUMNS
+                                                                 if k not in ("layers", "depth")}
+        for i, (name, acc) in enumerate(zip(info.classes, r.val_class_acc)):
+            out.append({"study": run.study, "trial": c.trial_id, "config": c.config_id, **hparams,
+                        "class_index": i, "class": name, "val_class_acc": acc, "path": str(run.path)})
     return out
 
 
