@@ -203,6 +203,11 @@ def test_a_regression_study_ranks_and_judges_lower_errors_as_better(diabetes_run
     assert len(ranks) == 2 and float(ranks[0].split("|")[3].split("±")[0]) <= float(ranks[1].split("|")[3].split("±")[0])
     assert "a number to predict (regression" in md and "| test\\_rmse |" in md  # markdown escapes _
     assert "val\\_acc" not in md.split("## Data")[1].split("## Hypotheses")[0]
+    # overfitting: the gap on its losses (its accuracies are NaN), each row its mean over seeds
+    assert "| configuration | final loss gap | max loss gap | best val-loss epoch | flagged seeds |" in md
+    o = a.overfit[best.key]
+    gaps = [h.val_loss[-1] - h.train_loss[-1] for h in best.histories]
+    assert abs(o.final_loss_gap - sum(gaps) / len(gaps)) < 1e-12 and f"{o.final_loss_gap:.4f}" in md
 
 
 def test_the_full_diabetes_study_decides_on_val_rmse(tmp_path):

@@ -23,6 +23,8 @@ def test_overfitting_summary():
     o = overfitting(c)
     assert o.flagged and o.flagged_seeds == 2 and o.best_val_loss_epoch == 2.0
     assert abs(o.final_gap - 0.16) < 1e-9 and abs(o.max_gap - 0.16) < 1e-9
+    # validation − training loss: -0.2, -0.1, 0.15, 0.3 (a regression's gap, on its losses)
+    assert abs(o.final_loss_gap - 0.3) < 1e-9 and abs(o.max_loss_gap - 0.3) < 1e-9
 
 
 def test_pareto_and_winners():

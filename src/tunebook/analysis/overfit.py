@@ -20,6 +20,11 @@ class Overfit:
     best_val_loss_epoch: float  # mean (over seeds) epoch of the lowest validation loss
     flagged_seeds: int        # seeds whose val loss rose 2+ epochs running while train loss fell
     n_seeds: int
+    #: val_loss − train_loss at the last epoch, and the largest at any epoch: the gap of a
+    #: regression, whose accuracies are NaN (its losses are its training criterion on the
+    #: standardised target, on both splits, so they are one scale)
+    final_loss_gap: float = float("nan")
+    max_loss_gap: float = float("nan")
 
     @property
     def flagged(self) -> bool:
@@ -42,6 +47,7 @@ def rising_val_falling_train(train_loss: Sequence[float], val_loss: Sequence[flo
 
 def overfitting(c: ConfigStats) -> Overfit:
     gaps = [np.asarray(h.train_acc) - np.asarray(h.val_acc) for h in c.histories]
+    loss_gaps = [np.asarray(h.val_loss) - np.asarray(h.train_loss) for h in c.histories]
     if not gaps:
         return Overfit(c.key, float("nan"), float("nan"), float("nan"), 0, 0)
     return Overfit(
@@ -50,4 +56,6 @@ def overfitting(c: ConfigStats) -> Overfit:
         max_gap=float(np.mean([g.max() for g in gaps])),
         best_val_loss_epoch=float(np.mean([int(np.argmin(h.val_loss)) + 1 for h in c.histories])),
         flagged_seeds=sum(rising_val_falling_train(h.train_loss, h.val_loss) for h in c.histories),
-        n_seeds=len(gaps))
+        n_seeds=len(gaps),
+        final_loss_gap=float(np.mean([g[-1] for g in loss_gaps])),
+        max_loss_gap=float(np.mean([g.max() for g in loss_gaps])))

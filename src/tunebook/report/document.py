@@ -637,7 +637,8 @@ def overfit_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
     regression = _regression(a)  # no accuracies: the loss pattern alone
     for c in ranked:
         o = a.overfit[c.key]
-        gaps = [] if regression else [pct(o.final_gap), pct(o.max_gap)]
+        gaps = ([f"{o.final_loss_gap:.4f}", f"{o.max_loss_gap:.4f}"] if regression
+                else [pct(o.final_gap), pct(o.max_gap)])
         rows.append([describe(c, a.params), *gaps, f"{o.best_val_loss_epoch:.1f}",
                      f"{o.flagged_seeds}/{o.n_seeds}" + (" ⚠" if o.flagged else "")])
         if o.flagged:
@@ -645,10 +646,13 @@ def overfit_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
                          f"{o.flagged_seeds} of {o.n_seeds} seeds (best validation loss at epoch "
                          f"{o.best_val_loss_epoch:.1f} on average) — overfitting.")
     blocks: list[Block] = [("h", level, "Overfitting"),
-                           ("p", ("" if regression else "Train − validation accuracy gap at the last epoch and at "
-                                  "its largest; ") + "the epoch of lowest validation loss; seeds whose validation loss "
-                                 "rose 2+ epochs running while training loss fell."),
-                           ("table", ["configuration"] + ([] if regression else ["final gap", "max gap"])
+                           ("p", ("Validation − training loss (the training criterion on the standardised target) "
+                                  "at the last epoch and at its largest; " if regression else
+                                  "Train − validation accuracy gap at the last epoch and at its largest; ")
+                            + "the epoch of lowest validation loss; seeds whose validation loss "
+                              "rose 2+ epochs running while training loss fell."),
+                           ("table", ["configuration"] + (["final loss gap", "max loss gap"] if regression
+                                                          else ["final gap", "max gap"])
                             + ["best val-loss epoch", "flagged seeds"], rows)]
     blocks.append(("list", notes) if notes else ("p", "No configuration shows the rising-validation-loss pattern in most of its seeds."))
     picks = ranked[:2] + ([ranked[-1]] if len(ranked) > 2 else [])
