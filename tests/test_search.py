@@ -580,3 +580,24 @@ def test_a_smoke_test_of_a_search_confirms_on_one_seed_more_than_it_proposes():
     assert (smoke.search.confirm_seeds, smoke.search.confirm_max_seeds) == (2, 2)
     again = parse_spec(smoke.source, "srch.toml")  # what is stored as study.toml reads back the same
     assert (again.search.confirm_seeds, again.search.confirm_max_seeds, len(again.seeds)) == (2, 2, 1)
+
+
+@pytest.mark.parametrize("pruner, says", [
+    ("halving", "synchronous successive halving (Jamieson and Talwalkar 2016): each batch paused at epoch 1, 3; "),
+    ("median", "Optuna's median pruner: a proposal stopped at the end of an epoch when its mean val_acc there was "
+               "worse than the median of the completed proposals' at that epoch, once 5 had completed."),
+    ("asha", "Optuna's successive-halving pruner, asked epoch by epoch as the batch trained in lock-step. It decides "
+             "one proposal at a time against the values recorded at the rung before it, so within a batch its "
+             "decisions depend on the order the proposals were asked"),
+    ("hyperband", "Optuna's Hyperband pruner, asked epoch by epoch"),
+])
+def test_the_report_names_each_pruning_rule_and_what_it_assumes(pruner, says):
+    """Each pruner is named in the report with what it assumes and that it claims no error
+    rate; Optuna's successive halving and Hyperband also with their order-dependence."""
+    from tunebook.report.document import pruner_note
+
+    spec = parse_spec(SEARCH.format(sampler="random", trials=6).replace("batch = 2", f"batch = 6\npruner = \"{pruner}\"")
+                      .replace("epochs = 1", "epochs = 6"))
+    note = pruner_note(spec, "val_acc")
+    assert note.startswith("Pruning rule: ") and says in note and "claims no error rate" in note
+    assert ("depend on the order" in note) == (pruner in ("asha", "hyperband"))

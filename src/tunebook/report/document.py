@@ -419,7 +419,10 @@ def pruner_note(spec, metric: str) -> str:
                 f"{MEDIAN_STARTUP} had completed. It assumes early epochs predict the end; it claims no error rate.")
     name = {"asha": "successive-halving", "hyperband": "Hyperband"}.get(plan.pruner, plan.pruner)
     return (f"Pruning rule: Optuna's {name} pruner, asked epoch by epoch as the batch trained in lock-step. It "
-            "assumes early epochs predict the end; it claims no error rate.")
+            "decides one proposal at a time against the values recorded at the rung before it, so within a batch "
+            "its decisions depend on the order the proposals were asked (the first meets an empty rung); "
+            "pruner = \"halving\" ranks a batch's rung at once. It assumes early epochs predict the end; it "
+            "claims no error rate.")
 
 
 def search_blocks(a: StudyAnalysis, fig, level: int) -> list[Block]:
