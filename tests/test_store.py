@@ -218,6 +218,22 @@ def test_unknown_keys_are_ignored_reported_and_the_file_kept(tmp_path):
     assert res.read_text() == edited
 
 
+def test_an_env_that_is_not_a_table_is_read_as_unrecorded_and_said(tmp_path):
+    """[env] is provenance (versions, device): a hand-edited one that is not a table does
+    not make the run unreadable; it reads as unrecorded, and the reader is told."""
+    import re
+
+    cfg, folder = _saved(tmp_path)
+    conf = folder / "config.toml"
+    conf.write_text(re.sub(r"(?ms)^\[env\]\n.*?(?=^\[|\Z)", "", conf.read_text()).replace(
+        "[trial]", 'env = "by hand"\n[trial]', 1))
+    run = read_run(folder)
+    assert run.meta == {} and run.notes == (f"{conf}: ignored env (not a table)",)
+    problems: list[str] = []
+    assert [r.trial_id for r in RunStore(tmp_path, "s").iter_runs(problems)] == [cfg.trial_id]
+    assert problems == [f"{conf}: ignored env (not a table)"]
+
+
 def test_saving_never_touches_folders_tunebook_did_not_name(tmp_path):
     cfg = _cfg()
     runs = tmp_path / "s" / "runs"

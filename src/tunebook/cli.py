@@ -494,8 +494,9 @@ def _print_outcome(outcome) -> None:
     if outcome.stopped_by_budget:
         from .checkpoints import disk_use, root_of
 
-        left = max(0, len(outcome.spec.configs()) - sum(r.result.done for r in outcome.runs))
-        groups, size = disk_use(root_of(outcome.folder.parent), {c.trial_id for c in outcome.spec.configs()})
+        trials = {c.trial_id for c in outcome.spec.configs()}
+        left = max(0, len(trials) - sum(r.result.done for r in outcome.runs))
+        groups, size = disk_use(root_of(outcome.folder.parent), trials)
         kept = (f"{_n(groups, 'group', 'groups')} of this study kept {'its' if groups == 1 else 'their'} state at the "
                 f"last epoch ({size / 1e6:.1f} MB in {root_of(outcome.folder.parent)})" if groups else
                 "the groups in flight were not stored")
@@ -524,13 +525,11 @@ def _rows(args: argparse.Namespace, long: bool = False, by_class: bool = False) 
     root = _existing(args.dir if hasattr(args, "dir") else args.study, "folder")
     problems: list[str] = []
     runs = load_runs(root, problems)
-    rows = classes_table(runs, problems) if by_class else None
+    table = classes_table(runs, problems) if by_class else epochs_table(runs) if long else None
     for p in problems:
         warning(p)
-    if long:
-        return epochs_table(runs)
-    if rows is not None:
-        return rows
+    if table is not None:
+        return table
     rows = filter_rows(runs_table(runs), getattr(args, "where", []))
     default = ["study", "layers", "epochs", "batch_size", "optimizer", "lr", "seed"]
     return sort_rows(rows, getattr(args, "sort", []) or default)

@@ -37,6 +37,7 @@ import numpy as np
 
 from .datasets import DATASETS, DatasetInfo, SourceFile, validation_count
 from .errors import DataError
+from .fileid import identity
 from .splits import split_indices, strata  # noqa: F401  (split_indices: named here since the first release)
 
 _MAGIC = {1: 0x0801, 3: 0x0803}  # unsigned-byte IDX files with 1 or 3 dimensions
@@ -364,7 +365,7 @@ def check_available(name: str, data_dir: str | Path | None = None, load: bool = 
         return _user_arrays(name)[1]
     folder = locate(info, data_dir)
     if not load:
-        ident = _files_identity(info, folder)
+        ident = identity(*(folder / f.name for f in info.files.values()))
         if ident is not None and _CHECKED.get((name, str(folder))) == (ident, info):
             return folder  # checked by this process already: the same files, the same expectations
         if all(f.archive_sha256 for f in info.files.values()):
@@ -383,15 +384,6 @@ def check_available(name: str, data_dir: str | Path | None = None, load: bool = 
 #: and what they were checked against (``check_available(load=False)``: a programme checks
 #: its dataset once per study).
 _CHECKED: dict[tuple[str, str], tuple] = {}
-
-
-def _files_identity(info: DatasetInfo, folder: Path) -> tuple | None:
-    """Each file's inode, size and modification and change times (None where one is missing)."""
-    try:
-        return tuple((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                     for st in (os.stat(folder / f.name) for f in info.files.values()))
-    except OSError:
-        return None
 
 
 def fetch_dataset(name: str, data_dir: str | Path | None = None) -> Path:

@@ -60,9 +60,7 @@ def run_row(run: Run) -> dict[str, Any]:
     c, r = run.config, run.result
     h = r.history
     m = RUN_NAME.fullmatch(run.path.name)
-    row: dict[str, Any] = {"study": run.study, "trial": c.trial_id, "config": c.config_id,
-                           "layers": c.label, "depth": len(c.layers)}
-    row |= {k: getattr(c, k) for k in HPARAM_COLUMNS if k not in row}
+    row: dict[str, Any] = {"study": run.study, "trial": c.trial_id, "config": c.config_id, **_hparams(c)}
     row |= {"status": r.status, "collapsed": is_collapsed(r, DATASETS[c.dataset].n_classes),
             "val_acc": r.val_acc, "val_loss": r.val_loss, "test_acc": r.test_acc, "test_loss": r.test_loss,
             "train_acc": h.train_acc[-1] if len(h) else math.nan,
@@ -76,6 +74,12 @@ def run_row(run: Run) -> dict[str, Any]:
     return row
 
 
+def _hparams(c) -> dict[str, Any]:
+    """A run's :data:`HPARAM_COLUMNS` (its layers joined by ``-``, their count as depth)."""
+    return {"layers": c.label, "depth": len(c.layers)} | {k: getattr(c, k) for k in HPARAM_COLUMNS
+                                                          if k not in ("layers", "depth")}
+
+
 def runs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """One dict per run, with the keys of :data:`RUN_COLUMNS`."""
     return [run_row(r) for r in runs]
@@ -87,8 +91,7 @@ def epochs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     for run in runs:
         h = run.result.history
         c = run.config
-        hparams = {"layers": c.label, "depth": len(c.layers)} | {k: getattr(c, k) for k in HPARAM_COLUMNS
-                                                                 if k not in ("layers", "depth")}
+        hparams = _hparams(c)
         for i in range(len(h)):
             row = {"study": run.study, "trial": run.trial_id, "config": run.config.config_id}
             row |= hparams
@@ -115,8 +118,7 @@ def classes_table(runs: Sequence[Run], problems: list[str] | None = None) -> lis
                 problems.append(f"{run.path}: no validation accuracy by class recorded (stored before tunebook "
                                 "kept it); left out of the table by class")
             continue
-        hparams = {"layers": c.label, "depth": len(c.layers)} | {k: getattr(c, k) for k in HPARAM_COLUMNS
-                                                                 if k not in ("layers", "depth")}
+        hparams = _hparams(c)
         for i, (name, acc) in enumerate(zip(info.classes, r.val_class_acc)):
             out.append({"study": run.study, "trial": c.trial_id, "config": c.config_id, **hparams,
                         "class_index": i, "class": name, "val_class_acc": acc, "path": str(run.path)})

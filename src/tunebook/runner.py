@@ -127,9 +127,7 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
         # the locks, held until on_done has run
         with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
             outcomes = run_studies(grid, out, opts, reporter=reporter, budget=budget)
-            with reading():  # keep_best and the reports read the same runs again and again
-                _kept(outcomes)
-                done(outcomes)
+            _finished(outcomes, done)
     searches = []
     for spec in searched:
         pruning = spec.search.prunes_in_driver
@@ -139,9 +137,7 @@ def run(studies: "str | Path | StudySpec | Sequence[StudySpec]", out: str | Path
 
             with holding([spec], out, opts, fresh=fresh, pruning=pruning):
                 searches.append(run_search(spec, out, opts, reporter=reporter, budget=budget))
-                with reading():
-                    _kept([searches[-1]])
-                    done([searches[-1]])
+                _finished([searches[-1]], done)
     return Programme(tuple(outcomes), tuple(searches))
 
 
@@ -156,9 +152,7 @@ def _until_decided(specs, out, options: RunOptions, fresh: bool, reporter, budge
     budget = budget if budget is not None else Budget()
     with kept_open(options) as opts, holding(grid, out, opts, fresh=fresh):
         decided = run_all_until_decided(grid, out, opts, reporter=reporter, budget=budget)
-        with reading():
-            _kept(decided)
-            done(decided)
+        _finished(decided, done)
     return Programme(decided=tuple(decided), skipped=skipped)
 
 
@@ -280,6 +274,14 @@ def _retrain(r, store, device: str, data_dir) -> Kept:
     _write_weights(r.path, c, new.weights)
     worst = max(diffs, default=0.0)
     return Kept(r.path, True, worst == 0.0, worst)
+
+
+def _finished(outcomes, done) -> None:
+    """A part of a run ended: keep_best, then ``on_done`` (the reports), in one
+    :func:`~tunebook.store.reading` pass — they read the same runs again and again."""
+    with reading():
+        _kept(outcomes)
+        done(outcomes)
 
 
 def _kept(outcomes) -> None:

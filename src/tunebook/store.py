@@ -36,6 +36,7 @@ import tomli_w
 from . import tomlio
 from ._version import __version__
 from .errors import StoreError, StoreIOError
+from .fileid import identity
 from .lock import StudyLock
 from .records import STATUSES, TrialResult, unknown_keys
 from .records import TrialConfig
@@ -124,13 +125,6 @@ def reading() -> Iterator[None]:
         _READS = None
 
 
-def _identity(*paths: Path) -> tuple | None:
-    try:
-        return tuple((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for st in map(os.stat, paths))
-    except OSError:
-        return None
-
-
 def read_run(folder: Path) -> Run:
     """Read a run folder; raises ValueError naming the file on anything malformed.
 
@@ -139,7 +133,7 @@ def read_run(folder: Path) -> Run:
     reads = _READS
     if reads is None:
         return _read_run(folder)
-    ident = _identity(folder / "config.toml", folder / "result.toml")
+    ident = identity(folder / "config.toml", folder / "result.toml")
     seen = reads.get(folder)
     if ident is not None and seen is not None and seen[0] == ident:
         return seen[1]
@@ -173,7 +167,11 @@ def _read_run(folder: Path) -> Run:
         raise ValueError(f"{folder}: trial id of config.toml and result.toml disagree with the config's hash "
                          "(was a hyperparameter edited by hand?)")
     # the study is the folder that holds the run (a copy in another study belongs to that one)
-    return Run(folder, folder.parent.parent.name, config, result, raw_cfg.get("env", {}), tuple(notes))
+    env = raw_cfg.get("env", {})
+    if not isinstance(env, dict):  # provenance only: read as unrecorded, said
+        notes.append(f"{cfg_path}: ignored env (not a table)")
+        env = {}
+    return Run(folder, folder.parent.parent.name, config, result, env, tuple(notes))
 
 
 def remove_staging(folder: Path, tries: int = 5) -> None:

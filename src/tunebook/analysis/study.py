@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -87,11 +88,8 @@ def mixed_versions(runs: Sequence[Run]) -> list[str]:
     seeds of one configuration although an engine's arithmetic may differ between
     versions — as a checkpoint of another version is not trusted to go on from."""
     out = []
-    for key, name in (("tunebook", "tunebook"), ("torch", "torch")):
-        seen: dict[str, int] = {}
-        for r in runs:
-            version = str((r.meta or {}).get(key, "unrecorded"))
-            seen[version] = seen.get(version, 0) + 1
+    for name in ("tunebook", "torch"):
+        seen = Counter(str(r.meta.get(name, "unrecorded")) for r in runs)
         if len(seen) > 1:
             shown = ", ".join(f"{v} ({n} run{'s' if n != 1 else ''})" for v, n in sorted(seen.items()))
             out.append(f"the runs of this study were trained by more than one {name} version: {shown}; they are "

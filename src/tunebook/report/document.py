@@ -626,13 +626,8 @@ def draws_a_line(configs, param: str, others) -> bool:
 
 def crossed(configs, x: str, y: str) -> bool:
     """Whether ``x`` and ``y`` vary apart (a heatmap over them is more than a diagonal):
-    some value of each is seen with two values of the other."""
-    def spread(a: str, b: str) -> bool:
-        seen: dict = {}
-        for c in configs:
-            seen.setdefault(repr(c.value(a)), set()).add(repr(c.value(b)))
-        return any(len(v) > 1 for v in seen.values())
-    return spread(x, y) and spread(y, x)
+    neither settles the other."""
+    return not settles(configs, x, y) and not settles(configs, y, x)
 
 
 def overfit_blocks(a: StudyAnalysis, ranked, fig, level: int) -> list[Block]:
