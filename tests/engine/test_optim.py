@@ -117,3 +117,41 @@ def test_mixed_kinds_in_one_stack_each_match_torch_optim_alone():
         for got, exp in zip(params, want):
             torch.testing.assert_close(got[row], exp, rtol=1e-5, atol=1e-7)
 
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.5, 1e-4)])
+def test_rmsprop_on_the_cpu_is_torch_s_step_with_a_correctly_rounded_square_root(momentum, weight_decay):
+    """The CPU's RMSprop is torch.optim's multi-tensor step, kernel for kernel, except the
+    square root: numpy's (correctly rounded), where torch's AVX-512 kernel is one ulp off on
+    some inputs. Pinned bit for bit against the same kernels with float64's root rounded to
+    float32 (the correctly rounded one), on states that are zero in places (a blank input)."""
+    h = OptimHParams("rmsprop", lr=1e-3, momentum=momentum, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(2, 300, 40), (2, 1, 40)]  # large enough for torch's vector kernels
+    init = [torch.randn(*s, generator=gen) for s in shapes]
+    grads = [[torch.randn(*s, generator=gen) for s in shapes] for _ in range(20)]
+    for g in grads:
+        for gi in g:
+            gi[:, :1] = 0.0  # rows whose gradient is always zero: their state stays zero
+    params = [t.clone() for t in init]
+    gbufs = [torch.zeros_like(t) for t in params]
+    opt = StackedOptimizer(params, gbufs, [h, h])
+    p = [t.clone() for t in init]
+    sq = [torch.zeros_like(t) for t in p]
+    buf = [torch.zeros_like(t) for t in p]
+    for g in grads:
+        _step(opt, gbufs, g)
+        for i, gi in enumerate(g):
+            gi = gi + weight_decay * p[i] if weight_decay else gi
+            sq[i].mul_(h.alpha).addcmul_(gi, gi, value=1 - h.alpha)
+            avg = sq[i].double().sqrt().float().add_(h.eps)
+            if momentum:
+                buf[i].mul_(momentum).addcdiv_(gi, avg)
+                p[i].add_(buf[i], alpha=-h.lr)
+            else:
+                p[i].addcdiv_(gi, avg, value=-h.lr)
+    for got, exp in zip(params, p):
+        assert torch.equal(got, exp)
+    if not weight_decay:  # a gradient that is always zero moves nothing
+        assert all(torch.equal(t[:, :1], i[:, :1]) for t, i in zip(params, init))
+    assert all(int(s) == 20 for run in opt._runs for s in run.steps)  # torch's step counters, as torch keeps them
