@@ -155,3 +155,29 @@ def test_rmsprop_on_the_cpu_is_torch_s_step_with_a_correctly_rounded_square_root
     if not weight_decay:  # a gradient that is always zero moves nothing
         assert all(torch.equal(t[:, :1], i[:, :1]) for t, i in zip(params, init))
     assert all(int(s) == 20 for run in opt._runs for s in run.steps)  # torch's step counters, as torch keeps them
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw"])
+def test_adam_on_the_cpu_is_torch_s_fused_kernel_with_one_step_counter(kind):
+    """The CPU's Adam calls torch's fused kernel itself (no grouping, one shared counter
+    per run): bit for bit torch.optim's fused Adam/AdamW, and the counter counts each step once."""
+    h = OptimHParams(kind, lr=2e-3, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(5)
+    shapes = [(1, 300, 40), (1, 1, 40), (1, 40, 10)]
+    init = [torch.randn(*s, generator=gen) for s in shapes]
+    grads = [[torch.randn(*s, generator=gen) for s in shapes] for _ in range(30)]
+    params = [t.clone() for t in init]
+    gbufs = [torch.zeros_like(t) for t in params]
+    opt = StackedOptimizer(params, gbufs, [h])
+    ref = [torch.nn.Parameter(t[0].clone()) for t in init]
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    ref_opt = cls(ref, lr=h.lr, betas=(h.beta1, h.beta2), eps=h.eps, weight_decay=h.weight_decay, fused=True)
+    for g in grads:
+        _step(opt, gbufs, g)
+        for r, gi in zip(ref, g):
+            r.grad = gi[0].clone()
+        ref_opt.step()
+    for got, exp in zip(params, ref):
+        assert torch.equal(got[0], exp.detach())
+    (run,) = opt._runs
+    assert len({id(s) for s in run.steps}) == 1 and float(run.steps[0]) == 30

@@ -52,3 +52,17 @@ def test_the_cpu_form_draws_the_torch_kernels_masks_at_every_rate():
             assert cpu.dtype == torch.bool and cpu.shape == (5, 64, 433)
             assert torch.equal(cpu, rng._keep_mask_torch(*args, "cpu", w))
     assert not cpu[4].any() and cpu[0].all()
+
+
+def test_the_cpu_dropout_multiplier_is_the_torch_form_s_floats():
+    """The multiplier a layer's output is scaled by (mask / (1 - rate)), built in numpy on
+    the CPU, equals the torch form's cast and division float for float."""
+    rate = torch.tensor([0.0, 1e-9, 0.2, 0.48, 1 - 1e-7]).view(-1, 1, 1)
+    seeds, widths = [0, 3, 7, 2**31 - 1, 11], torch.tensor([433, 7, 400, 433, 1])
+    for step in (0, 5, 2**33):
+        for w in (None, widths):
+            got = rng.dropout_mask(seeds, step, 1, (64, 433), rate, "cpu", w)
+            want = rng._keep_mask_torch(seeds, step, 1, (64, 433), rate, "cpu", w).to(torch.float32).div_(1 - rate)
+            assert got.dtype == torch.float32 and got.shape == (5, 64, 433)
+            assert torch.equal(got, want)
+            assert set(got[2].unique().tolist()) == {0.0, float(torch.tensor(1.0) / (1 - torch.tensor(0.2)))}

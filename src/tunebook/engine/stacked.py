@@ -260,9 +260,8 @@ class StackedMLP:
             a = self.act(z)
             mask = None
             if self.dropout:
-                keep = rng.keep_mask(self.seeds, step, l, tuple(a.shape[1:]), self.rates, self.device,
-                                     None if self.widths is None else self.widths[l])
-                mask = keep.to(a.dtype).div_(1 - self.rates)
+                mask = rng.dropout_mask(self.seeds, step, l, tuple(a.shape[1:]), self.rates, self.device,
+                                        None if self.widths is None else self.widths[l])
             if self.mask_act:  # padded units of an activation not zero at zero
                 mask = self.unit_masks[l] if mask is None else mask.mul_(self.unit_masks[l])
             cache.append((h, a, z if self.act_name == "gelu" else None, mask, saved))
