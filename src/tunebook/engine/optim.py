@@ -212,8 +212,9 @@ def _rmsprop_cpu(p: list[torch.Tensor], g: list[torch.Tensor], sq: list[torch.Te
     takes the same time for every input. torch's CPU kernel (AVX-512, torch 2.13) is one
     unit in the last place off on about 0.6 % of float32 inputs and ~12 times slower where
     the input is zero — and an RMSprop state is zero wherever a gradient always is (the
-    first layer's rows of Fashion-MNIST's blank border pixels, dead units): it took 0.72 ms
-    of a [433, 433, 433] step's 1.62 ms update (``benchmarks/engine.py``, docs/performance.md)."""
+    first layer's rows of Fashion-MNIST's blank border pixels, dead units): on a trained
+    [433, 433, 433] member torch's roots took 0.72 ms of its 1.62 ms update, numpy's 0.21
+    (``benchmarks/rmsprop.py`` times both side by side; docs/performance.md, issue 21)."""
     torch._foreach_add_(steps, 1.0)
     if h.weight_decay != 0:
         g = torch._foreach_add(g, p, alpha=h.weight_decay)
