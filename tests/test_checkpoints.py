@@ -184,6 +184,25 @@ def test_a_checkpoint_of_trials_this_call_does_not_train_is_left_alone(tmp_path)
     assert o.trained == 1 and sorted(p.name for p in (tmp_path / FOLDER).iterdir()) == before
 
 
+def test_clearing_a_checkpoint_removes_what_a_killed_writer_left_of_it_and_nothing_else(tmp_path):
+    """A worker killed while it saved leaves `.<key>.pt.<pid>.tmp`: cleared with its group's
+    checkpoint once that process is gone; a live writer's temp, another group's, and a file
+    of another name stay."""
+    from tunebook.checkpoints import clear, stale_temps
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs (reaped)
+    key, other = "a" * 20, "b" * 20
+    names = [f"{key}.pt", f"{key}.toml", f".{key}.pt.{gone.pid}.tmp", f".{key}.toml.{gone.pid}.tmp",
+             f".{key}.pt.{os.getpid()}.tmp", f".{other}.pt.{gone.pid}.tmp", f".{key}.pt.x.tmp", "notes.txt"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    assert sorted(f.name for f in stale_temps(tmp_path, key)) == sorted(names[2:4])
+    clear(tmp_path, key)
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted(names[4:])
+    assert stale_temps(tmp_path / "absent", key) == []
+
+
 def test_no_checkpoints_is_the_old_behaviour(tmp_path):
     first = stopped_mid_group(tmp_path, checkpoint_every=None)
     assert first.stopped_by_budget and not (tmp_path / FOLDER).exists()
