@@ -181,3 +181,21 @@ def test_adam_on_the_cpu_is_torch_s_fused_kernel_with_one_step_counter(kind):
         assert torch.equal(got[0], exp.detach())
     (run,) = opt._runs
     assert len({id(s) for s in run.steps}) == 1 and float(run.steps[0]) == 30
+
+
+@pytest.mark.parametrize("kind", ["adam", "rmsprop"])
+def test_a_stack_of_other_dtypes_takes_torch_optim_s_own_step(kind):
+    """The CPU's own Adam and RMSprop paths are for float32 stacks; a user's module with a
+    float64 tensor among its parameters is updated by torch.optim's functional step."""
+    h = OptimHParams(kind, lr=1e-3)
+    init = [torch.randn(1, 30, 20, dtype=torch.float64), torch.randn(1, 1, 20)]
+    grads = [[torch.randn_like(t) for t in init] for _ in range(5)]
+    params = [t.clone() for t in init]
+    gbufs = [torch.zeros_like(t) for t in params]
+    opt = StackedOptimizer(params, gbufs, [h])
+    assert not opt._cpu
+    for g in grads:
+        _step(opt, gbufs, g)
+    want = _run_torch(h, [t[0] for t in init], [[gi[0] for gi in g] for g in grads])
+    for got, exp in zip(params, want):
+        torch.testing.assert_close(got[0], exp, rtol=1e-5, atol=1e-7)

@@ -115,7 +115,9 @@ class StackedOptimizer:
         self.hparams = list(hparams)
         self.step_count = 0
         self._fused = params[0].device.type in ("cpu", "cuda")
-        self._cpu = params[0].device.type == "cpu"
+        # the CPU's own Adam and RMSprop paths (_adam_cpu, _rmsprop_cpu): float32 stacks (the
+        # MLP's; a user's module of other dtypes takes torch.optim's, which groups by dtype)
+        self._cpu = params[0].device.type == "cpu" and all(p.dtype == torch.float32 for p in params)
         step_device = params[0].device if self._fused else "cpu"
         self._runs = []
         for a, b, h in runs_of(self.hparams):
