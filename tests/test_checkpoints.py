@@ -188,7 +188,8 @@ def test_clearing_a_checkpoint_removes_what_a_killed_writer_left_of_it_and_nothi
     """A worker killed while it saved leaves `.<key>.pt.<pid>.tmp`: cleared with its group's
     checkpoint once that process is gone; a live writer's temp, another group's, and a file
     of another name stay."""
-    from tunebook.checkpoints import clear, stale_temps
+    from tunebook.checkpoints import clear
+    from tunebook.store import stale_temps
 
     gone = subprocess.Popen(["true"])
     gone.wait()  # a pid that no longer runs (reaped)
@@ -197,10 +198,11 @@ def test_clearing_a_checkpoint_removes_what_a_killed_writer_left_of_it_and_nothi
              f".{key}.pt.{os.getpid()}.tmp", f".{other}.pt.{gone.pid}.tmp", f".{key}.pt.x.tmp", "notes.txt"]
     for n in names:
         (tmp_path / n).write_bytes(b"x")
-    assert sorted(f.name for f in stale_temps(tmp_path, key)) == sorted(names[2:4])
+    assert [f.name for f in stale_temps(tmp_path / f"{key}.pt")] == [names[2]]
+    assert [f.name for f in stale_temps(tmp_path / f"{key}.toml")] == [names[3]]
     clear(tmp_path, key)
     assert sorted(f.name for f in tmp_path.iterdir()) == sorted(names[4:])
-    assert stale_temps(tmp_path / "absent", key) == []
+    assert stale_temps(tmp_path / "absent" / f"{key}.pt") == []
 
 
 def test_no_checkpoints_is_the_old_behaviour(tmp_path):

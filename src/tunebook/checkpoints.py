@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 import tomllib
 import warnings
@@ -38,7 +37,7 @@ from typing import Any, Sequence
 
 from ._version import __version__
 from .records import TrialConfig
-from .store import write_atomic, write_atomic_bytes
+from .store import stale_temps, write_atomic, write_atomic_bytes
 
 FOLDER = ".checkpoints"
 FORMAT = 1
@@ -144,37 +143,12 @@ def resumable(root: Path, todo: Sequence[TrialConfig], final: "set[str] | frozen
 
 def clear(root: Path, key: str) -> None:
     """Remove a group's checkpoint, and the half-written copies a killed writer left of it
-    (``store.write_atomic``'s ``.<name>.<pid>.tmp``, only where that process is gone)."""
+    (:func:`tunebook.store.stale_temps`)."""
     for suffix in (".pt", ".toml"):
-        try:
-            (root / f"{key}{suffix}").unlink()
-        except FileNotFoundError:
-            pass
-    for tmp in stale_temps(root, key):
-        tmp.unlink(missing_ok=True)
-
-
-def stale_temps(root: Path, key: str) -> list[Path]:
-    """The temporary files of ``key``'s checkpoint whose writing process no longer runs: a
-    worker killed while it saved (SIGKILL, a lost machine) leaves one behind."""
-    out = []
-    for suffix in (".pt", ".toml"):
-        head = f".{key}{suffix}."
-        for f in root.glob(f"{head}*.tmp") if root.is_dir() else ():
-            pid = f.name[len(head):-len(".tmp")]
-            if pid.isdigit() and not _running(int(pid)):
-                out.append(f)
-    return out
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it runs
-        return True
-    return True
+        path = root / f"{key}{suffix}"
+        path.unlink(missing_ok=True)
+        for tmp in stale_temps(path):
+            tmp.unlink(missing_ok=True)
 
 
 def disk_use(root: Path, trials: "set[str] | frozenset[str] | None" = None) -> tuple[int, int]:

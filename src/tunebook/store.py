@@ -51,8 +51,31 @@ def write_atomic(path: Path, text: str) -> None:
     write_atomic_bytes(path, text.encode("utf-8"))
 
 
+def _temp_of(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def stale_temps(path: Path) -> list[Path]:
+    """The temporary copies of ``path`` that :func:`write_atomic_bytes` left half-written in
+    a process that no longer runs (killed while it wrote: SIGKILL, a lost machine)."""
+    head, tail = f".{path.name}.", ".tmp"
+    found = path.parent.glob(f"{head}*{tail}") if path.parent.is_dir() else ()
+    return [f for f in found if f.name[len(head):-len(tail)].isdigit()
+            and not _running(int(f.name[len(head):-len(tail)]))]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True
+
+
 def write_atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_of(path, os.getpid())
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
