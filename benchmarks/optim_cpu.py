@@ -1,15 +1,20 @@
-"""RMSprop on the CPU, side by side in one run: torch.optim's multi-tensor step (torch's
-square root) against tunebook's (the same kernels, numpy's square root), in a group of one
-trained by the stacked engine on Fashion-MNIST, and the two square roots on their own.
+"""The CPU's own optimizer and dropout paths against torch's, side by side in one run:
 
-    python benchmarks/rmsprop.py                 # [433, 433, 433], dropout 0.48 (a search's survivor)
-    python benchmarks/rmsprop.py 64 2 0.2        # WIDTH DEPTH DROPOUT
+- RMSprop: torch.optim's multi-tensor step (torch's square root) against tunebook's (the
+  same kernels, numpy's square root), in a group of one trained by the stacked engine on
+  Fashion-MNIST, and the two square roots on their own;
+- one update of a group of one, Adam and RMSprop, torch.optim's functional call against
+  tunebook's (``optim._adam_cpu``, ``optim._rmsprop_cpu``), at [64, 64] and at the given shape;
+- dropout's multiplier, the torch form's cast and division against ``rng.dropout_mask``.
+
+    python benchmarks/optim_cpu.py               # [433, 433, 433], dropout 0.48 (a search's survivor)
+    python benchmarks/optim_cpu.py 64 2 0.2      # WIDTH DEPTH DROPOUT
 
 Prints seconds per epoch of each form (two epochs each, interleaved: the machine's drift
 hits both alike; the best of each), the two square roots' milliseconds on zeros, on random
 numbers and on the trained model's first-layer state, and how often torch's square root
 differs from the correctly rounded one (float64's, rounded to float32) on 2^24 consecutive
-float32 numbers.
+float32 numbers; then the updates' and the multiplier's times (best of two interleaved rounds).
 """
 
 from __future__ import annotations
@@ -80,6 +85,57 @@ def main(width: int = 433, depth: int = 3, dropout: float = 0.48) -> None:
     off_numpy = int((np.sqrt(x).view(np.uint32) != exact).sum())
     print(f"not correctly rounded, of {len(x)} float32 numbers in [2, 8): torch {off_torch} "
           f"({100 * off_torch / len(x):.2f} %), numpy {off_numpy}")
+    updates([64, 64], [width] * depth)
+    multiplier(width, dropout)
+
+
+def updates(*shapes: list[int]) -> None:
+    """One optimizer update of a [784, *layers, 10] member: torch.optim's functional call
+    (as before: grouping, a counter per tensor) against tunebook's CPU path, ms."""
+    from torch.optim import adam, rmsprop
+
+    from tunebook.engine import optim
+    from tunebook.engine.common import flush_denormals
+
+    print("one update of a group of one, ms (torch.optim's call / tunebook's):")
+    for layers in shapes:
+        dims = [784, *layers, 10]
+        shapes_ = [s for a, b in zip(dims[:-1], dims[1:]) for s in ((1, a, b), (1, 1, b))]
+        p = [torch.randn(*s) * 0.01 for s in shapes_]
+        g = [torch.randn(*s) * 1e-3 for s in shapes_]
+        for s in g:
+            s[:, :50] = 0.0  # rows whose gradient is always zero, as blank pixels give
+        m, v, sq = ([torch.zeros_like(t) for t in p] for _ in range(3))
+        h_adam, h_rms = optim.OptimHParams("adam", lr=1e-3), optim.OptimHParams("rmsprop", lr=1e-3)
+        apart = [torch.tensor(0.0) for _ in p]
+        shared = [torch.tensor(0.0)] * len(p)
+        forms = {
+            "adam": (lambda: adam.adam(p, g, m, v, [], apart, fused=True, amsgrad=False, beta1=0.9, beta2=0.999,
+                                       lr=1e-3, weight_decay=0.0, eps=1e-8, maximize=False),
+                     lambda: optim._adam_cpu(p, g, m, v, shared, h_adam, 1e-3)),
+            "rmsprop": (lambda: rmsprop.rmsprop(p, g, sq, [], [], apart, foreach=True, lr=1e-3, alpha=0.99, eps=1e-8,
+                                                weight_decay=0.0, momentum=0.0, centered=False),
+                        lambda: optim._rmsprop_cpu(p, g, sq, None, apart, h_rms, 1e-3)),
+        }
+        label = "-".join(map(str, layers))
+        with flush_denormals(torch.device("cpu")):  # as a group trains
+            for kind, (theirs, ours) in forms.items():
+                t = [min(_ms(theirs, 300), _ms(theirs, 300)), min(_ms(ours, 300), _ms(ours, 300))]
+                print(f"  [{label}] {kind}: {t[0]:.3f} / {t[1]:.3f}")
+
+
+def multiplier(width: int, dropout: float) -> None:
+    """Dropout's multiplier of a [64, width] layer: the torch form's cast and division of the
+    mask against ``rng.dropout_mask`` (numpy), µs; the mask's own hashing is in both."""
+    from tunebook.engine import rng
+
+    rate = torch.tensor([dropout]).view(-1, 1, 1)
+    forms = {"torch": lambda: rng.keep_mask([0], 5, 0, (64, width), rate).to(torch.float32).div_(1 - rate),
+             "numpy": lambda: rng.dropout_mask([0], 5, 0, (64, width), rate)}
+    assert torch.equal(forms["torch"](), forms["numpy"]())
+    t = {k: min(_ms(f, 3000), _ms(f, 3000)) * 1000 for k, f in forms.items()}
+    print(f"dropout multiplier of a [64, {width}] layer, mask included, µs: torch {t['torch']:.1f} / "
+          f"numpy {t['numpy']:.1f}")
 
 
 if __name__ == "__main__":
